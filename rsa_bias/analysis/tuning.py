@@ -1,0 +1,104 @@
+"""PCA of a layer and single-unit tuning to the task features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._labels import (
+    attach_stimulus_coords,
+    feature_names_of,
+    map_over_extra_dims,
+    split_mask,
+)
+
+
+def _abs_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|Pearson r| between the columns of ``a`` (n, p) and ``b`` (n, q); 0 where constant."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    na = np.sqrt(np.sum(a**2, axis=0))
+    nb = np.sqrt(np.sum(b**2, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a.T @ b) / np.outer(na, nb)
+    return np.nan_to_num(np.abs(r), nan=0.0)
+
+
+def _features(activation: xr.DataArray, names: list[str], mask: np.ndarray) -> np.ndarray:
+    return np.stack([activation[f"feature_{n}"].values[mask] for n in names], 1).astype(float)
+
+
+def pca_summary(activation: xr.DataArray, features: Sequence[str] | None = None, *,
+                stimuli: xr.Dataset | None = None, split: str | None = "test",
+                n_pcs: int = 8) -> xr.Dataset:
+    """Variance fraction of the top principal components and their feature alignment.
+
+    Parameters
+    ----------
+    activation : xarray.DataArray with dims ("stimulus", "unit", ...)
+    features : features to correlate with the PC scores (default: all).
+    split : stimuli to use (``None``: all).
+    n_pcs : number of leading PCs reported (fewer if the rank is lower; the rest NaN).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``variance_fraction(pc, ...)``: share of the total variance on each PC;
+        ``feature_corr(pc, feature, ...)``: |Pearson r| between PC scores and features.
+    """
+    activation = attach_stimulus_coords(activation, stimuli)
+    names = feature_names_of(activation, features)
+    mask = split_mask(activation, split)
+    fvals = _features(activation, names, mask)
+
+    def one(phi: np.ndarray) -> dict[str, np.ndarray]:
+        x = phi[mask] - phi[mask].mean(axis=0)
+        u, s, _ = np.linalg.svd(x, full_matrices=False)
+        var = s**2
+        k = min(n_pcs, len(s))
+        frac = np.full(n_pcs, np.nan)
+        corr = np.full((n_pcs, len(names)), np.nan)
+        if var.sum() > 0:
+            frac[:k] = var[:k] / var.sum()
+            corr[:k] = _abs_corr(u[:, :k] * s[:k], fvals)
+        return {"variance_fraction": frac, "feature_corr": corr}
+
+    ds = map_over_extra_dims(activation, one,
+                             {"variance_fraction": ("pc",), "feature_corr": ("pc", "feature")},
+                             {"pc": np.arange(1, n_pcs + 1), "feature": names})
+    ds.attrs.update(method="pca_summary", split=str(split))
+    return ds
+
+
+def unit_tuning(activation: xr.DataArray, features: Sequence[str] | None = None, *,
+                stimuli: xr.Dataset | None = None, split: str | None = "test",
+                threshold: float = 0.5) -> xr.Dataset:
+    """Per-unit R² for each feature and the number of units tuned to it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``unit_r2(unit, feature, ...)``: squared Pearson r of each unit with each
+        feature (the R² of a one-feature regression; 0 for silent units);
+        ``n_selective(feature, ...)``: units with ``unit_r2 > threshold``;
+        ``n_silent(...)``: units with zero variance over the stimuli.
+    """
+    activation = attach_stimulus_coords(activation, stimuli)
+    names = feature_names_of(activation, features)
+    mask = split_mask(activation, split)
+    fvals = _features(activation, names, mask)
+
+    def one(phi: np.ndarray) -> dict[str, np.ndarray]:
+        r2 = _abs_corr(phi[mask], fvals) ** 2
+        return {"unit_r2": r2, "n_selective": (r2 > threshold).sum(axis=0),
+                "n_silent": np.sum(phi[mask].std(axis=0) == 0)}
+
+    ds = map_over_extra_dims(activation, one,
+                             {"unit_r2": ("unit", "feature"), "n_selective": ("feature",),
+                              "n_silent": ()},
+                             {"unit": activation["unit"].values if "unit" in activation.coords
+                              else np.arange(activation.sizes["unit"]), "feature": names})
+    ds.attrs.update(method="unit_tuning", split=str(split), threshold=threshold)
+    return ds

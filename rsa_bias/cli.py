@@ -1,0 +1,168 @@
+"""Command line: ``rsa-bias run``, ``rsa-bias sweep``, ``rsa-bias show``, ``rsa-bias validate``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from rsa_bias.config import ConfigError, load_config
+
+
+def _run_one(config: str, out: str, overrides: list[str], progress: bool,
+             keep_checkpoints: bool = False, figures: bool = True):
+    from rsa_bias.experiments import run_complexity_bias, summary_table
+
+    cfg = load_config(config, overrides)
+    t0 = time.perf_counter()
+    res = run_complexity_bias(cfg, out, progress=progress, keep_checkpoints=keep_checkpoints)
+    if figures:
+        from rsa_bias.plotting import save_figures
+
+        save_figures(res, out)
+    return cfg, res, summary_table(res), time.perf_counter() - t0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg, res, table, elapsed = _run_one(args.config, args.out, args.set, not args.no_progress,
+                                        args.keep_checkpoints, not args.no_figures)
+    print(f"\n{cfg.name}: {len(cfg.seeds)} seeds, wrote {args.out}/activations.nc, "
+          f"{args.out}/results.nc and figures")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    r2 = table["R2_mean"]
+    if len(r2) >= 2:
+        print(f"R2 ratio {r2.index[0]}/{r2.index[1]} = {r2.iloc[0] / r2.iloc[1]:.2f}")
+    print(f"total time: {elapsed:.1f} s")
+    return 0
+
+
+def _grid_points(grid: list[str]) -> list[list[str]]:
+    axes = []
+    for item in grid:
+        if "=" not in item:
+            raise ConfigError(f"--grid {item!r} must look like section.key=v1,v2")
+        key, values = item.split("=", 1)
+        axes.append([f"{key}={v}" for v in _split_values(values)])
+    return [list(p) for p in itertools.product(*axes)] if axes else [[]]
+
+
+def _split_values(values: str) -> list[str]:
+    """Split ``a,b,[1,2]`` on commas outside brackets."""
+    out, depth, cur = [], 0, ""
+    for ch in values:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return out + [cur]
+
+
+def _point_name(point: list[str]) -> str:
+    if not point:
+        return "base"
+    safe = "_".join(p.replace("=", "-") for p in point)
+    return "".join(c if c.isalnum() or c in "-_." else "" for c in safe)[:120]
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    points = _grid_points(args.grid)
+    for p in points:  # validate everything before training anything
+        load_config(args.config, args.set + p)
+    out = Path(args.out)
+    jobs = [(args.config, str(out / _point_name(p)), args.set + p) for p in points]
+    print(f"sweep: {len(jobs)} runs into {out}", flush=True)
+    rows = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_run_one, c, o, s, False, False, not args.no_figures)
+                   for c, o, s in jobs]
+        for (_, o, s), fut in zip(jobs, futures, strict=True):
+            _, _, table, elapsed = fut.result()
+            row = {"run": Path(o).name, "overrides": " ".join(s), "time_s": round(elapsed, 1)}
+            for feat, r in table.iterrows():
+                row.update({f"R2_{feat}": r.R2_mean, f"R2_{feat}_min": r.R2_min,
+                            f"R2_{feat}_max": r.R2_max, f"acc_{feat}_min": r.test_acc_min})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "sweep.csv", index=False)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rsa_bias.experiments import summary_table
+    from rsa_bias.store import read_results
+
+    res = read_results(Path(args.run) / "results.nc")
+    for layer in res.layer.values:
+        print(summary_table(res, str(layer)).to_string(float_format=lambda v: f"{v:.3f}"))
+        print()
+    print(json.dumps({k: v for k, v in res.attrs.items() if k != "config_json"}, indent=1))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.set)
+    print(json.dumps(cfg.to_dict(), indent=1))
+    print(f"{args.config}: valid")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rsa-bias", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    overrides = {"action": "append", "default": [], "metavar": "KEY=VALUE",
+                 "help": "override a config value, e.g. --set training.steps=500 (repeatable)"}
+
+    r = sub.add_parser("run", help="train all seeds of a config, analyse, write files and figures")
+    r.add_argument("config", help="experiment config, e.g. models/complexity_bias.toml")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--set", **overrides)
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--no-figures", action="store_true", help="skip the figures")
+    r.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep per-seed checkpoints after a successful run")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("sweep", help="run a config over a grid of overrides")
+    s.add_argument("config")
+    s.add_argument("--out", required=True)
+    s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a swept key and its values, e.g. --grid model.depth=2,4 (repeatable; "
+                        "the runs are the product of all grids)")
+    s.add_argument("--set", **overrides)
+    s.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    s.add_argument("--no-figures", action="store_true")
+    s.set_defaults(func=cmd_sweep)
+
+    sh = sub.add_parser("show", help="print the summary of a finished run")
+    sh.add_argument("run", help="output folder of a run")
+    sh.set_defaults(func=cmd_show)
+
+    v = sub.add_parser("validate", help="check a config and print it with all defaults")
+    v.add_argument("config")
+    v.add_argument("--set", **overrides)
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"rsa-bias: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

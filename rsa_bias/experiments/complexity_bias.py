@@ -1,0 +1,117 @@
+"""Complexity bias (Lampinen, Chan & Hermann 2024): an easy and a hard feature,
+both learned, and how much of each layer's variance each one takes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from rsa_bias.activations import activation_tree
+from rsa_bias.analysis import (
+    feature_variance_explained,
+    normalise_by_final,
+    pca_summary,
+    unit_tuning,
+)
+from rsa_bias.config import ExperimentConfig
+from rsa_bias.provenance import provenance_attrs
+from rsa_bias.store import layer_activation, write_activations, write_results
+from rsa_bias.tasks import make_binary_task
+from rsa_bias.training import TrainResult, train
+from rsa_bias.training.loop import EVAL_SPLITS
+
+
+def _stack_snapshots(results: list[TrainResult], steps: tuple[int, ...]) -> dict[str, np.ndarray]:
+    layers = results[0].model.layer_names
+    return {name: np.stack([np.stack([r.snapshots[s][name] for s in steps]) for r in results])
+            for name in layers}
+
+
+def _history(results: list[TrainResult], names: list[str]) -> xr.Dataset:
+    steps = results[0].eval_steps
+    out = {}
+    for metric in ("accuracy", "loss"):
+        arr = np.array([[[r.history[s][metric][n] for n in names] for s in EVAL_SPLITS]
+                        for r in results])  # seed, split, feature, eval_step
+        out[metric] = (("seed", "split", "feature", "eval_step"), arr)
+    return xr.Dataset(out, coords={"seed": [r.seed for r in results], "split": list(EVAL_SPLITS),
+                                   "feature": names, "eval_step": steps})
+
+
+def analyse_tree(tree: xr.DataTree, cfg: ExperimentConfig) -> xr.Dataset:
+    """All per-layer analyses of an activation tree, concatenated over ``layer``."""
+    per_layer = []
+    for layer in tree.children:
+        act = layer_activation(tree, layer)
+        var = feature_variance_explained(act)
+        if "step" in var.dims:
+            var = var.merge(normalise_by_final(var))
+        final = act.isel(step=-1) if "step" in act.dims else act
+        pca = pca_summary(final, n_pcs=cfg.analysis.n_pcs)
+        units = unit_tuning(final, threshold=cfg.analysis.unit_threshold)
+        per_layer.append(xr.merge([var, pca, units], combine_attrs="drop"))
+    layers = pd.Index(np.array(list(tree.children), dtype=str), name="layer")
+    return xr.concat(per_layer, dim=layers, coords="minimal", compat="override")
+
+
+def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
+                        keep_checkpoints: bool = False) -> xr.Dataset:
+    """Train every seed of ``cfg``, store activations and results, return the results.
+
+    Writes ``out_dir/activations.nc`` (all hidden layers at every snapshot step,
+    on the val and test stimuli) and ``out_dir/results.nc``. Per-seed checkpoints
+    in ``out_dir/checkpoints/`` let an interrupted run resume where it stopped;
+    they are removed once both files are written unless ``keep_checkpoints``.
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    config_json = json.dumps(cfg.to_dict(), sort_keys=True)
+    stimuli = make_binary_task(cfg.task)
+    names = list(stimuli.attrs["feature_names"])
+    mask = np.isin(stimuli.split.values, EVAL_SPLITS)
+    results = []
+    for i, seed in enumerate(cfg.seeds):
+        if progress:
+            print(f"[{i + 1}/{len(cfg.seeds)}] training seed {seed}", flush=True)
+        results.append(train(stimuli, cfg.model, cfg.training, seed, snapshot_mask=mask,
+                             checkpoint=out_dir / "checkpoints" / f"seed_{seed}.pt",
+                             config_json=config_json, progress=progress))
+    steps = cfg.training.all_snapshot_steps
+    attrs = provenance_attrs(cfg, list(cfg.seeds), method="complexity_bias")
+    tree = activation_tree(stimuli.isel(stimulus=mask), _stack_snapshots(results, steps),
+                           seeds=list(cfg.seeds), steps=list(steps), attrs=attrs)
+    write_activations(tree, out_dir / "activations.nc")
+    res = xr.merge([analyse_tree(tree, cfg), _history(results, names)],
+                   combine_attrs="drop")
+    res.attrs.update(attrs)
+    res.attrs["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    write_results(res, out_dir / "results.nc")
+    if not keep_checkpoints:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    return res
+
+
+def summary_table(res: xr.Dataset, layer: str | None = None) -> pd.DataFrame:
+    """Per feature at one layer (default: the last hidden layer) and the final step:
+    mean and sd over seeds of R², and min/mean final test accuracy."""
+    layer = layer or str(res.layer.values[-1])
+    r2 = res.r2.sel(layer=layer)
+    if "step" in r2.dims:
+        r2 = r2.isel(step=-1)
+    acc = res.accuracy.sel(split="test").isel(eval_step=-1)
+    table = pd.DataFrame({
+        "R2_mean": r2.mean("seed").to_series(),
+        "R2_sd": r2.std("seed", ddof=1).to_series() if r2.sizes["seed"] > 1 else np.nan,
+        "R2_min": r2.min("seed").to_series(),
+        "R2_max": r2.max("seed").to_series(),
+        "test_acc_min": acc.min("seed").to_series(),
+        "test_acc_mean": acc.mean("seed").to_series(),
+    })
+    table.index.name = f"feature @ {layer}"
+    return table

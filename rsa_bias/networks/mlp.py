@@ -1,0 +1,92 @@
+"""Multi-layer perceptron with one binary read-out head per feature."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rsa_bias.config import ModelConfig
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "linear": nn.Identity,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """Activation module by name; the error lists the valid names."""
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; valid: {sorted(_ACTIVATIONS)}") from None
+
+
+class HiddenLayer(nn.Module):
+    """Linear -> activation -> dropout. Its output is the layer's representation."""
+
+    def __init__(self, n_in: int, n_out: int, act: str, dropout: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+        self.act = activation(act)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.act(self.linear(x)))
+
+
+class MLP(nn.Module):
+    """MLP whose hidden layers are named ``hidden_0 ... hidden_{depth-1}``.
+
+    Parameters
+    ----------
+    n_inputs : number of input units.
+    heads : names of the binary read-out heads (one logit each).
+    depth, width, activation, dropout : architecture.
+    init_scale : every weight and bias is multiplied by this after PyTorch's
+        default initialisation (``init_scale < 1`` gives the "rich" small-init regime).
+
+    ``forward`` returns a dict ``{head_name: logits (batch,)}``; ``layer_names``
+    lists the addressable hidden layers, ``layer(name)`` returns one.
+    """
+
+    def __init__(self, n_inputs: int, heads: list[str], *, depth: int = 4, width: int = 256,
+                 activation: str = "relu", dropout: float = 0.0,
+                 init_scale: float = 1.0) -> None:
+        super().__init__()
+        sizes = [n_inputs] + [width] * depth
+        self.hidden = nn.ModuleDict({
+            f"hidden_{i}": HiddenLayer(sizes[i], sizes[i + 1], activation, dropout)
+            for i in range(depth)
+        })
+        self.heads = nn.ModuleDict({h: nn.Linear(width, 1) for h in heads})
+        if init_scale != 1.0:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(init_scale)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.hidden.keys())
+
+    def layer(self, name: str) -> nn.Module:
+        if name not in self.hidden:
+            raise KeyError(f"no layer {name!r}; layers: {self.layer_names}")
+        return self.hidden[name]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        for layer in self.hidden.values():
+            x = layer(x)
+        return {name: head(x).squeeze(-1) for name, head in self.heads.items()}
+
+
+def build_mlp(n_inputs: int, heads: list[str], cfg: ModelConfig) -> MLP:
+    """Construct an :class:`MLP` from a :class:`ModelConfig` (seed torch first)."""
+    cfg.validate()
+    return MLP(n_inputs, heads, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
+               dropout=cfg.dropout, init_scale=cfg.init_scale)

@@ -1,0 +1,141 @@
+"""The only module that reads or writes files: netCDF-4 stores with schema checks.
+
+File kinds (``attrs["rsa_bias_file"]``):
+
+``activations``
+    ``xr.DataTree``. Root: ``stimulus`` ids, ``feature_<name>`` and ``split``
+    coords, ``attrs["feature_names"]``, provenance attrs (``config_json``,
+    ``seed``, ``rsa_bias_version``, ``git_sha``, ``created``). One group per layer
+    with ``activation([seed,] [step,] stimulus, unit)``.
+``results``
+    ``xr.Dataset`` of analysis results with the same provenance attrs.
+
+Writes go to a temporary file in the target folder, then an atomic rename, so a
+crash or kill mid-write never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import xarray as xr
+
+ENGINE = "netcdf4"
+FILE_KIND = "rsa_bias_file"
+
+
+class StoreError(ValueError):
+    """A file that is missing, unreadable or does not follow the schema."""
+
+
+def _atomic_write(obj: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        obj.to_netcdf(tmp, engine=ENGINE, mode="w")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _open(path: str | Path, opener):
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} does not exist")
+    try:
+        with opener(path, engine=ENGINE) as obj:
+            return obj.load()
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise StoreError(f"{path} is not a readable netCDF-4 file (truncated or corrupt?): "
+                         f"{exc}. Re-run the experiment that wrote it to regenerate it") from exc
+
+
+def _check_kind(attrs: dict, kind: str, path: Path) -> None:
+    found = attrs.get(FILE_KIND)
+    if found != kind:
+        raise StoreError(f"{path} is not an rsa_bias {kind} file ({FILE_KIND}={found!r})")
+
+
+def write_activations(tree: xr.DataTree, path: str | Path) -> Path:
+    """Validate and atomically write an activation tree to netCDF-4."""
+    tree = tree.copy()
+    tree.attrs[FILE_KIND] = "activations"
+    validate_activations(tree, "<in memory>")
+    return _atomic_write(tree, path)
+
+
+def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> xr.DataTree:
+    """Read an activation file, checking the schema.
+
+    Parameters
+    ----------
+    path : file written by :func:`write_activations`.
+    layers : layers that must be present (a clear error names any missing one).
+    """
+    path = Path(path)
+    tree = _open(path, xr.open_datatree)
+    _check_kind(tree.attrs, "activations", path)
+    validate_activations(tree, str(path), layers)
+    return tree
+
+
+def validate_activations(tree: xr.DataTree, where: str,
+                         layers: Sequence[str] | None = None) -> None:
+    """Raise :class:`StoreError` unless ``tree`` follows the activation schema."""
+    root = tree.to_dataset()
+    if "stimulus" not in root.coords:
+        raise StoreError(f"{where}: root has no 'stimulus' coordinate")
+    names = list(tree.attrs.get("feature_names", []))
+    if not names:
+        raise StoreError(f"{where}: root attrs lack 'feature_names'")
+    for n in names:
+        if f"feature_{n}" not in root.coords:
+            raise StoreError(f"{where}: feature coord 'feature_{n}' is missing from the root "
+                             f"(features listed: {names})")
+    groups = list(tree.children)
+    if not groups:
+        raise StoreError(f"{where}: no layer groups")
+    for name in layers or []:
+        if name not in tree.children:
+            raise StoreError(f"{where}: layer group {name!r} is missing; groups: {groups}")
+    for name in groups:
+        ds = tree[name].to_dataset(inherit=False)
+        act = ds.get("activation")
+        if act is None or act.dims[-2:] != ("stimulus", "unit"):
+            raise StoreError(f"{where}: group {name!r} needs activation(..., stimulus, unit)")
+
+
+def layer_activation(tree: xr.DataTree, layer: str) -> xr.DataArray:
+    """One layer's ``activation`` with the root's stimulus coords attached."""
+    if layer not in tree.children:
+        raise StoreError(f"no layer group {layer!r}; groups: {list(tree.children)}")
+    act = tree[layer]["activation"]
+    root = tree.to_dataset()
+    stim = {k: root[k] for k in root.coords if root[k].dims == ("stimulus",)}
+    out = act.assign_coords(stim)
+    out.attrs = {"feature_names": list(tree.attrs["feature_names"])}
+    return out
+
+
+def write_results(ds: xr.Dataset, path: str | Path) -> Path:
+    """Atomically write a results Dataset to netCDF-4."""
+    ds = ds.copy()
+    ds.attrs[FILE_KIND] = "results"
+    return _atomic_write(ds, path)
+
+
+def read_results(path: str | Path) -> xr.Dataset:
+    """Read a results file written by :func:`write_results`."""
+    path = Path(path)
+    ds = _open(path, xr.open_dataset)
+    _check_kind(ds.attrs, "results", path)
+    return ds

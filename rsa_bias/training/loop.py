@@ -1,0 +1,173 @@
+"""Train one network on one task and seed, recording what the analyses need."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from tqdm.auto import tqdm
+
+from rsa_bias.activations import capture
+from rsa_bias.config import ModelConfig, TrainingConfig
+from rsa_bias.networks import build_mlp
+from rsa_bias.tasks.binary import feature_matrix
+from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
+
+EVAL_SPLITS = ("val", "test")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"training.device={name!r} but CUDA is not available; use 'auto'")
+    return torch.device(name)
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced.
+
+    ``history[split][metric][feature]`` lists values at ``eval_steps`` (metric:
+    ``accuracy`` or ``loss``); ``snapshots[step][layer]`` is a
+    ``(n_snapshot_stimuli, width)`` array over the stimuli in ``snapshot_mask``.
+    """
+
+    seed: int
+    model: nn.Module
+    eval_steps: list[int] = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+    snapshots: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def _split_tensors(stimuli: xr.Dataset, split: str, device: torch.device):
+    mask = stimuli.split.values == split
+    x = torch.as_tensor(stimuli.inputs.values[mask], device=device)
+    y = torch.as_tensor(feature_matrix(stimuli)[mask], dtype=torch.float32, device=device)
+    return x, y
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]):
+    out = model(x)
+    logits = torch.stack([out[n] for n in names], dim=1)
+    per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return logits, per_feature.mean(dim=0)
+
+
+@torch.no_grad()
+def _evaluate(model, data, names, result: TrainResult, step: int) -> None:
+    was_training = model.training
+    model.eval()
+    result.eval_steps.append(step)
+    for split, (x, y) in data.items():
+        logits, loss = _losses(model, x, y, names)
+        acc = ((logits > 0).float() == y).float().mean(dim=0)
+        for i, n in enumerate(names):
+            result.history[split]["accuracy"][n].append(float(acc[i]))
+            result.history[split]["loss"][n].append(float(loss[i]))
+    model.train(was_training)
+
+
+def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed: int, *,
+          snapshot_mask: np.ndarray | None = None, checkpoint: str | Path | None = None,
+          config_json: str = "", progress: bool = True) -> TrainResult:
+    """Train an MLP with one head per feature on the ``train`` split.
+
+    Parameters
+    ----------
+    stimuli : Dataset from :func:`rsa_bias.tasks.make_binary_task`.
+    model_cfg, cfg : architecture and optimisation settings.
+    seed : seeds the initialisation, the batch order and dropout.
+    snapshot_mask : boolean ``(n_stimulus,)``; stimuli whose activations are
+        recorded at ``cfg.all_snapshot_steps`` (default: val and test).
+    checkpoint : path; when given, state is saved there every
+        ``cfg.checkpoint_every`` steps and at the end, and an existing file is
+        resumed from (loaded with ``weights_only=True``).
+    progress : show a progress bar.
+    """
+    device = resolve_device(cfg.device)
+    names = list(stimuli.attrs["feature_names"])
+    if snapshot_mask is None:
+        snapshot_mask = np.isin(stimuli.split.values, EVAL_SPLITS)
+    x_train, y_train = _split_tensors(stimuli, "train", device)
+    data = {s: _split_tensors(stimuli, s, device) for s in EVAL_SPLITS}
+    x_snap = torch.as_tensor(stimuli.inputs.values[snapshot_mask], device=device)
+
+    torch.manual_seed(seed)
+    model = build_mlp(stimuli.sizes["input"], names, model_cfg).to(device)
+    optimizer = _make_optimizer(model, cfg)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    result = TrainResult(seed=seed, model=model, history={
+        s: {m: {n: [] for n in names} for m in ("accuracy", "loss")} for s in EVAL_SPLITS})
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        start = _restore(load_checkpoint(checkpoint, config_json=config_json),
+                         model, optimizer, gen, result)
+
+    snap_steps = set(cfg.all_snapshot_steps)
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"seed {seed}", disable=not progress,
+               leave=False, dynamic_ncols=True)
+    model.train()
+    for step in range(start, cfg.steps + 1):
+        if step in snap_steps and step not in result.snapshots:
+            result.snapshots[step] = capture(model, x_snap, model.layer_names)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            if not result.eval_steps or result.eval_steps[-1] != step:
+                _evaluate(model, data, names, result, step)
+                bar.set_postfix({n: f"{result.history['test']['accuracy'][n][-1]:.3f}"
+                                 for n in names})
+        if step == cfg.steps:
+            break
+        idx = torch.randint(len(x_train), (cfg.batch_size,), generator=gen).to(device)
+        _, loss = _losses(model, x_train[idx], y_train[idx], names)
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimizer.step()
+        bar.update(1)
+        done = step + 1
+        if checkpoint is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            save_checkpoint(_state(model, optimizer, gen, result, done, config_json), checkpoint)
+    bar.close()
+    if checkpoint is not None:
+        save_checkpoint(_state(model, optimizer, gen, result, cfg.steps, config_json), checkpoint)
+    return result
+
+
+def _state(model, optimizer, gen, result: TrainResult, step: int, config_json: str) -> dict:
+    return {
+        "step": step,
+        "config_json": config_json,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "eval_steps": list(result.eval_steps),
+        "history_json": json.dumps(result.history),
+        "snapshots": {str(s): {k: torch.from_numpy(v) for k, v in layers.items()}
+                      for s, layers in result.snapshots.items()},
+    }
+
+
+def _restore(state: dict, model, optimizer, gen, result: TrainResult) -> int:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    result.eval_steps = list(state["eval_steps"])
+    result.history = json.loads(state["history_json"])
+    result.snapshots = {int(s): {k: v.numpy() for k, v in layers.items()}
+                        for s, layers in state["snapshots"].items()}
+    return int(state["step"])
