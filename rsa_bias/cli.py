@@ -71,6 +71,13 @@ def _point_name(point: list[str]) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "" for c in safe)[:120]
 
 
+def _one_thread() -> None:
+    """Parallel sweep workers use one BLAS/torch thread each to avoid oversubscription."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -81,7 +88,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     jobs = [(args.config, str(out / _point_name(p)), args.set + p) for p in points]
     print(f"sweep: {len(jobs)} runs into {out}", flush=True)
     rows = []
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=_one_thread if args.jobs > 1 else None) as pool:
         futures = [pool.submit(_run_one, c, o, s, False, False, not args.no_figures)
                    for c, o, s in jobs]
         for (_, o, s), fut in zip(jobs, futures, strict=True):

@@ -46,23 +46,26 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
     fitting mean).
     """
     mu = phi_fit.mean(axis=0)
-    p_fit = phi_fit - mu
-    p_eval = phi_eval - mu
     fbar = f_fit.mean(axis=0)
     x_fit = f_fit - fbar
     x_eval = f_eval - fbar
-    total = float(np.sum(p_eval**2))
-    explained = np.empty(f_fit.shape[1])
-    for j in range(f_fit.shape[1]):
-        xj = x_fit[:, j]
-        denom = float(xj @ xj)
-        if denom == 0:
-            raise ValueError(f"feature {j} is constant on the fitting split; it explains nothing")
-        w = (xj @ p_fit) / denom
-        resid = p_eval - np.outer(x_eval[:, j], w)
-        explained[j] = total - float(np.sum(resid**2))
-    w_joint, *_ = np.linalg.lstsq(x_fit, p_fit, rcond=None)
-    explained_joint = total - float(np.sum((p_eval - x_eval @ w_joint) ** 2))
+    p_eval = phi_eval - mu
+    total = float(np.einsum("ij,ij->", p_eval, p_eval))
+    # Sufficient statistics: every fit and residual below needs only these
+    # (n_features x n_units) cross-products, never an (n x n_units) residual.
+    a = x_fit.T @ (phi_fit - mu)            # X_fit' P_fit
+    b = x_eval.T @ p_eval                   # X_eval' P_eval
+    g_fit = x_fit.T @ x_fit
+    g_eval = x_eval.T @ x_eval
+    diag = np.diag(g_fit)
+    if np.any(diag == 0):
+        raise ValueError(f"feature(s) {np.flatnonzero(diag == 0).tolist()} are constant on the "
+                         "fitting split; they explain nothing")
+    w = a / diag[:, None]                   # one-feature fits, one row per feature
+    # SSE = total - 2 <w, b> + |w|^2 x_eval'x_eval  =>  explained = total - SSE
+    explained = 2 * np.sum(w * b, axis=1) - np.sum(w**2, axis=1) * np.diag(g_eval)
+    w_joint = np.linalg.lstsq(g_fit, a, rcond=None)[0]
+    explained_joint = float(2 * np.sum(w_joint * b) - np.sum(w_joint * (g_eval @ w_joint)))
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "r2": explained / total,
