@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import sys
@@ -30,8 +31,9 @@ def _run_one(config: str, out: str, overrides: list[str], progress: bool,
 def cmd_run(args: argparse.Namespace) -> int:
     cfg, res, table, elapsed = _run_one(args.config, args.out, args.set, not args.no_progress,
                                         args.keep_checkpoints, not args.no_figures)
+    figures = "" if args.no_figures else " and figures"
     print(f"\n{cfg.name}: {len(cfg.seeds)} seeds, wrote {args.out}/activations.nc, "
-          f"{args.out}/results.nc and figures")
+          f"{args.out}/results.nc{figures}")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     r2 = table["R2_mean"]
     if len(r2) >= 2:
@@ -68,7 +70,9 @@ def _point_name(point: list[str]) -> str:
     if not point:
         return "base"
     safe = "_".join(p.replace("=", "-") for p in point)
-    return "".join(c if c.isalnum() or c in "-_." else "" for c in safe)[:120]
+    safe = "".join(c if c.isalnum() or c in "-_." else "" for c in safe)[:100]
+    digest = hashlib.sha1(" ".join(point).encode()).hexdigest()[:8]
+    return f"{safe}_{digest}"
 
 
 def _one_thread() -> None:

@@ -65,6 +65,12 @@ def _check_kind(attrs: dict, kind: str, path: Path) -> None:
         raise StoreError(f"{path} is not an rsa_bias {kind} file ({FILE_KIND}={found!r})")
 
 
+def feature_names(attrs: dict) -> list[str]:
+    """``attrs["feature_names"]`` as a list (netCDF returns a one-element list as a str)."""
+    names = attrs.get("feature_names", [])
+    return [names] if isinstance(names, str) else [str(n) for n in names]
+
+
 def write_activations(tree: xr.DataTree, path: str | Path) -> Path:
     """Validate and atomically write an activation tree to netCDF-4."""
     tree = tree.copy()
@@ -84,6 +90,7 @@ def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> x
     path = Path(path)
     tree = _open(path, xr.open_datatree)
     _check_kind(tree.attrs, "activations", path)
+    tree.attrs["feature_names"] = feature_names(tree.attrs)
     validate_activations(tree, str(path), layers)
     return tree
 
@@ -94,7 +101,7 @@ def validate_activations(tree: xr.DataTree, where: str,
     root = tree.to_dataset()
     if "stimulus" not in root.coords:
         raise StoreError(f"{where}: root has no 'stimulus' coordinate")
-    names = list(tree.attrs.get("feature_names", []))
+    names = feature_names(tree.attrs)
     if not names:
         raise StoreError(f"{where}: root attrs lack 'feature_names'")
     for n in names:
@@ -122,7 +129,7 @@ def layer_activation(tree: xr.DataTree, layer: str) -> xr.DataArray:
     root = tree.to_dataset()
     stim = {k: root[k] for k in root.coords if root[k].dims == ("stimulus",)}
     out = act.assign_coords(stim)
-    out.attrs = {"feature_names": list(tree.attrs["feature_names"])}
+    out.attrs = {"feature_names": feature_names(tree.attrs)}
     return out
 
 

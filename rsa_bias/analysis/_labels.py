@@ -32,7 +32,9 @@ def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None)
     extra = {k: ("stimulus", sel[k].values) for k in sel.coords
              if k != "stimulus" and sel[k].dims == ("stimulus",)}
     out = activation.assign_coords(extra)
-    out.attrs = {**activation.attrs, "feature_names": list(stimuli.attrs.get("feature_names", []))}
+    names = stimuli.attrs.get("feature_names", [])
+    out.attrs = {**activation.attrs,
+                 "feature_names": [names] if isinstance(names, str) else list(names)}
     return out
 
 
@@ -40,8 +42,9 @@ def feature_names_of(activation: xr.DataArray, features: Sequence[str] | None) -
     """Names of the features to analyse; checks each ``feature_<name>`` coord exists."""
     available = [str(c)[len("feature_"):] for c in activation.coords
                  if str(c).startswith("feature_")]
-    names = list(features) if features is not None else (
-        list(activation.attrs.get("feature_names", [])) or available)
+    listed = activation.attrs.get("feature_names", [])
+    listed = [listed] if isinstance(listed, str) else list(listed)
+    names = list(features) if features is not None else (listed or available)
     missing = [n for n in names if n not in available]
     if missing or not names:
         raise ValueError(f"no feature coord for {missing or 'any feature'} on the activations "

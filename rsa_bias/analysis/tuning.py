@@ -17,13 +17,17 @@ from rsa_bias.analysis._labels import (
 
 def _abs_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """|Pearson r| between the columns of ``a`` (n, p) and ``b`` (n, q); 0 where constant."""
+    const_a = np.ptp(a, axis=0) == 0
+    const_b = np.ptp(b, axis=0) == 0
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     na = np.sqrt(np.sum(a**2, axis=0))
     nb = np.sqrt(np.sum(b**2, axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a.T @ b) / np.outer(na, nb)
-    return np.nan_to_num(np.abs(r), nan=0.0)
+        r = np.abs((a.T @ b) / np.outer(na, nb))
+    r[const_a, :] = 0.0
+    r[:, const_b] = 0.0
+    return np.nan_to_num(r, nan=0.0)
 
 
 def _features(activation: xr.DataArray, names: list[str], mask: np.ndarray) -> np.ndarray:
@@ -93,12 +97,14 @@ def unit_tuning(activation: xr.DataArray, features: Sequence[str] | None = None,
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:
         r2 = _abs_corr(phi[mask], fvals) ** 2
         return {"unit_r2": r2, "n_selective": (r2 > threshold).sum(axis=0),
-                "n_silent": np.sum(phi[mask].std(axis=0) == 0)}
+                "n_silent": np.sum(np.ptp(phi[mask], axis=0) == 0)}
 
     ds = map_over_extra_dims(activation, one,
                              {"unit_r2": ("unit", "feature"), "n_selective": ("feature",),
                               "n_silent": ()},
                              {"unit": activation["unit"].values if "unit" in activation.coords
                               else np.arange(activation.sizes["unit"]), "feature": names})
+    ds["n_selective"] = ds["n_selective"].astype(np.int64)
+    ds["n_silent"] = ds["n_silent"].astype(np.int64)
     ds.attrs.update(method="unit_tuning", split=str(split), threshold=threshold)
     return ds
