@@ -42,13 +42,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid_points(grid: list[str]) -> list[list[str]]:
+def _grid_points(grid: list[str], one_at_a_time: bool = False) -> list[list[str]]:
+    """Override lists for a sweep: the product of all grids, or the base config plus
+    each grid value on its own (``one_at_a_time``)."""
     axes = []
     for item in grid:
         if "=" not in item:
             raise ConfigError(f"--grid {item!r} must look like section.key=v1,v2")
         key, values = item.split("=", 1)
         axes.append([f"{key}={v}" for v in _split_values(values)])
+    if one_at_a_time:
+        return [[]] + [[value] for axis in axes for value in axis]
     return [list(p) for p in itertools.product(*axes)] if axes else [[]]
 
 
@@ -85,7 +89,7 @@ def _one_thread() -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    points = _grid_points(args.grid)
+    points = _grid_points(args.grid, args.one_at_a_time)
     for p in points:  # validate everything before training anything
         load_config(args.config, args.set + p)
     out = Path(args.out)
@@ -151,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a swept key and its values, e.g. --grid model.depth=2,4 (repeatable; "
                         "the runs are the product of all grids)")
     s.add_argument("--set", **overrides)
+    s.add_argument("--one-at-a-time", action="store_true",
+                   help="run the base config and each grid value alone instead of the product")
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     s.add_argument("--no-figures", action="store_true")
     s.set_defaults(func=cmd_sweep)

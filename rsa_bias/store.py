@@ -16,12 +16,12 @@ crash or kill mid-write never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import xarray as xr
+
+from rsa_bias._atomic import atomic_path
 
 ENGINE = "netcdf4"
 FILE_KIND = "rsa_bias_file"
@@ -30,21 +30,10 @@ FILE_KIND = "rsa_bias_file"
 class StoreError(ValueError):
     """A file that is missing, unreadable or does not follow the schema."""
 
-
 def _atomic_write(obj: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         obj.to_netcdf(tmp, engine=ENGINE, mode="w")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _open(path: str | Path, opener):
