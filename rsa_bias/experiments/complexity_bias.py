@@ -113,5 +113,4 @@ def summary_table(res: xr.Dataset, layer: str | None = None) -> pd.DataFrame:
         "test_acc_min": acc.min("seed").to_series(),
         "test_acc_mean": acc.mean("seed").to_series(),
     })
-    table.index.name = f"feature @ {layer}"
-    return table
+    return table.rename_axis(f"feature @ {layer}")  # a new index: xarray's stays untouched
