@@ -29,6 +29,10 @@ def _run_one(config: str, out: str, overrides: list[str], progress: bool,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     cfg, res, table, elapsed = _run_one(args.config, args.out, args.set, not args.no_progress,
                                         args.keep_checkpoints, not args.no_figures)
     figures = "" if args.no_figures else " and figures"
@@ -144,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", **overrides)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--no-figures", action="store_true", help="skip the figures")
+    r.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default: torch's choice; 1 is fastest for small "
+                        "MLPs on a busy machine)")
     r.add_argument("--keep-checkpoints", action="store_true",
                    help="keep per-seed checkpoints after a successful run")
     r.set_defaults(func=cmd_run)

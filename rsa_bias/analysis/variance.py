@@ -131,7 +131,8 @@ def normalise_by_final(ds: xr.Dataset, *, step_dim: str = "step") -> xr.Dataset:
 
     Returns ``r2_final_norm(feature, ...)`` and ``r2_joint_final_norm(...)`` where
     the denominator is ``total`` at the last ``step``, so a curve shows absolute
-    growth of feature variance rather than shares of a changing total.
+    growth of feature variance rather than shares of a changing total. Values can
+    exceed 1 early in training when the layer's total variance later shrinks.
     """
     if step_dim not in ds.dims:
         raise ValueError(f"no {step_dim!r} dim to normalise over (dims: {tuple(ds.dims)})")

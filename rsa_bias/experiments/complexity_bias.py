@@ -56,8 +56,9 @@ def analyse_tree(tree: xr.DataTree, cfg: ExperimentConfig) -> xr.Dataset:
         pca = pca_summary(final, n_pcs=cfg.analysis.n_pcs)
         units = unit_tuning(final, threshold=cfg.analysis.unit_threshold)
         per_layer.append(xr.merge([var, pca, units], combine_attrs="drop"))
-    layers = pd.Index(np.array(list(tree.children), dtype=str), name="layer")
-    return xr.concat(per_layer, dim=layers, coords="minimal", compat="override")
+    names = np.array(list(tree.children), dtype="U")
+    out = xr.concat(per_layer, dim="layer", coords="minimal", compat="override")
+    return out.assign_coords(layer=names)
 
 
 def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
