@@ -1,0 +1,94 @@
+"""Labelled-input handling shared by RDM, RSA, CKA and encoding functions.
+
+Every public measure accepts an ``xarray.DataArray`` with a ``stimulus`` dim or a
+plain numpy array (stimuli on axis 0). Labelled inputs are aligned on stimulus
+ids; a mismatch is refused with an error naming the missing ids — never a silent
+comparison by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+
+def as_labelled(x: xr.DataArray | np.ndarray, *, name: str = "x",
+                dims: Sequence[str] = ("stimulus", "unit")) -> xr.DataArray:
+    """Wrap a numpy array as a DataArray with ``dims`` and integer stimulus ids.
+
+    DataArrays pass through (they must have a ``stimulus`` dim); numpy arrays
+    get ``dims`` in order and ``stimulus`` ids ``0..n-1``.
+    """
+    if isinstance(x, xr.DataArray):
+        if "stimulus" not in x.dims:
+            raise ValueError(f"{name} has dims {x.dims}; a 'stimulus' dim is required "
+                             "(rename yours with .rename({...: 'stimulus'}))")
+        if "stimulus" not in x.coords:
+            x = x.assign_coords(stimulus=np.arange(x.sizes["stimulus"]))
+        return x
+    arr = np.asarray(x)
+    if arr.ndim != len(dims):
+        raise ValueError(f"{name} has shape {arr.shape}; expected {len(dims)} dims "
+                         f"{tuple(dims)}")
+    return xr.DataArray(arr, dims=tuple(dims), coords={"stimulus": np.arange(arr.shape[0])})
+
+
+def _ids(x: xr.DataArray) -> np.ndarray:
+    ids = x["stimulus"].values
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("stimulus ids are not unique; each stimulus needs its own id")
+    return ids
+
+
+def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
+                  join: str = "exact") -> list[xr.DataArray]:
+    """Reorder labelled arrays to the stimulus order of the first one.
+
+    Parameters
+    ----------
+    arrays : DataArrays with a ``stimulus`` coord.
+    join : ``"exact"`` refuses any difference in the stimulus sets; ``"inner"``
+        keeps the stimuli common to all (in the first array's order).
+
+    Raises
+    ------
+    ValueError naming (some of) the ids missing from one side.
+    """
+    names = list(names or [f"input {i}" for i in range(len(arrays))])
+    ids = [_ids(a) for a in arrays]
+    ref = ids[0]
+    if join == "inner":
+        keep = ref[np.all([np.isin(ref, other) for other in ids[1:]], axis=0)]
+        if keep.size < 2:
+            raise ValueError(f"only {keep.size} stimulus ids are shared by all inputs")
+        return [a.sel(stimulus=keep) for a in arrays]
+    if join != "exact":
+        raise ValueError(f"unknown join {join!r}; valid: ['exact', 'inner']")
+    out = [arrays[0]]
+    for a, other, nm in zip(arrays[1:], ids[1:], names[1:], strict=True):
+        missing = np.setdiff1d(ref, other)
+        extra = np.setdiff1d(other, ref)
+        if missing.size or extra.size:
+            parts = []
+            if missing.size:
+                parts.append(f"{missing.size} ids of {names[0]} are missing from {nm} "
+                             f"(e.g. {missing[:3].tolist()})")
+            if extra.size:
+                parts.append(f"{extra.size} ids of {nm} are missing from {names[0]} "
+                             f"(e.g. {extra[:3].tolist()})")
+            raise ValueError("stimuli differ: " + "; ".join(parts) +
+                             "; align them or pass join='inner'")
+        out.append(a.sel(stimulus=ref))
+    return out
+
+
+def finite_values(x: xr.DataArray, name: str) -> np.ndarray:
+    """The array's values as float64, refusing NaN/inf with a clear message."""
+    values = np.asarray(x.values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.sum(~np.isfinite(values)))
+        raise ValueError(f"{name} contains {bad} NaN/inf values; drop those stimuli/units or "
+                         "impute them first")
+    return values
