@@ -15,13 +15,15 @@ from scipy.stats import ortho_group
 from rsa_bias.analysis.cka import (
     _cka_arrays,
     _prepared_pair,
-    _weighted_unbiased_hsic,
     cka,
-    cka_bootstrap,
     cka_matrix,
-    cka_permutation,
     hsic,
     minibatch_cka,
+)
+from rsa_bias.analysis.cka_inference import (
+    _weighted_unbiased_hsic,
+    cka_bootstrap,
+    cka_permutation,
 )
 
 # --- independent references, written from the formulas -----------------------------------------
