@@ -1,0 +1,436 @@
+"""Comparing RDMs (representational similarity analysis).
+
+Definitions follow ``rsatoolbox.rdm.compare`` (v0.3) and agree with it to
+floating-point precision; every measure works on the upper-triangle vectors of
+the RDMs (:func:`rsa_bias.analysis.rdm.condensed`):
+
+============== ============================================================ ==============
+method         similarity                                                   rsatoolbox
+============== ============================================================ ==============
+pearson        Pearson r of the dissimilarity vectors                       ``"corr"``
+spearman       Pearson r of their ranks (ties get average ranks)            ``"spearman"``
+rho_a          rank correlation without tie correction, 12·rᵀs/(m³ - m)     ``"rho-a"``
+kendall_tau_a  (concordant - discordant) / (m(m-1)/2)                       ``"tau-a"``
+kendall_tau_b  Kendall τ_b (scipy.stats.kendalltau)                         ``"kendall"``
+cosine         cosine of the vectors                                        ``"cosine"``
+cosine_cov     cosine after whitening with the covariance of the RDM vector ``"cosine_cov"``
+corr_cov       ``cosine_cov`` of mean-centred vectors                       ``"corr_cov"``
+============== ============================================================ ==============
+
+Stacks of RDMs are compared all-against-all with matrix products: a stack is
+ranked / centred / whitened once, then one GEMM gives every comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+import scipy.stats
+import xarray as xr
+
+from rsa_bias.analysis._align import align_stimuli
+from rsa_bias.analysis.rdm import (
+    PAIR_DIM,
+    RDM_DIMS,
+    choose,
+    n_stimuli_from_pairs,
+    triu_vectors,
+)
+
+# --------------------------------------------------------------------------- kernels
+
+def _cosine_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cosine between every row of ``x`` and of ``y``; 0 where a row is all zero (rsatoolbox)."""
+    nx = np.sqrt(np.einsum("ij,ij->i", x, x))
+    ny = np.sqrt(np.einsum("ij,ij->i", y, y))
+    out = x @ y.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out /= nx[:, None]
+        out /= ny[None, :]
+    out[(nx == 0)[:, None] | (ny == 0)[None, :]] = 0.0
+    return out
+
+
+def _centred(x: np.ndarray) -> np.ndarray:
+    return x - x.mean(axis=1, keepdims=True)
+
+
+def _average_ranks_sorted(tied: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based) of a sorted vector, given ``tied[k] = s[k+1] == s[k]``."""
+    new = np.r_[True, ~tied]
+    starts = np.r_[np.flatnonzero(new), new.size]
+    average = 0.5 * (starts[:-1] + starts[1:] - 1) + 1
+    return average[np.cumsum(new) - 1]
+
+
+def rank_rows(v: np.ndarray) -> np.ndarray:
+    """Average ranks along each row, as ``scipy.stats.rankdata(v, axis=1)``, but faster.
+
+    One unstable (SIMD) argsort and one sort per row; only rows that contain
+    ties take the extra tie-averaging pass.
+    """
+    k, m = v.shape
+    ranks = np.empty((k, m))
+    ordinal = np.arange(1, m + 1, dtype=np.float64)
+    for i in range(k):
+        order = np.argsort(v[i])
+        tied = np.diff(np.sort(v[i])) == 0
+        ranks[i, order] = _average_ranks_sorted(tied) if tied.any() else ordinal
+    return ranks
+
+
+def _centred_ranks(v: np.ndarray) -> np.ndarray:
+    ranks = rank_rows(v)
+    ranks -= (v.shape[1] + 1) / 2.0  # the mean of average ranks is always (m + 1) / 2
+    return ranks
+
+
+def _pearson(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _cosine_rows(_centred(x), _centred(y))
+
+
+def _cosine(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _cosine_rows(x, y)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _cosine_rows(_centred_ranks(x), _centred_ranks(y))
+
+
+def _rho_a(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    m = x.shape[1]
+    return (_centred_ranks(x) @ _centred_ranks(y).T) * (12.0 / (m**3 - m))
+
+
+def _tied_pairs(v: np.ndarray) -> np.ndarray:
+    """Number of tied pairs within each row."""
+    out = np.empty(v.shape[0])
+    for i, row in enumerate(v):
+        counts = np.unique(row, return_counts=True)[1]
+        out[i] = np.sum(counts * (counts - 1) / 2)
+    return out
+
+
+def _kendall(x: np.ndarray, y: np.ndarray, *, variant_a: bool) -> np.ndarray:
+    m = x.shape[1]
+    total = m * (m - 1) / 2
+    tx, ty = _tied_pairs(x), _tied_pairs(y)
+    out = np.empty((x.shape[0], y.shape[0]))
+    for i, j in np.ndindex(out.shape):
+        tau_b = scipy.stats.kendalltau(x[i], y[j]).statistic
+        if not variant_a:
+            out[i, j] = tau_b
+        elif np.isnan(tau_b):  # a constant vector: no concordant or discordant pairs
+            out[i, j] = 0.0
+        else:  # tau_a = (C - D) / total and tau_b = (C - D) / sqrt((total-tx)(total-ty))
+            out[i, j] = tau_b * np.sqrt((total - tx[i]) * (total - ty[j])) / total
+    return np.clip(out, -1.0, 1.0) if variant_a else out
+
+
+def _kendall_tau_a(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _kendall(x, y, variant_a=True)
+
+
+def _kendall_tau_b(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _kendall(x, y, variant_a=False)
+
+
+def _incidence(i: np.ndarray, j: np.ndarray, n: int) -> scipy.sparse.csr_matrix:
+    """``(pairs, n)`` matrix with ones at each pair's two stimuli."""
+    rows = np.r_[np.arange(i.size), np.arange(i.size)]
+    data = np.ones(2 * i.size)
+    return scipy.sparse.csr_matrix((data, (rows, np.r_[i, j])), shape=(i.size, n))
+
+
+def _whiten(v: np.ndarray, keep: np.ndarray, sigma_k: np.ndarray | None) -> np.ndarray:
+    """rsatoolbox's ``_cov_weighting``: double-centred ``-D/2`` with its diagonal appended.
+
+    The centring is the weighted least-squares removal of row/column effects,
+    which for a complete RDM is exactly ``H (-D/2) H``; with NaN entries it is
+    done on the kept pairs only (as rsatoolbox does).
+    """
+    n = n_stimuli_from_pairs(keep.size)
+    i, j = (t[keep] for t in np.triu_indices(n, 1))
+    g = -0.5 * v
+    inc = _incidence(i, j, n)
+    u = np.asarray(inc.T @ g.T).T                      # (k, n) row sums over kept pairs
+    if keep.all():
+        coef = (2.0 / n) * (u - u.sum(axis=1, keepdims=True) / (2 * n))
+    else:
+        normal = 0.5 * (inc.T @ inc).toarray() + np.eye(n)
+        coef = np.linalg.solve(normal, u.T).T
+    pairs = g - 0.5 * (coef[:, i] + coef[:, j])
+    diag = -coef
+    if sigma_k is not None:
+        pairs /= np.sqrt(sigma_k[i] * sigma_k[j])
+        diag /= sigma_k
+    return np.concatenate([pairs * np.sqrt(2.0), diag], axis=1)
+
+
+def _cosine_cov(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _cosine_rows(_whiten(x, keep, sigma_k), _whiten(y, keep, sigma_k))
+
+
+def _corr_cov(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
+    return _cosine_cov(_centred(x), _centred(y), keep, sigma_k)
+
+
+_Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray, Any], np.ndarray]
+_METHODS: dict[str, _Kernel] = {
+    "pearson": _pearson,
+    "spearman": _spearman,
+    "rho_a": _rho_a,
+    "kendall_tau_a": _kendall_tau_a,
+    "kendall_tau_b": _kendall_tau_b,
+    "cosine": _cosine,
+    "cosine_cov": _cosine_cov,
+    "corr_cov": _corr_cov,
+}
+_USES_SIGMA_K = ("cosine_cov", "corr_cov")
+
+
+# --------------------------------------------------------------------------- inputs
+
+@dataclass
+class _Stack:
+    """RDMs as condensed vectors ``(k, m)`` plus the labels needed to rebuild the result."""
+
+    vectors: np.ndarray
+    ids: np.ndarray
+    dims: tuple[str, ...] = ()
+    shape: tuple[int, ...] = ()
+    coords: dict[str, Any] = field(default_factory=dict)
+
+
+def _pair_ids(v: xr.DataArray, n: int) -> np.ndarray:
+    if "stimulus_i" not in v.coords:
+        return np.arange(n)
+    si, sj = v["stimulus_i"].values, v["stimulus_j"].values
+    ids = np.concatenate([si[:1], sj[: n - 1]])
+    i, j = np.triu_indices(n, 1)
+    if not (np.array_equal(ids[i], si) and np.array_equal(ids[j], sj)):
+        raise ValueError("the stimulus_i/stimulus_j coords of the 'pair' dim are not in "
+                         "condensed() order; build vector RDMs with condensed()")
+    return ids
+
+
+def _square_to_vectors(square: np.ndarray, name: str) -> np.ndarray:
+    """Upper triangles of square RDMs; asymmetry is detected through row vs column sums."""
+    rows, cols = square.sum(axis=-1), square.sum(axis=-2)
+    scale = np.nanmax(np.abs(rows), initial=0.0)
+    if not np.allclose(rows, cols, rtol=1e-6, atol=1e-9 * scale, equal_nan=True):
+        raise ValueError(f"{name} is not symmetric; an RDM must have d(i, j) == d(j, i) "
+                         "(symmetrise it with (d + d.T) / 2 or pass condensed() vectors)")
+    return triu_vectors(square).reshape(-1, square.shape[-1] * (square.shape[-1] - 1) // 2)
+
+
+def _from_dataarray(x: xr.DataArray, name: str) -> _Stack:
+    if PAIR_DIM in x.dims:
+        lead = tuple(str(d) for d in x.dims if d != PAIR_DIM)
+        x = x.transpose(*lead, PAIR_DIM)
+        ids = _pair_ids(x, n_stimuli_from_pairs(x.sizes[PAIR_DIM]))
+        vectors = np.asarray(x.values, dtype=np.float64).reshape(-1, x.sizes[PAIR_DIM])
+    elif set(RDM_DIMS) <= set(x.dims):
+        lead = tuple(str(d) for d in x.dims if d not in RDM_DIMS)
+        x = x.transpose(*lead, *RDM_DIMS)
+        ids = x["stimulus_i"].values if "stimulus_i" in x.coords else np.arange(x.shape[-1])
+        if "stimulus_j" in x.coords and not np.array_equal(ids, x["stimulus_j"].values):
+            jds = x["stimulus_j"].values
+            if set(ids.tolist()) != set(jds.tolist()):
+                raise ValueError(f"{name}: stimulus_i and stimulus_j hold different ids (e.g. "
+                                 f"{np.setdiff1d(ids, jds)[:3].tolist()} vs "
+                                 f"{np.setdiff1d(jds, ids)[:3].tolist()}); an RDM is square "
+                                 "over one stimulus set")
+            x = x.sel(stimulus_j=ids)
+        vectors = _square_to_vectors(np.asarray(x.values, dtype=np.float64), name)
+    else:
+        raise ValueError(f"{name} has dims {x.dims}; expected (..., 'stimulus_i', "
+                         "'stimulus_j') or (..., 'pair') from condensed()")
+    coords = {k: c.variable for k, c in x.coords.items() if c.dims and set(c.dims) <= set(lead)}
+    return _Stack(vectors, ids, lead, tuple(x.shape[: len(lead)]), coords)
+
+
+def _as_stack(x: xr.DataArray | np.ndarray, name: str) -> _Stack:
+    if isinstance(x, xr.DataArray):
+        stack = _from_dataarray(x, name)
+    else:
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim == 1:
+            stack = _Stack(arr[None, :], np.arange(n_stimuli_from_pairs(arr.size)))
+        elif arr.ndim in (2, 3) and arr.shape[-1] == arr.shape[-2]:
+            lead = ("rdm",) if arr.ndim == 3 else ()
+            stack = _Stack(_square_to_vectors(arr, name), np.arange(arr.shape[-1]), lead,
+                           arr.shape[:-2])
+        elif arr.ndim == 2:
+            n = n_stimuli_from_pairs(arr.shape[1])
+            stack = _Stack(arr, np.arange(n), ("rdm",), arr.shape[:1])
+        else:
+            raise ValueError(f"{name} has shape {arr.shape}; expected a condensed vector "
+                             "(m,), a square RDM (n, n) or a stack (k, n, n) / (k, m)")
+    if stack.ids.size < 3:
+        raise ValueError(f"{name} has {stack.ids.size} stimuli; comparing RDMs needs at least 3")
+    if np.isinf(stack.vectors).any():
+        raise ValueError(f"{name} contains inf dissimilarities")
+    return stack
+
+
+def _select_pairs(vectors: np.ndarray, ids_from: np.ndarray, ids_to: np.ndarray) -> np.ndarray:
+    """Condensed vectors over ``ids_from`` re-expressed over ``ids_to`` (a subset, any order)."""
+    if np.array_equal(ids_from, ids_to):
+        return vectors
+    lookup = {v: k for k, v in enumerate(ids_to.tolist())}
+    pos = np.array([lookup.get(v, -1) for v in ids_from.tolist()])
+    i, j = np.triu_indices(ids_from.size, 1)
+    keep = (pos[i] >= 0) & (pos[j] >= 0)
+    lo = np.minimum(pos[i], pos[j])[keep]
+    hi = np.maximum(pos[i], pos[j])[keep]
+    n = ids_to.size
+    target = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
+    out = np.empty((vectors.shape[0], n * (n - 1) // 2))
+    out[:, target] = vectors[:, keep]
+    return out
+
+
+def _align(a: _Stack, b: _Stack, join: str) -> np.ndarray:
+    """Stimulus ids both stacks are compared on (refuses mismatches, naming ids)."""
+    def labels(ids: np.ndarray) -> xr.DataArray:
+        return xr.DataArray(np.zeros(ids.size), dims="stimulus", coords={"stimulus": ids})
+
+    common, _ = align_stimuli(labels(a.ids), labels(b.ids), names=["a", "b"], join=join)
+    ids = common["stimulus"].values
+    if ids.size < 3:
+        raise ValueError(f"a and b share {ids.size} stimuli; comparing RDMs needs at least 3")
+    a.vectors = _select_pairs(a.vectors, a.ids, ids)
+    b.vectors = _select_pairs(b.vectors, b.ids, ids)
+    return ids
+
+
+# --------------------------------------------------------------------------- NaN groups
+
+def _nan_groups(nan: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(kept pairs, rows)`` for each distinct NaN pattern among the rows."""
+    if not nan.any():
+        yield np.ones(nan.shape[1], dtype=bool), np.arange(nan.shape[0])
+        return
+    patterns, inverse = np.unique(nan, axis=0, return_inverse=True)
+    for g, pattern in enumerate(patterns):
+        yield ~pattern, np.flatnonzero(inverse.ravel() == g)
+
+
+def _compare_vectors(va: np.ndarray, vb: np.ndarray, kernel: _Kernel,
+                     sigma_k: np.ndarray | None) -> np.ndarray:
+    """All-against-all comparison; NaN entries dropped for each pair of RDMs."""
+    nan_a, nan_b = np.isnan(va), np.isnan(vb)
+    if not nan_a.any() and not nan_b.any():
+        return kernel(va, vb, np.ones(va.shape[1], dtype=bool), sigma_k)
+    out = np.empty((va.shape[0], vb.shape[0]))
+    for keep_a, rows_a in _nan_groups(nan_a):
+        for keep_b, rows_b in _nan_groups(nan_b):
+            keep = keep_a & keep_b
+            if keep.sum() < 2:
+                raise ValueError("fewer than 2 dissimilarities are non-NaN in both RDMs of "
+                                 f"a[{rows_a[0]}] and b[{rows_b[0]}]; nothing to compare")
+            out[np.ix_(rows_a, rows_b)] = kernel(va[np.ix_(rows_a, keep)],
+                                                 vb[np.ix_(rows_b, keep)], keep, sigma_k)
+    return out
+
+
+def _checked_sigma_k(sigma_k: np.ndarray | None, method: str, n: int) -> np.ndarray | None:
+    if sigma_k is None:
+        return None
+    if method not in _USES_SIGMA_K:
+        raise ValueError(f"sigma_k is used only by methods {list(_USES_SIGMA_K)}, not "
+                         f"{method!r}")
+    s = np.asarray(sigma_k, dtype=np.float64)
+    if s.shape != (n,):
+        raise ValueError(f"sigma_k has shape {s.shape}; expected the variances of the {n} "
+                         "pattern estimates, shape (n_stimuli,) (a full covariance matrix is "
+                         "not supported)")
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError("sigma_k must be finite and positive")
+    return s
+
+
+# --------------------------------------------------------------------------- public
+
+def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
+                 method: str = "spearman", sigma_k: np.ndarray | None = None,
+                 join: str = "exact") -> xr.DataArray:
+    """Similarity of every RDM in ``a`` with every RDM in ``b``.
+
+    Parameters
+    ----------
+    a, b : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j") or (..., "pair")
+        One RDM or a stack (leading dims such as ``model``, ``subject``, ``layer``).
+        The ``pair`` form is :func:`~rsa_bias.analysis.rdm.condensed`'s output.
+        numpy input: a condensed vector ``(m,)``, a square ``(n, n)`` or a stack
+        ``(k, n, n)`` or ``(k, m)`` (leading dim ``"rdm"``), stimulus ids ``0..n-1``;
+        a 2-D array is read as one square RDM whenever it is square.
+    method : ``"spearman"`` (default), ``"pearson"``, ``"rho_a"``,
+        ``"kendall_tau_a"``, ``"kendall_tau_b"``, ``"cosine"``, ``"cosine_cov"``
+        or ``"corr_cov"`` (see the module docstring).
+    sigma_k : variances ``(n_stimuli,)`` of the pattern estimates, for
+        ``cosine_cov``/``corr_cov``; default: equal (rsatoolbox's default).
+    join : ``"exact"`` refuses RDMs over different stimulus sets (naming the
+        missing ids); ``"inner"`` compares on the stimuli both have.
+
+    Returns
+    -------
+    xarray.DataArray with dims (leading dims of a..., leading dims of b...)
+        A dim present in both is suffixed ``_a`` / ``_b``. Two single RDMs give
+        a 0-d DataArray.
+
+    Notes
+    -----
+    Labelled RDMs are aligned on stimulus ids, never by position. NaN
+    dissimilarities are dropped for each pair of compared RDMs; when all RDMs
+    share their NaN positions (the only case rsatoolbox accepts) this equals
+    rsatoolbox, which drops every position that is NaN in any RDM of either set.
+    Deliberate differences: a full ``sigma_k`` covariance matrix is refused
+    (rsatoolbox solves that case iteratively, to about 1e-5); ``kendall_tau_b``
+    is rsatoolbox's ``"kendall"``. As in rsatoolbox, a constant RDM has
+    similarity 0 (not NaN) except under ``kendall_tau_b``. The Kendall measures
+    loop over pairs of RDMs (scipy's O(m log m) ``kendalltau`` each); all other
+    measures are one matrix product for the whole stack.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> d = rng.random((4, 10, 10)); d = d + d.transpose(0, 2, 1)
+    >>> r = compare_rdms(d, d, method="pearson")
+    >>> r.dims, np.allclose(np.diag(r), 1)
+    (('rdm_a', 'rdm_b'), True)
+    """
+    kernel = choose(_METHODS, method, "comparison method")
+    sa, sb = _as_stack(a, "a"), _as_stack(b, "b")
+    ids = _align(sa, sb, join)
+    sigma = _checked_sigma_k(sigma_k, method, ids.size)
+    values = _compare_vectors(sa.vectors, sb.vectors, kernel, sigma)
+    return _labelled_result(values, sa, sb, method)
+
+
+def _renamed(stack: _Stack, clash: set[str], suffix: str) -> tuple[list[str], dict[str, Any]]:
+    def rename(d: str) -> str:
+        return f"{d}{suffix}" if d in clash else d
+
+    dims = [rename(d) for d in stack.dims]
+    coords = {rename(k): xr.Variable([rename(str(d)) for d in v.dims], v.values)
+              for k, v in stack.coords.items()}
+    return dims, coords
+
+
+def _labelled_result(values: np.ndarray, a: _Stack, b: _Stack, method: str) -> xr.DataArray:
+    from rsa_bias.provenance import provenance_attrs
+
+    clash = (set(a.dims) | set(a.coords)) & (set(b.dims) | set(b.coords))
+    dims_a, coords_a = _renamed(a, clash, "_a")
+    dims_b, coords_b = _renamed(b, clash, "_b")
+    data = values.reshape((*a.shape, *b.shape))
+    return xr.DataArray(data, dims=(*dims_a, *dims_b), coords={**coords_a, **coords_b},
+                        name="rdm_similarity",
+                        attrs=provenance_attrs(config={"method": method}, method=method))
+

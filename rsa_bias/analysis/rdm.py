@@ -1,0 +1,530 @@
+"""Representational dissimilarity matrices (RDMs) from labelled activity patterns.
+
+Definitions follow ``rsatoolbox.rdm.calc_rdm`` (v0.3) so that results agree with
+it to floating-point precision. For patterns ``x_i`` (one row per stimulus, ``P``
+channels/units/voxels) and a noise precision ``Λ``:
+
+============== ===================================================== =====================
+method         dissimilarity d(i, j)                                 rsatoolbox name
+============== ===================================================== =====================
+sqeuclidean    ``||x_i - x_j||² / P``                                ``"euclidean"``
+euclidean      ``sqrt(||x_i - x_j||² / P)``                          (none)
+mahalanobis    ``(x_i - x_j)ᵀ Λ (x_i - x_j) / P``                    ``"mahalanobis"``
+crossnobis     ``mean over folds (x_i - x_j)_trainᵀ Λ (x_i - x_j)_test / P`` ``"crossnobis"``
+correlation    ``1 - pearson_r(x_i, x_j)``                           ``"correlation"``
+cosine         ``1 - cos(x_i, x_j)``                                 (none; = scipy pdist)
+============== ===================================================== =====================
+
+Every distance except ``crossnobis`` is computed from the stimulus-by-stimulus
+Gram matrix, i.e. one matrix product (GEMM), never a Python loop over pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._align import as_labelled
+
+RDM_DIMS = ("stimulus_i", "stimulus_j")
+PAIR_DIM = "pair"
+
+_T = TypeVar("_T")
+
+
+def choose(registry: Mapping[str, _T], key: str, what: str) -> _T:
+    """``registry[key]``, or a ValueError listing the valid keys."""
+    try:
+        return registry[key]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {what} {key!r}; valid: {sorted(registry)}") from None
+
+
+# --------------------------------------------------------------------------- kernels
+
+def _gram(a: np.ndarray, b: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    """``a Λ bᵀ`` (``Λ`` = identity for ``None``, diagonal for a vector)."""
+    if precision is None:
+        return a @ b.T
+    if precision.ndim == 1:
+        return (a * precision) @ b.T
+    return (a @ precision) @ b.T
+
+
+def _from_gram(k: np.ndarray, n_channels: int, *, clip: bool) -> np.ndarray:
+    """Squared distances ``(k_ii + k_jj - k_ij - k_ji) / P`` with an exact zero diagonal."""
+    d = np.diag(k)
+    out = (d[:, None] + d[None, :]) - (k + k.T)
+    out /= n_channels
+    np.fill_diagonal(out, 0.0)
+    return np.maximum(out, 0.0, out=out) if clip else out
+
+
+def _mean_pattern(x: np.ndarray) -> np.ndarray:
+    return x[0] if x.shape[0] == 1 else x.mean(axis=0)
+
+
+def _sqeuclidean(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    m = _mean_pattern(x)
+    return _from_gram(_gram(m, m, None), m.shape[1], clip=True)
+
+
+def _euclidean(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    return np.sqrt(_sqeuclidean(x, precision))
+
+
+def _mahalanobis(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    if precision is None:
+        raise ValueError("method='mahalanobis' needs noise=<precision matrix (unit x unit)>, "
+                         "e.g. noise_precision(residuals); without noise use 'sqeuclidean'")
+    m = _mean_pattern(x)
+    return _from_gram(_gram(m, m, precision), m.shape[1], clip=True)
+
+
+def _unit_rows(m: np.ndarray, what: str, *, in_place: bool) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", m, m))
+    if np.any(norms == 0):
+        bad = np.flatnonzero(norms == 0)
+        raise ValueError(f"{what} distance is undefined for {bad.size} stimuli whose pattern "
+                         f"is {'constant' if what == 'correlation' else 'all zero'} (positions "
+                         f"{bad[:5].tolist()}); drop them or use method='sqeuclidean'")
+    if in_place:
+        m /= norms[:, None]
+        return m
+    return m / norms[:, None]
+
+
+def _angular(u: np.ndarray) -> np.ndarray:
+    """``1 - u uᵀ`` for unit rows; ``u @ u.T`` is one symmetric rank-k update (syrk)."""
+    out = u @ u.T
+    np.subtract(1.0, out, out=out)
+    np.clip(out, 0.0, 2.0, out=out)  # round-off can leave |cos| a hair above 1
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def _correlation(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    m = _mean_pattern(x)
+    centred = m - m.mean(axis=1, keepdims=True)
+    return _angular(_unit_rows(centred, "correlation", in_place=True))
+
+
+def _cosine(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    return _angular(_unit_rows(_mean_pattern(x), "cosine", in_place=False))
+
+
+def _crossnobis(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+    """Leave-one-run-out crossnobis, all folds in one GEMM.
+
+    Fold ``r`` uses ``train = mean of the other runs`` and ``test = run r``;
+    ``Σ_r (S - X_r) Λ X_rᵀ`` (``S`` = sum over runs) is one product of the
+    run-concatenated ``(n, R·P)`` matrices.
+    """
+    n_runs, n, p = x.shape
+    if n_runs < 2:
+        raise ValueError("crossnobis needs patterns from at least 2 runs (found 1); pass x "
+                         "with a 'run' dim or runs=<run label of each row>")
+    train = x.sum(axis=0)[None] - x
+    if precision is not None:
+        train = train * precision if precision.ndim == 1 else train @ precision
+    a = train.transpose(1, 0, 2).reshape(n, n_runs * p)
+    b = x.transpose(1, 0, 2).reshape(n, n_runs * p)
+    k = (a @ b.T) / (n_runs * (n_runs - 1))
+    return _from_gram(k, p, clip=False)
+
+
+_Kernel = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+_METHODS: dict[str, _Kernel] = {
+    "euclidean": _euclidean,
+    "sqeuclidean": _sqeuclidean,
+    "mahalanobis": _mahalanobis,
+    "crossnobis": _crossnobis,
+    "correlation": _correlation,
+    "cosine": _cosine,
+}
+_USES_NOISE = ("mahalanobis", "crossnobis")
+_DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
+
+
+# --------------------------------------------------------------------------- inputs
+
+def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
+               stimuli: Sequence | np.ndarray | None = None) -> xr.DataArray:
+    """Long-format patterns (one row per stimulus and run) to ``(run, stimulus, unit)``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", <channel dim>) whose ``stimulus``
+        coord repeats once per run, or a numpy array ``(n_rows, n_channels)``.
+    runs : run (partition) label of each row.
+    stimuli : stimulus id of each row; required for numpy input (for a
+        DataArray the ``stimulus`` coord is used).
+
+    Returns
+    -------
+    xarray.DataArray with dims ("run", "stimulus", <channel dim>); rows of the
+    same stimulus within one run are averaged. Stimuli keep the order of first
+    appearance, runs are sorted.
+
+    Raises
+    ------
+    ValueError if a stimulus is missing from a run (names them).
+    """
+    if isinstance(x, xr.DataArray):
+        stimuli = x["stimulus"].values if stimuli is None else stimuli
+        channel = _one_channel_dim(x, exclude=("stimulus",))
+        values, chan_coords = x.transpose("stimulus", channel).values, x.coords.get(channel)
+    else:
+        if stimuli is None:
+            raise ValueError("numpy input needs stimuli=<stimulus id of each row>")
+        values, channel, chan_coords = np.asarray(x), "unit", None
+    stimuli, runs = np.asarray(stimuli), np.asarray(runs)
+    if values.ndim != 2 or not (len(stimuli) == len(runs) == values.shape[0]):
+        raise ValueError(f"x has shape {values.shape}; expected (n_rows, n_channels) with one "
+                         f"stimulus id and one run label per row (got {len(stimuli)}, "
+                         f"{len(runs)})")
+    uniq, first, inverse = np.unique(stimuli, return_index=True, return_inverse=True)
+    order = np.argsort(first)                 # unique ids in order of first appearance
+    ids, position = uniq[order], np.empty(len(order), dtype=np.intp)
+    position[order] = np.arange(len(order))
+    s_idx = position[inverse.ravel()]
+    run_ids, r_idx = np.unique(runs, return_inverse=True)
+    r_idx = r_idx.ravel()
+    counts = np.zeros((len(run_ids), len(ids)))
+    np.add.at(counts, (r_idx, s_idx), 1)
+    if np.any(counts == 0):
+        r, s = np.nonzero(counts == 0)
+        pairs = [(ids[j].item(), run_ids[i].item()) for i, j in zip(r[:3], s[:3], strict=True)]
+        raise ValueError(f"{r.size} (stimulus, run) combinations have no pattern, e.g. "
+                         f"{pairs}; every stimulus must appear in every run")
+    out = np.zeros((len(run_ids), len(ids), values.shape[1]))
+    np.add.at(out, (r_idx, s_idx), values)
+    out /= counts[:, :, None]
+    coords: dict[str, Any] = {"run": run_ids, "stimulus": ids}
+    if chan_coords is not None:
+        coords[channel] = chan_coords.values
+    return xr.DataArray(out, dims=("run", "stimulus", channel), coords=coords)
+
+
+def _one_channel_dim(x: xr.DataArray, *, exclude: Sequence[str]) -> str:
+    rest = [d for d in x.dims if d not in exclude]
+    if len(rest) != 1:
+        raise ValueError(f"x has dims {x.dims}; expected ('stimulus', <channel dim>) plus an "
+                         f"optional run dim, but found channel dims {tuple(rest)} (name the run "
+                         "dim with runs='<dim>', or stack/select the others first)")
+    return str(rest[0])
+
+
+def _as_patterns(x: xr.DataArray | np.ndarray, runs: str | Sequence | np.ndarray | None,
+                 ) -> xr.DataArray:
+    """Any accepted input as a DataArray with dims ("run", "stimulus", <channel>)."""
+    if runs is not None and not isinstance(runs, str):
+        if not isinstance(x, xr.DataArray):
+            raise ValueError("runs=<labels> needs a DataArray whose 'stimulus' coord labels each "
+                             "row; for numpy use stack_runs(x, runs=..., stimuli=...)")
+        return stack_runs(as_labelled(x), runs=runs)
+    if not isinstance(x, xr.DataArray):
+        arr = np.asarray(x)
+        if arr.ndim == 3:
+            return xr.DataArray(arr, dims=("run", "stimulus", "unit"),
+                                coords={"stimulus": np.arange(arr.shape[1])})
+        return as_labelled(arr).expand_dims("run")
+    x = as_labelled(x)
+    run_dim = runs if runs is not None else ("run" if "run" in x.dims else None)
+    if run_dim is not None and run_dim not in x.dims:
+        raise ValueError(f"runs={run_dim!r} is not a dim of x (dims: {x.dims})")
+    channel = _one_channel_dim(x, exclude=("stimulus", run_dim))
+    if run_dim is None:
+        return x.transpose("stimulus", channel).expand_dims("run")
+    return x.transpose(run_dim, "stimulus", channel).rename({run_dim: "run"})
+
+
+def _checked_values(x: xr.DataArray, dtype: type) -> np.ndarray:
+    ids = x["stimulus"].values
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("stimulus ids repeat; for several runs per stimulus pass runs=<label "
+                         "of each row> (or use stack_runs)")
+    if len(ids) < 3:
+        raise ValueError(f"an RDM needs at least 3 stimuli; x has {len(ids)}")
+    values = np.asarray(x.values, dtype=dtype)
+    if not np.all(np.isfinite(values.sum(axis=(0, 2)))):  # cheap test, exact check below
+        bad = ~np.isfinite(values).all(axis=(0, 2))
+        if bad.any():
+            raise ValueError(f"x has NaN/inf in the patterns of {int(bad.sum())} stimuli "
+                             f"(ids {ids[bad][:5].tolist()}); drop those stimuli "
+                             "(x.drop_sel(stimulus=[...])) or impute them")
+    if values.shape[2] < 1:
+        raise ValueError("x has no channels (units); an RDM needs at least one")
+    return values
+
+
+def _checked_noise(noise: np.ndarray | xr.DataArray | None, n_channels: int, method: str,
+                   dtype: type) -> np.ndarray | None:
+    if noise is None:
+        return None
+    if method not in _USES_NOISE:
+        raise ValueError(f"noise is used only by methods {list(_USES_NOISE)}, not {method!r}")
+    prec = np.asarray(noise.values if isinstance(noise, xr.DataArray) else noise, dtype=dtype)
+    if prec.shape not in ((n_channels,), (n_channels, n_channels)):
+        raise ValueError(f"noise has shape {prec.shape}; expected a precision matrix "
+                         f"({n_channels}, {n_channels}) or its diagonal ({n_channels},)")
+    if not np.all(np.isfinite(prec)):
+        raise ValueError("noise (precision) contains NaN/inf")
+    return prec
+
+
+# --------------------------------------------------------------------------- public
+
+def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
+        noise: np.ndarray | xr.DataArray | None = None,
+        runs: str | Sequence | np.ndarray | None = None, remove_mean: bool = False,
+        dtype: str = "float64") -> xr.DataArray:
+    """Representational dissimilarity matrix of a set of patterns.
+
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", <channel>) or ("run", "stimulus", <channel>)
+        ``<channel>`` is any single dim (``unit``, ``voxel``, ``neuron``). numpy
+        input is ``(stimulus, unit)`` or ``(run, stimulus, unit)`` with ids ``0..n-1``.
+    method : ``"correlation"`` (default), ``"cosine"``, ``"euclidean"``,
+        ``"sqeuclidean"``, ``"mahalanobis"`` or ``"crossnobis"`` (see the module
+        docstring for the formulas).
+    noise : precision matrix ``(P, P)`` (or its diagonal ``(P,)``) for
+        ``mahalanobis`` (required) and ``crossnobis`` (identity when omitted,
+        i.e. the cross-validated squared Euclidean distance). Estimate it with
+        :func:`noise_precision`.
+    runs : name of the run dim (default ``"run"`` when present), or the run label of
+        each row of a DataArray whose ``stimulus`` coord repeats (long format).
+        Crossnobis cross-validates over runs (leave one run out, as rsatoolbox's
+        ``cv_descriptor``); every other method averages the runs first.
+    remove_mean : subtract each pattern's mean over channels first (as
+        rsatoolbox's ``remove_mean``).
+    dtype : ``"float64"`` (default) or ``"float32"`` (about twice as fast, ~1e-6
+        relative error).
+
+    Returns
+    -------
+    xarray.DataArray with dims ("stimulus_i", "stimulus_j")
+        Symmetric with a zero diagonal; stimulus ids (and any other per-stimulus
+        coords, suffixed ``_i``/``_j``) on both dims; ``attrs["method"]``.
+
+    Notes
+    -----
+    Deliberate differences from ``rsatoolbox.rdm.calc_rdm``: stimuli keep their
+    input order (rsatoolbox sorts them by descriptor); ``"euclidean"`` here is
+    the square root of rsatoolbox's ``"euclidean"`` (which is squared; that one
+    is ``"sqeuclidean"`` here); tiny negative round-off is clipped to 0 for the
+    Euclidean/Mahalanobis distances; ``mahalanobis`` refuses ``noise=None``
+    instead of silently using the identity; constant/zero patterns raise instead
+    of giving NaN. Crossnobis averages over leave-one-run-out folds exactly like
+    rsatoolbox; for a balanced design this equals the mean over all pairs of runs.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(5, 20))
+    >>> d = rdm(x, method="euclidean")
+    >>> d.dims, bool(np.allclose(d, d.T)), float(d[0, 0])
+    (('stimulus_i', 'stimulus_j'), True, 0.0)
+    """
+    kernel = choose(_METHODS, method, "RDM method")
+    np_dtype = choose(_DTYPES, dtype, "dtype")
+    patterns = _as_patterns(x, runs)
+    values = _checked_values(patterns, np_dtype)
+    precision = _checked_noise(noise, values.shape[2], method, np_dtype)
+    if remove_mean:
+        values = values - values.mean(axis=2, keepdims=True)
+    square = kernel(values, precision)
+    config = {"method": method, "remove_mean": remove_mean, "dtype": dtype,
+              "noise": "identity" if precision is None else "precision",
+              "n_runs": int(values.shape[0]), "n_channels": int(values.shape[2])}
+    return _labelled_rdm(square, patterns, config)
+
+
+def _labelled_rdm(square: np.ndarray, patterns: xr.DataArray,
+                  config: dict[str, Any]) -> xr.DataArray:
+    from rsa_bias.provenance import provenance_attrs
+
+    ids = patterns["stimulus"].values
+    coords: dict[str, Any] = {"stimulus_i": ids, "stimulus_j": ids}
+    for name, c in patterns.coords.items():
+        if name != "stimulus" and c.dims == ("stimulus",):
+            coords[f"{name}_i"] = ("stimulus_i", c.values)
+            coords[f"{name}_j"] = ("stimulus_j", c.values)
+    attrs = provenance_attrs(config=config, method=config["method"])
+    attrs.update(n_runs=config["n_runs"], n_channels=config["n_channels"])
+    return xr.DataArray(square, dims=RDM_DIMS, coords=coords, name="rdm", attrs=attrs)
+
+
+def condensed(r: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
+    """Upper-triangle vector form of a square RDM (or stack), in scipy ``squareform`` order.
+
+    Parameters
+    ----------
+    r : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy
+        ``(n, n)`` / ``(..., n, n)``.
+
+    Returns
+    -------
+    For a DataArray: dims (..., "pair") with coords ``stimulus_i`` and
+    ``stimulus_j`` on ``pair`` (pair ``(0, 1), (0, 2), ..., (n-2, n-1)``, as
+    ``scipy.spatial.distance.squareform`` and rsatoolbox's ``get_vectors``).
+    For numpy: the array ``(..., n(n-1)/2)``.
+    """
+    if not isinstance(r, xr.DataArray):
+        arr = np.asarray(r)
+        if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
+            raise ValueError(f"expected square RDM(s) (..., n, n); got shape {arr.shape}")
+        return triu_vectors(arr)
+    if not set(RDM_DIMS) <= set(r.dims):
+        raise ValueError(f"RDM has dims {r.dims}; expected (..., 'stimulus_i', 'stimulus_j')")
+    lead = [d for d in r.dims if d not in RDM_DIMS]
+    r = r.transpose(*lead, *RDM_DIMS)
+    ids = r["stimulus_i"].values
+    i, j = np.triu_indices(len(ids), 1)
+    coords = {k: v for k, v in r.coords.items() if set(v.dims) <= set(lead)}
+    coords.update(stimulus_i=(PAIR_DIM, ids[i]), stimulus_j=(PAIR_DIM, r["stimulus_j"].values[j]))
+    return xr.DataArray(triu_vectors(r.values), dims=(*lead, PAIR_DIM), coords=coords,
+                        name=r.name, attrs=r.attrs)
+
+
+def triu_vectors(arr: np.ndarray) -> np.ndarray:
+    """Row-wise upper triangles of ``(..., n, n)``: one contiguous slice copy per row."""
+    n = arr.shape[-1]
+    stack = arr.reshape(-1, n, n)
+    out = np.empty((stack.shape[0], n * (n - 1) // 2), dtype=arr.dtype)
+    start = 0
+    for row in range(n - 1):
+        out[:, start:start + n - row - 1] = stack[:, row, row + 1:]
+        start += n - row - 1
+    return out.reshape(*arr.shape[:-2], out.shape[1])
+
+
+def squareform(v: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
+    """Inverse of :func:`condensed`: vector form (..., "pair") back to a square RDM.
+
+    numpy input ``(..., n(n-1)/2)`` gives ``(..., n, n)`` with a zero diagonal;
+    a DataArray with a ``pair`` dim (and ``stimulus_i``/``stimulus_j`` coords
+    on it) gives dims (..., "stimulus_i", "stimulus_j") labelled with the ids.
+    """
+    if not isinstance(v, xr.DataArray):
+        return _square_from_vectors(np.asarray(v))
+    if PAIR_DIM not in v.dims:
+        raise ValueError(f"expected a '{PAIR_DIM}' dim (from condensed()); got dims {v.dims}")
+    lead = [d for d in v.dims if d != PAIR_DIM]
+    v = v.transpose(*lead, PAIR_DIM)
+    square = _square_from_vectors(v.values)
+    n = square.shape[-1]
+    if "stimulus_i" in v.coords:
+        ids = np.concatenate([v["stimulus_i"].values[:1], v["stimulus_j"].values[: n - 1]])
+    else:
+        ids = np.arange(n)
+    coords = {k: c for k, c in v.coords.items() if set(c.dims) <= set(lead)}
+    coords.update(stimulus_i=ids, stimulus_j=ids)
+    return xr.DataArray(square, dims=(*lead, *RDM_DIMS), coords=coords, name=v.name,
+                        attrs=v.attrs)
+
+
+def n_stimuli_from_pairs(m: int) -> int:
+    """``n`` with ``n(n-1)/2 == m``; ValueError if ``m`` is not such a number."""
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m:
+        raise ValueError(f"{m} is not the length of a condensed RDM (n(n-1)/2)")
+    return n
+
+
+def _square_from_vectors(v: np.ndarray) -> np.ndarray:
+    n = n_stimuli_from_pairs(v.shape[-1])
+    out = np.zeros((*v.shape[:-1], n, n), dtype=v.dtype)
+    i, j = np.triu_indices(n, 1)
+    out[..., i, j] = v
+    out[..., j, i] = v
+    return out
+
+
+# --------------------------------------------------------------------------- noise
+
+def _shrinkage_eye(r: np.ndarray, dof: int) -> np.ndarray:
+    """Ledoit & Wolf (2004) shrinkage towards a multiple of the identity (rsatoolbox's)."""
+    n, p = r.shape
+    s = (r.T @ r) / n
+    r2 = r * r
+    b2 = np.sum((r2.T @ r2) / n - s * s) / n
+    m = np.trace(s) / p
+    d2 = np.sum((s - m * np.eye(p)) ** 2)
+    b2 = min(d2, b2)
+    return (b2 / d2 * m * np.eye(p) + (d2 - b2) / d2 * s) * n / dof
+
+
+def _shrinkage_diag(r: np.ndarray, dof: int) -> np.ndarray:
+    """Schäfer & Strimmer (2005) shrinkage towards the diagonal (rsatoolbox's)."""
+    n, p = r.shape
+    s_sum = r.T @ r
+    r2 = r * r
+    s2_sum = r2.T @ r2
+    s = s_sum / dof
+    var = np.diag(s)
+    std = np.sqrt(var)
+    s_mean = s_sum / np.outer(std, std) / (n - 1)
+    s2_mean = s2_sum / np.outer(var, var) / (n - 1)
+    var_hat = n / dof**2 * (s2_mean - s_mean**2)
+    mask = ~np.eye(p, dtype=bool)
+    lamb = float(np.clip(np.sum(var_hat[mask]) / np.sum(s_mean[mask] ** 2), 0, 1))
+    return s * (np.eye(p) + (1 - lamb) * mask)
+
+
+def _diag_cov(r: np.ndarray, dof: int) -> np.ndarray:
+    return np.diag(np.einsum("ij,ij->j", r, r) / dof)
+
+
+def _full_cov(r: np.ndarray, dof: int) -> np.ndarray:
+    return (r.T @ r) / dof
+
+
+_COVARIANCES: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "shrinkage_diag": _shrinkage_diag,
+    "shrinkage_eye": _shrinkage_eye,
+    "diag": _diag_cov,
+    "full": _full_cov,
+}
+
+
+def noise_precision(residuals: xr.DataArray | np.ndarray, *, method: str = "shrinkage_diag",
+                    dof: int | None = None) -> np.ndarray:
+    """Noise precision (inverse covariance over channels) estimated from residuals.
+
+    Same estimators as ``rsatoolbox.data.prec_from_residuals``.
+
+    Parameters
+    ----------
+    residuals : xarray.DataArray with a channel dim last (e.g. ("time", "unit")) or
+        numpy ``(n_residuals, n_channels)``; all leading dims are pooled.
+    method : ``"shrinkage_diag"`` (Schäfer & Strimmer shrinkage towards the
+        diagonal, default), ``"shrinkage_eye"`` (Ledoit & Wolf towards a scaled
+        identity), ``"diag"`` (univariate noise normalisation) or ``"full"``
+        (sample covariance; needs more residuals than channels).
+    dof : degrees of freedom; default ``n_residuals - 1``. Correct it for the
+        number of regressors of a GLM.
+
+    Returns
+    -------
+    numpy.ndarray ``(n_channels, n_channels)``, for ``rdm(..., noise=...)``.
+    """
+    estimator = choose(_COVARIANCES, method, "noise method")
+    r = np.asarray(residuals.values if isinstance(residuals, xr.DataArray) else residuals,
+                   dtype=np.float64)
+    if r.ndim < 2 or r.shape[0] < 2:
+        raise ValueError(f"residuals have shape {r.shape}; expected (n_residuals >= 2, "
+                         "n_channels)")
+    r = r.reshape(-1, r.shape[-1])
+    if not np.all(np.isfinite(r)):
+        raise ValueError("residuals contain NaN/inf")
+    r = r - r.mean(axis=0, keepdims=True)
+    cov = estimator(r, r.shape[0] - 1 if dof is None else dof)
+    try:
+        return np.linalg.inv(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"the {method!r} noise covariance is singular ({r.shape[0]} residuals, "
+                         f"{r.shape[1]} channels); use method='shrinkage_diag'") from None

@@ -1,0 +1,169 @@
+"""Conversion to and from rsatoolbox objects (optional dependency, imported lazily).
+
+Stimulus ids travel as rsatoolbox observation / pattern descriptors named
+``"stimulus"``; runs as the observation descriptor ``"run"``; the leading dim of
+an RDM stack as an rdm descriptor. Every conversion round-trips.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._align import as_labelled
+from rsa_bias.analysis.rdm import PAIR_DIM, RDM_DIMS, condensed, squareform, stack_runs
+
+#: rsa_bias method name -> rsatoolbox name, for ``rdm`` and ``compare_rdms``.
+RDM_METHOD_NAMES = {"sqeuclidean": "euclidean", "mahalanobis": "mahalanobis",
+                    "crossnobis": "crossnobis", "correlation": "correlation"}
+COMPARE_METHOD_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
+                        "kendall_tau_a": "tau-a", "kendall_tau_b": "kendall",
+                        "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov"}
+_STACK_DIM_KEY = "rsa_bias_stack_dim"
+
+
+def _rsatoolbox() -> Any:
+    try:
+        import rsatoolbox
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("this conversion needs rsatoolbox: pip install rsatoolbox "
+                          "(or rsa_bias[brain])") from err
+    return rsatoolbox
+
+
+def _coords_on(da: xr.DataArray, dim: str) -> dict[str, np.ndarray]:
+    return {str(k): np.asarray(c.values) for k, c in da.coords.items() if c.dims == (dim,)}
+
+
+def to_rsatoolbox_dataset(x: xr.DataArray | np.ndarray, *, runs: str | None = None) -> Any:
+    """An ``rsatoolbox.data.Dataset`` of labelled patterns.
+
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", <channel>) or with a run dim too.
+    runs : name of the run dim (default ``"run"`` when present). Runs become
+        rows (run by run) with an obs descriptor ``"run"``.
+
+    Returns
+    -------
+    rsatoolbox.data.Dataset with obs descriptors ``"stimulus"`` (+ ``"run"`` and
+    every other per-stimulus coord) and channel descriptors from the channel dim.
+    """
+    rt = _rsatoolbox()
+    x = as_labelled(x)
+    run_dim = runs or ("run" if "run" in x.dims else None)
+    channel = [d for d in x.dims if d not in ("stimulus", run_dim)]
+    if len(channel) != 1:
+        raise ValueError(f"x has dims {x.dims}; expected ('stimulus', <channel>[, run])")
+    obs = _coords_on(x, "stimulus")
+    if run_dim is None:
+        values = x.transpose("stimulus", channel[0]).values
+    else:
+        values = x.transpose(run_dim, "stimulus", channel[0]).values
+        n_runs = values.shape[0]
+        values = values.reshape(-1, values.shape[-1])
+        obs = {k: np.tile(v, n_runs) for k, v in obs.items()}
+        labels = x[run_dim].values if run_dim in x.coords else np.arange(n_runs)
+        obs["run"] = np.repeat(labels, x.sizes["stimulus"])
+    chans = _coords_on(x, channel[0]) or {channel[0]: np.arange(values.shape[1])}
+    return rt.data.Dataset(values, obs_descriptors=obs, channel_descriptors=chans,
+                           descriptors={"channel_dim": channel[0]})
+
+
+def from_rsatoolbox_dataset(ds: Any, *, run_descriptor: str | None = None) -> xr.DataArray:
+    """Labelled patterns from an ``rsatoolbox.data.Dataset``.
+
+    Parameters
+    ----------
+    ds : rsatoolbox Dataset; its obs descriptor ``"stimulus"`` (if any) gives the
+        stimulus ids, otherwise rows are numbered.
+    run_descriptor : obs descriptor holding the run of each row; default
+        ``"run"`` when present. Then the result has a ``run`` dim.
+
+    Returns
+    -------
+    xarray.DataArray with dims ("stimulus", <channel>) or ("run", "stimulus", <channel>).
+    """
+    obs = {k: np.asarray(v) for k, v in ds.obs_descriptors.items()}
+    channel = str(ds.descriptors.get("channel_dim", "unit"))
+    run_descriptor = run_descriptor or ("run" if "run" in obs else None)
+    ids = obs.pop("stimulus", np.arange(ds.n_obs))
+    if run_descriptor is not None:
+        out = stack_runs(ds.measurements, runs=obs.pop(run_descriptor), stimuli=ids)
+        first: dict[Any, int] = {}
+        for row, sid in enumerate(ids.tolist()):
+            first.setdefault(sid, row)
+        rows = [first[sid] for sid in out["stimulus"].values.tolist()]
+        per_stimulus = {k: ("stimulus", v[rows]) for k, v in obs.items() if k != "index"}
+        return (out.rename(unit=channel)
+                .assign_coords({**per_stimulus, **_channel_coords(ds, channel)}))
+    coords: dict[str, Any] = {"stimulus": ids}
+    coords.update({k: ("stimulus", v) for k, v in obs.items() if k != "index"})
+    coords.update(_channel_coords(ds, channel))
+    return xr.DataArray(ds.measurements, dims=("stimulus", channel), coords=coords)
+
+
+def _channel_coords(ds: Any, channel: str) -> dict[str, Any]:
+    return {k: (channel, np.asarray(v)) for k, v in ds.channel_descriptors.items()}
+
+
+def to_rsatoolbox_rdms(r: xr.DataArray) -> Any:
+    """An ``rsatoolbox.rdm.RDMs`` from a labelled RDM or a stack with one leading dim.
+
+    Stimulus ids become the pattern descriptor ``"stimulus"`` (per-stimulus
+    coords ``<name>_i`` become descriptors ``<name>``); the leading dim's
+    coords become rdm descriptors.
+    """
+    rt = _rsatoolbox()
+    vec = r if PAIR_DIM in r.dims else condensed(r)
+    lead = [str(d) for d in vec.dims if d != PAIR_DIM]
+    if len(lead) > 1:
+        raise ValueError(f"RDM stack has leading dims {lead}; stack them into one first "
+                         "(e.g. r.stack(rdm=[...]).reset_index('rdm'))")
+    square = squareform(vec)
+    patterns = {"stimulus": square["stimulus_i"].values}
+    patterns.update({k[:-2]: np.asarray(c.values) for k, c in r.coords.items()
+                     if k.endswith("_i") and k != "stimulus_i" and c.dims == ("stimulus_i",)})
+    descriptors: dict[str, Any] = {}
+    rdm_desc: dict[str, Any] = {}
+    if lead:
+        descriptors[_STACK_DIM_KEY] = lead[0]
+        rdm_desc = _coords_on(vec, lead[0])
+    return rt.rdm.RDMs(np.atleast_2d(vec.values), dissimilarity_measure=r.attrs.get("method"),
+                       descriptors=descriptors, rdm_descriptors=rdm_desc or None,
+                       pattern_descriptors=patterns)
+
+
+def from_rsatoolbox_rdms(rdms: Any, *, dim: str | None = None) -> xr.DataArray:
+    """Labelled square RDM(s) from an ``rsatoolbox.rdm.RDMs``.
+
+    Parameters
+    ----------
+    rdms : rsatoolbox RDMs; its pattern descriptor ``"stimulus"`` (if any) gives
+        the ids, other pattern descriptors become ``<name>_i``/``<name>_j`` coords.
+    dim : name of the leading dim. Default: the one recorded by
+        :func:`to_rsatoolbox_rdms`, else none for a single RDM and ``"rdm"`` for
+        several.
+
+    Returns
+    -------
+    xarray.DataArray with dims ([dim,] "stimulus_i", "stimulus_j").
+    """
+    dim = dim or rdms.descriptors.get(_STACK_DIM_KEY)
+    if dim is None and rdms.n_rdm > 1:
+        dim = "rdm"
+    patterns = {k: np.asarray(v) for k, v in rdms.pattern_descriptors.items()}
+    ids = patterns.pop("stimulus", np.arange(rdms.n_cond))
+    square = squareform(np.asarray(rdms.get_vectors(), dtype=np.float64))
+    coords: dict[str, Any] = {"stimulus_i": ids, "stimulus_j": ids}
+    for k, v in patterns.items():
+        if k != "index":
+            coords.update({f"{k}_i": ("stimulus_i", v), f"{k}_j": ("stimulus_j", v)})
+    attrs = {"method": str(rdms.dissimilarity_measure)} if rdms.dissimilarity_measure else {}
+    if dim is None:
+        return xr.DataArray(square[0], dims=RDM_DIMS, coords=coords, name="rdm", attrs=attrs)
+    coords.update({k: (dim, np.asarray(v)) for k, v in rdms.rdm_descriptors.items()
+                   if k != "index" or k == dim})
+    return xr.DataArray(square, dims=(dim, *RDM_DIMS), coords=coords, name="rdm", attrs=attrs)
