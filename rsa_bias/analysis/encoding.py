@@ -1,0 +1,480 @@
+"""Cross-validated ridge encoding models of voxels / neurons / units, and noise ceilings.
+
+:class:`RidgeEncoder` fits one ridge regression per target (voxel, neuron, unit), each
+with its own alpha chosen by cross-validation, scikit-learn style. Every alpha and
+every target share a single decomposition of the design per training set:
+
+* ``cv=None`` — efficient leave-one-out: the closed-form LOO residuals
+  ``(y − H_α y)_i / (1 − (H_α)_ii)`` from one SVD (or one eigendecomposition of the
+  Gram matrix), as scikit-learn's ``RidgeCV`` (``_RidgeGCV``) computes them;
+* ``cv=K`` or a splitter — one decomposition per training fold, predictions of every
+  alpha on the held-out fold as one matrix product each.
+
+The alpha minimising the held-out mean squared error is chosen (the first on ties,
+as in scikit-learn). The dual (kernel) form is used when features outnumber samples.
+
+:func:`cross_validated_scores` gives nested cross-validated Pearson r and R² per
+target, normalised by :func:`noise_ceiling` when the responses carry repeats.
+
+Noise-ceiling convention
+------------------------
+For responses with ``R`` repeats, the repeats are split into two halves of
+``m = R // 2`` (an odd one out is left out of that split), each half is averaged, and the
+Pearson correlation across stimuli of the two half-means is averaged over ``n_splits``
+random splits: ``r_half``. The Spearman–Brown formula with factor ``R / m`` steps it up
+to the reliability ``ρ`` of the mean over all ``R`` repeats, which is
+``var(signal) / (var(signal) + var(noise) / R)`` for additive noise. A model that
+predicted the signal exactly would reach Pearson ``r = sqrt(ρ)`` and ``R² = ρ`` against
+the repeat-averaged responses, so ``ceiling_r = sqrt(ρ)`` and ``ceiling_r2 = ρ``;
+normalised scores are ``r / sqrt(ρ)`` and ``R² / ρ``. Targets with ``ρ <= 0`` have no
+reliable signal: their ceilings and normalised scores are NaN.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.model_selection import KFold, check_cv
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from rsa_bias.analysis import _ridge
+from rsa_bias.analysis._align import align_stimuli, as_labelled
+
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 10))
+SOLVERS = ("auto", "primal", "dual")
+SEARCH_DTYPES = ("float32", "float64")
+MIN_SAMPLES = 3
+_CHUNK_ELEMENTS = 2**24  # targets are processed in chunks of about this many (t x n) values
+
+
+def _make_backend(device: str):
+    """Backend registry: numpy for ``"cpu"``; torch for CUDA (imported only then)."""
+    if not isinstance(device, str):
+        raise ValueError("device must be a string; valid: ['cpu', 'auto', 'cuda[:i]']")
+    if device == "cpu":
+        return _ridge.NumpyBackend()
+    if device == "auto":
+        if importlib.util.find_spec("torch") is None:
+            return _ridge.NumpyBackend()
+        import torch
+
+        return _ridge.TorchBackend("cuda") if torch.cuda.is_available() else \
+            _ridge.NumpyBackend()
+    if device.startswith("cuda"):
+        return _ridge.TorchBackend(device)
+    raise ValueError(f"unknown device {device!r}; valid: ['cpu', 'auto', 'cuda[:i]']")
+
+
+def _check_choice(value, valid: tuple[str, ...], what: str) -> str:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {list(valid)}")
+    return value
+
+
+def _check_alphas(alphas) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"alphas must be a non-empty 1-D sequence of positive finite "
+                         f"numbers; got {alphas!r}")
+    return a
+
+
+def _check_finite_at(values: np.ndarray, name: str, ids: list[np.ndarray] | None = None,
+                     dims: tuple[str, ...] = ("sample", "column")) -> None:
+    """Refuse NaN/inf, naming how many and where the first one is."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    first = np.argwhere(bad)[0]
+    where = ", ".join(f"{d} {np.asarray(ids[i])[j].item()!r}" if ids is not None else f"{d} {j}"
+                      for i, (d, j) in enumerate(zip(dims, first, strict=False)))
+    raise ValueError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at "
+                     f"{where}; drop those stimuli/targets or impute them first")
+
+
+def _check_n_samples(n: int) -> None:
+    if n < MIN_SAMPLES:
+        raise ValueError(f"RidgeEncoder needs at least {MIN_SAMPLES} samples (stimuli); got "
+                         f"{n} sample(s)")
+
+
+@dataclass
+class _Labels:
+    """What is needed to label outputs like the inputs."""
+
+    feature_dim: str = "feature"
+    target_dim: str = "target"
+    target_ids: np.ndarray | None = None
+    labelled: bool = False
+
+
+def _coord_or_range(da: xr.DataArray, dim: str) -> np.ndarray:
+    return da[dim].values if dim in da.coords else np.arange(da.sizes[dim])
+
+
+def _labelled_inputs(X, y) -> tuple[np.ndarray, np.ndarray, _Labels]:
+    """Align labelled X and Y on stimulus ids; values (stimulus-major) and their labels."""
+    x = as_labelled(X, name="X", dims=("stimulus", "feature"))
+    yl = as_labelled(y, name="Y", dims=("stimulus", "target")[: np.ndim(y)])
+    if x.ndim != 2 or yl.ndim not in (1, 2):
+        raise ValueError(f"X must have dims (stimulus, feature) and Y (stimulus[, target]); "
+                         f"got {x.dims} and {yl.dims}")
+    x, yl = align_stimuli(x, yl, names=["X", "Y"])
+    feature_dim = next(d for d in x.dims if d != "stimulus")
+    x = x.transpose("stimulus", feature_dim)
+    labels = _Labels(feature_dim=str(feature_dim), labelled=True)
+    if yl.ndim == 2:
+        labels.target_dim = str(next(d for d in yl.dims if d != "stimulus"))
+        yl = yl.transpose("stimulus", labels.target_dim)
+        labels.target_ids = _coord_or_range(yl, labels.target_dim)
+    stim = x["stimulus"].values
+    _check_finite_at(np.asarray(x.values, dtype=float), "X",
+                     [stim, _coord_or_range(x, feature_dim)], ("stimulus", str(feature_dim)))
+    _check_finite_at(np.asarray(yl.values, dtype=float), "Y",
+                     [stim] + ([labels.target_ids] if yl.ndim == 2 else []),
+                     ("stimulus", labels.target_dim))
+    return x.values, yl.values, labels
+
+
+def _scores(stats: np.ndarray, syy: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """MSE, R² and Pearson r of held-out predictions from their sums (see _ridge.search)."""
+    see, sp, spp, spy = stats
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"mse": see / n, "r2": 1.0 - see / syy,
+                "pearson_r": spy / np.sqrt((spp - sp**2 / n) * syy)}
+
+
+def _ridge_cv(xp, x: np.ndarray, y: np.ndarray, alphas: np.ndarray, splits, *,
+              intercept: bool, solver: str, per_target: bool, dtype: str) -> dict:
+    """Alpha search and final fit on plain arrays ``x`` (n, p), ``y`` (n, t)."""
+    n = x.shape[0]
+    x_mean = x.mean(0) if intercept else np.zeros(x.shape[1])
+    y_mean = y.mean(0) if intercept else np.zeros(y.shape[1])
+    x_dev = xp.asarray(x - x_mean, xp.float64)
+    yt_dev = xp.asarray((y - y_mean).T, xp.float64)
+    folds = _ridge.make_folds(xp, x_dev, splits, intercept=intercept, solver=solver)
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    kw = {"intercept": intercept, "chunk": chunk}
+    stats, bound = _ridge.search(xp, folds, yt_dev, alphas, dtype=getattr(xp, dtype), **kw)
+    best, unsure = _ridge.select(stats[0], bound, per_target)
+    if unsure.any():  # re-check near-ties in float64
+        sub = np.flatnonzero(unsure)
+        stats[:, :, sub] = _ridge.search(xp, folds, xp.rows(yt_dev, sub), alphas,
+                                         dtype=xp.float64, **kw)[0]
+        bound[:, sub] = 0.0
+        best, _ = _ridge.select(stats[0], bound, per_target)
+    full = folds[0].dec if splits is None else \
+        _ridge.decompose(xp, x_dev, _ridge.resolve_solver(solver, *x.shape))
+    coef = xp.to_numpy(_ridge.ridge_coef(xp, full, yt_dev, alphas[best]))
+    cols = np.arange(y.shape[1])
+    syy = np.sum((y - y.mean(0)) ** 2, axis=0)
+    return {"alpha": alphas[best], "coef": coef, "intercept": y_mean - coef @ x_mean,
+            "cv_mse": stats[0] / n, "n_rechecked": int(unsure.sum()),
+            "scores": _scores(stats[:, best, cols], syy, n)}
+
+
+class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression per target with its own cross-validated alpha.
+
+    Parameters
+    ----------
+    alphas : sequence of float, default ``np.logspace(-2, 6, 10)``
+        Candidate regularisation strengths (positive).
+    cv : None, int or scikit-learn splitter, default None
+        ``None``: efficient leave-one-out from one decomposition shared by all alphas and
+        targets (identical to ``sklearn.linear_model.RidgeCV``). An int ``K``: unshuffled
+        ``KFold(K)``, one decomposition per training fold.
+    alpha_per_target : bool, default True
+        Choose an alpha per target (else one alpha minimising the total error).
+    fit_intercept : bool, default True
+        Centre X and Y (on each training fold for K-fold) and fit an intercept.
+    solver : {"auto", "primal", "dual"}, default "auto"
+        ``"primal"``: the SVD of X (n, p), or the eigendecomposition of X'X (p, p) when X
+        is tall and well conditioned; ``"dual"``: the eigendecomposition of the Gram
+        matrix X X' (n, n) — the kernel form; ``"auto"``: dual when p > n.
+    device : {"cpu", "auto"} or "cuda[:i]", default "cpu"
+        ``"cpu"`` runs numpy/scipy; ``"auto"`` uses torch on the GPU when CUDA is
+        present (torch is imported only then), numpy otherwise.
+    search_dtype : {"float32", "float64"}, default "float32"
+        Precision of the per-alpha products of the search. With ``"float32"`` each
+        held-out squared error comes with a rounding-error bound, and every target whose
+        best alpha is not separated from a rival by those bounds is re-scored in float64,
+        so the chosen alphas are those of a float64 search. Coefficients and the
+        decompositions are always float64.
+
+    Attributes
+    ----------
+    alpha_ : ndarray (n_targets,) or float
+        Chosen alphas (a float for a 1-D ``y`` or ``alpha_per_target=False``).
+    coef_ : ndarray (n_targets, n_features) or (n_features,)
+    intercept_ : ndarray (n_targets,) or float
+    cv_mse_ : ndarray (n_alphas, n_targets) or (n_alphas,)
+        Held-out (LOO or K-fold) mean squared error of every alpha (to ~1e-6 relative
+        with ``search_dtype="float32"``).
+    n_rechecked_ : int
+        Number of targets whose alpha choice was re-scored in float64.
+    cv_scores_ : xarray.Dataset with dim (target,) — named like Y's second dim
+        ``alpha``, ``mse``, ``r2`` and ``pearson_r`` of the held-out predictions at the
+        chosen alpha. Slightly optimistic, as the alpha was chosen on the same
+        predictions; :func:`cross_validated_scores` gives nested estimates.
+    solver_ : str
+        ``"primal"`` or ``"dual"``, as used on the full data.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 4))
+    >>> Y = X @ rng.normal(size=(4, 3)) + 0.1 * rng.normal(size=(50, 3))
+    >>> model = RidgeEncoder().fit(X, Y)
+    >>> model.alpha_.shape, model.coef_.shape
+    ((3,), (3, 4))
+    """
+
+    def __init__(self, alphas=DEFAULT_ALPHAS, *, cv=None, alpha_per_target: bool = True,
+                 fit_intercept: bool = True, solver: str = "auto", device: str = "cpu",
+                 search_dtype: str = "float32"):
+        self.alphas = alphas
+        self.cv = cv
+        self.alpha_per_target = alpha_per_target
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.device = device
+        self.search_dtype = search_dtype
+
+    def _validated(self, X, y) -> tuple[np.ndarray, np.ndarray, _Labels]:
+        labels = _Labels()
+        if isinstance(X, xr.DataArray) or isinstance(y, xr.DataArray):
+            X, y, labels = _labelled_inputs(X, y)
+        elif y is not None:
+            y_values = np.asarray(y)  # checked before validate_data, whose error says not where
+            if y_values.dtype.kind == "f":
+                _check_finite_at(y_values, "Y", dims=("sample", "target"))
+        x, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=np.float64, ensure_all_finite=False, ensure_min_samples=1)
+        _check_finite_at(x, "X", dims=("sample", "feature"))
+        _check_n_samples(x.shape[0])
+        return x, y, labels
+
+    def fit(self, X, y) -> RidgeEncoder:
+        """Choose an alpha per target and fit the ridge coefficients.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features) or xarray.DataArray with dims
+            ("stimulus", feature dim)
+        y : array (n_samples[, n_targets]) or xarray.DataArray with dims
+            ("stimulus"[, target dim]); labelled inputs are aligned on stimulus ids.
+        """
+        alphas = _check_alphas(self.alphas)
+        _check_choice(self.solver, SOLVERS, "solver")
+        _check_choice(self.search_dtype, SEARCH_DTYPES, "search_dtype")
+        xp = _make_backend(self.device)
+        x, y, labels = self._validated(X, y)
+        splits = None if self.cv is None else list(check_cv(self.cv).split(x, y))
+        one_d = y.ndim == 1
+        res = _ridge_cv(xp, x, y[:, None] if one_d else y, alphas, splits,
+                        intercept=bool(self.fit_intercept), solver=self.solver,
+                        per_target=bool(self.alpha_per_target), dtype=self.search_dtype)
+        self._set_fitted(res, labels, one_d, alphas)
+        self.solver_ = _ridge.resolve_solver(self.solver, *x.shape)
+        self.device_ = xp.name
+        return self
+
+    def _set_fitted(self, res: dict, labels: _Labels, one_d: bool, alphas: np.ndarray) -> None:
+        scalar_alpha = one_d or not self.alpha_per_target
+        self.alpha_ = float(res["alpha"][0]) if scalar_alpha else res["alpha"]
+        self.coef_ = res["coef"][0] if one_d else res["coef"]
+        self.intercept_ = float(res["intercept"][0]) if one_d else res["intercept"]
+        self.cv_mse_ = res["cv_mse"][:, 0] if one_d else res["cv_mse"]
+        self.n_rechecked_ = res["n_rechecked"]
+        n_t = res["coef"].shape[0]
+        ids = labels.target_ids if labels.target_ids is not None else np.arange(n_t)
+        dim = labels.target_dim
+        self.cv_scores_ = xr.Dataset(
+            {"alpha": (dim, res["alpha"]), **{k: (dim, v) for k, v in res["scores"].items()}},
+            coords={dim: ids, "candidate_alpha": alphas},
+            attrs={"method": "ridge_loo" if self.cv is None else "ridge_kfold"})
+        self._labels = labels
+        self._one_d = one_d
+
+    def predict(self, X):
+        """Predictions (n_samples[, n_targets]); a DataArray labelled by stimulus and
+        target when ``X`` is a DataArray."""
+        check_is_fitted(self)
+        stim = None
+        if isinstance(X, xr.DataArray):
+            xl = as_labelled(X, name="X", dims=("stimulus", "feature"))
+            other = [d for d in xl.dims if d != "stimulus"]
+            xl = xl.transpose("stimulus", *other)
+            stim, X = xl["stimulus"].values, xl.values
+        x = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
+        _check_finite_at(x, "X", dims=("sample", "feature"))
+        pred = x @ self.coef_.T + self.intercept_
+        if stim is None:
+            return pred
+        if self._one_d:
+            return xr.DataArray(pred, dims=("stimulus",), coords={"stimulus": stim})
+        lab = self._labels
+        ids = lab.target_ids if lab.target_ids is not None else np.arange(pred.shape[1])
+        return xr.DataArray(pred, dims=("stimulus", lab.target_dim),
+                            coords={"stimulus": stim, lab.target_dim: ids})
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def spearman_brown(r, factor: float = 2.0):
+    """Spearman–Brown prophecy: reliability of a measure ``factor`` times as long.
+
+    ``factor * r / (1 + (factor - 1) * r)``; ``factor=2`` steps a split-half correlation
+    up to the reliability of the full (two-half) measure.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def _columnwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(a * b, 0) / np.sqrt(np.sum(a * a, 0) * np.sum(b * b, 0))
+
+
+def _responses(responses, repeat_dim: str) -> xr.DataArray:
+    """(stimulus, target, repeat) DataArray from a DataArray or a numpy array."""
+    da = as_labelled(responses, name="responses", dims=("stimulus", "target", repeat_dim))
+    if repeat_dim not in da.dims or da.ndim != 3:
+        raise ValueError(f"responses have dims {da.dims}; expected (stimulus, <target dim>, "
+                         f"{repeat_dim!r}) — pass repeat_dim= to name the repeat dim")
+    target_dim = next(d for d in da.dims if d not in ("stimulus", repeat_dim))
+    return da.transpose("stimulus", target_dim, repeat_dim)
+
+
+def noise_ceiling(responses, *, repeat_dim: str = "repeat", n_splits: int = 20,
+                  seed: int = 0) -> xr.Dataset:
+    """Split-half reliability (Spearman–Brown corrected) and the ceilings it implies.
+
+    Parameters
+    ----------
+    responses : xarray.DataArray with dims ("stimulus", target dim, ``repeat_dim``), or a
+        numpy array (stimulus, target, repeat)
+    n_splits : number of random half-splits of the repeats averaged (Pearson r averaged
+        before the Spearman–Brown step).
+    seed : seeds the random splits.
+
+    Returns
+    -------
+    xarray.Dataset with dim (target dim,): ``split_half_r``, ``reliability`` (ρ of the
+    mean over all repeats), ``ceiling_r = sqrt(ρ)`` and ``ceiling_r2 = ρ`` (NaN where
+    ρ <= 0). See the module docstring for the convention.
+    """
+    da = _responses(responses, repeat_dim)
+    target_dim = da.dims[1]
+    values = np.asarray(da.values, dtype=np.float64)
+    _check_finite_at(values, "responses",
+                     [da["stimulus"].values, _coord_or_range(da, target_dim),
+                      _coord_or_range(da, repeat_dim)], tuple(map(str, da.dims)))
+    n_rep = values.shape[2]
+    if n_rep < 2 or values.shape[0] < MIN_SAMPLES:
+        raise ValueError(f"a noise ceiling needs >= 2 repeats and >= {MIN_SAMPLES} stimuli; "
+                         f"got {n_rep} repeat(s) and {values.shape[0]} stimuli")
+    rng = np.random.default_rng(seed)
+    half = n_rep // 2
+    r = np.mean([_columnwise_pearson(values[:, :, p[:half]].mean(2),
+                                     values[:, :, p[half:2 * half]].mean(2))
+                 for p in (rng.permutation(n_rep) for _ in range(n_splits))], axis=0)
+    rel = spearman_brown(r, n_rep / half)
+    ok = rel > 0
+    out = xr.Dataset(
+        {"split_half_r": (target_dim, r), "reliability": (target_dim, rel),
+         "ceiling_r": (target_dim, np.where(ok, np.sqrt(np.where(ok, rel, 0.0)), np.nan)),
+         "ceiling_r2": (target_dim, np.where(ok, rel, np.nan))},
+        coords={target_dim: _coord_or_range(da, target_dim)})
+    out.attrs.update(_provenance("noise_ceiling_split_half_spearman_brown",
+                                 {"n_splits": n_splits, "n_repeats": n_rep}, seed))
+    return out
+
+
+def _provenance(method: str, config: dict, seed: int | None) -> dict[str, str]:
+    from rsa_bias.provenance import provenance_attrs
+
+    return provenance_attrs(config=json.loads(json.dumps(config, default=str)), seed=seed,
+                            method=method)
+
+
+def cross_validated_scores(X, Y, *, cv: int = 5, alphas=DEFAULT_ALPHAS, inner_cv=None,
+                           alpha_per_target: bool = True, fit_intercept: bool = True,
+                           solver: str = "auto", device: str = "cpu",
+                           search_dtype: str = "float32", repeat_dim: str = "repeat",
+                           n_splits: int = 20, seed: int = 0) -> xr.Dataset:
+    """Nested cross-validated Pearson r and R² of a :class:`RidgeEncoder` per target.
+
+    The stimuli are split by a shuffled ``KFold(cv)`` (seeded); on each training part a
+    :class:`RidgeEncoder` chooses its alphas by ``inner_cv`` (None: leave-one-out) and
+    predicts the held-out part. Scores compare the pooled out-of-fold predictions with
+    the responses.
+
+    Parameters
+    ----------
+    X : xarray.DataArray ("stimulus", feature dim) or array (n_stimuli, n_features)
+    Y : xarray.DataArray ("stimulus", target dim[, ``repeat_dim``]) or array
+        (n_stimuli, n_targets[, n_repeats]). With repeats, the encoder is fitted to the
+        mean over repeats and the scores are also normalised by :func:`noise_ceiling`.
+    cv : number of outer folds.
+    seed : seeds the outer split and the noise-ceiling half-splits.
+
+    Returns
+    -------
+    xarray.Dataset with dim (target dim,): ``pearson_r``, ``r2``, ``mse``, ``alpha``
+    (fold, target dim); with repeats also ``reliability``, ``ceiling_r``, ``ceiling_r2``,
+    ``pearson_r_normalised`` (r / sqrt(ρ)) and ``r2_normalised`` (R² / ρ).
+    """
+    x = as_labelled(X, name="X", dims=("stimulus", "feature"))
+    y = as_labelled(Y, name="Y", dims=("stimulus", "target", repeat_dim)[: np.ndim(Y)])
+    x, y = align_stimuli(x, y, names=["X", "Y"])
+    ceiling = noise_ceiling(y, repeat_dim=repeat_dim, n_splits=n_splits, seed=seed) \
+        if repeat_dim in y.dims else None
+    y_mean = y.mean(repeat_dim) if ceiling is not None else y
+    if y_mean.ndim != 2:
+        raise ValueError(f"Y has dims {y.dims}; expected (stimulus, <target dim>"
+                         f"[, {repeat_dim!r}])")
+    target_dim = str(next(d for d in y_mean.dims if d != "stimulus"))
+    y_mean = y_mean.transpose("stimulus", target_dim)
+    enc = RidgeEncoder(alphas, cv=inner_cv, alpha_per_target=alpha_per_target,
+                       fit_intercept=fit_intercept, solver=solver, device=device,
+                       search_dtype=search_dtype)
+    _labelled_inputs(x, y_mean)  # NaN / shape checks naming stimuli before any fitting
+    xv, yv = np.asarray(x.transpose("stimulus", ...).values, float), y_mean.values
+    pred = np.empty(yv.shape)
+    chosen = []
+    for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
+        enc.fit(xv[train], yv[train])
+        pred[test] = enc.predict(xv[test])
+        chosen.append(np.broadcast_to(enc.alpha_, yv.shape[1]))
+    resid = yv - pred
+    syy = np.sum((yv - yv.mean(0)) ** 2, axis=0)
+    out = xr.Dataset(
+        {"pearson_r": (target_dim, _columnwise_pearson(pred, yv)),
+         "r2": (target_dim, 1.0 - np.sum(resid**2, 0) / syy),
+         "mse": (target_dim, np.mean(resid**2, 0)),
+         "alpha": (("fold", target_dim), np.array(chosen))},
+        coords={target_dim: _coord_or_range(y_mean, target_dim), "fold": np.arange(cv)})
+    if ceiling is not None:
+        out = out.assign(reliability=ceiling["reliability"], ceiling_r=ceiling["ceiling_r"],
+                         ceiling_r2=ceiling["ceiling_r2"])
+        out["pearson_r_normalised"] = out["pearson_r"] / out["ceiling_r"]
+        out["r2_normalised"] = out["r2"] / out["ceiling_r2"]
+    config = {"cv": cv, "inner_cv": inner_cv, "alphas": list(map(float, np.ravel(alphas))),
+              "alpha_per_target": alpha_per_target, "fit_intercept": fit_intercept,
+              "solver": solver, "search_dtype": search_dtype, "n_splits": n_splits}
+    out.attrs.update(_provenance("ridge_encoding_nested_cv", config, seed))
+    return out
