@@ -1,0 +1,265 @@
+"""Noise ceilings of RDM comparisons (rsatoolbox's ``boot_noise_ceiling``).
+
+For data RDMs ``y_1..y_S`` (one per subject) and a comparison method:
+
+* **upper** bound: mean over subjects of ``compare(pool(y_1..y_S), y_s)``;
+* **lower** bound: mean over subjects of ``compare(pool(all but y_s), y_s)``
+  (leave one subject out).
+
+``pool`` is rsatoolbox's ``pool_rdm``: the average RDM that a method scores
+best, i.e. the mean of the RDMs after the transform the method is invariant
+to — z-scoring for ``pearson``/``corr_cov``, scaling to unit root mean square
+for ``cosine``/``cosine_cov``, ranks for ``spearman``/``rho_a``/Kendall (the
+pooled ranks are ranked again by the comparison).
+
+The private helpers compute the same bounds for *weighted* resamples (the
+bootstrap of :func:`rsa_bias.analysis.inference.evaluate_models`): a subject
+drawn ``v_s`` times enters the pooled RDM ``v_s`` times, and, as in
+rsatoolbox, the leave-one-out bound leaves out *all* copies of a subject and
+averages over the distinct subjects drawn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis.compare import _METHODS as _COMPARE
+from rsa_bias.analysis.compare import _as_stack, _Stack, rank_rows
+from rsa_bias.analysis.rdm import choose
+
+RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a", "kendall_tau_b")
+
+
+# --------------------------------------------------------------------------- inputs
+
+def checked_stack(x: xr.DataArray | np.ndarray, name: str) -> _Stack:
+    """A stack of RDMs (at most one leading dim) as vectors, refusing NaN."""
+    stack = _as_stack(x, name)
+    if len(stack.dims) > 1:
+        raise ValueError(f"{name} has leading dims {stack.dims}; stack them into one dim "
+                         f"first (e.g. {name}.stack(subject=[...]) and reset the index)")
+    if np.isnan(stack.vectors).any():
+        bad = np.flatnonzero(np.isnan(stack.vectors).any(axis=1))
+        raise ValueError(f"{name} contains NaN dissimilarities (in RDMs at positions "
+                         f"{bad[:5].tolist()}); inference needs complete RDMs")
+    return stack
+
+
+def lead_labels(stack: _Stack) -> np.ndarray:
+    """Coordinate values of the stack's leading dim (positions when it has none)."""
+    n = stack.vectors.shape[0]
+    if stack.dims and stack.dims[0] in stack.coords:
+        return np.asarray(stack.coords[stack.dims[0]].values)
+    return np.arange(n)
+
+
+def result_attrs(kind: str, **config: Any) -> dict[str, Any]:
+    """Flat, netCDF-safe attrs: the config values (None as "none") plus provenance."""
+    from rsa_bias.provenance import provenance_attrs
+
+    flat = {k: ("none" if v is None else v) for k, v in config.items()}
+    attrs = provenance_attrs(config={"function": kind, **config})
+    attrs.update(flat)
+    attrs["config_json"] = json.dumps({"function": kind, **config}, sort_keys=True, default=str)
+    return attrs
+
+
+# --------------------------------------------------------------------------- pooling
+
+def _unit_rms(y: np.ndarray) -> np.ndarray:
+    return y / np.sqrt(np.mean(y * y, axis=1, keepdims=True))
+
+
+def _zscored(y: np.ndarray) -> np.ndarray:
+    c = y - y.mean(axis=1, keepdims=True)
+    return c / c.std(axis=1, keepdims=True)
+
+
+_POOL_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "pearson": _zscored, "corr_cov": _zscored,
+    "cosine": _unit_rms, "cosine_cov": _unit_rms,
+    **{m: rank_rows for m in RANK_METHODS},
+}
+
+
+def _pool(y: np.ndarray, method: str) -> np.ndarray:
+    """rsatoolbox's ``pool_rdm`` for complete vectors ``(k, m)`` -> ``(1, m)``.
+
+    rsatoolbox also subtracts the minimum after z-scoring; every method that
+    pools by z-scoring is invariant to that shift, so it is left out.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _POOL_TRANSFORMS[method](y).mean(axis=0, keepdims=True)
+
+
+def _ceiling_per_group(y: np.ndarray, groups: np.ndarray, method: str,
+                       keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bound for each distinct group (subject) of the rows of ``y``.
+
+    ``keep`` marks which pairs of the full RDM the columns of ``y`` are (all by default).
+    """
+    kernel = _COMPARE[method]
+    keep = np.ones(y.shape[1], dtype=bool) if keep is None else keep
+    labels, first = np.unique(groups, return_index=True)
+    if labels.size < 2:  # rsatoolbox then trains and tests on the same RDMs
+        upper = kernel(_pool(y, method), y[first], keep, None)[0]
+        return upper, upper
+    upper = kernel(_pool(y, method), y[first], keep, None)[0]
+    lower = np.array([kernel(_pool(y[groups != g], method), y[[f]], keep, None)[0, 0]
+                      for g, f in zip(labels, first, strict=True)])
+    return lower, upper
+
+
+# --------------------------------------------------------------------------- weighted
+
+def _nc_from_gram(gram: np.ndarray, scale: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bounds ``(B, 2)`` for methods linear after their transform.
+
+    ``gram (B, S, S)``: inner products of the transformed subject RDMs under each
+    resample; ``scale (B, S)``: pooling factor of each subject (1/std or 1/rms);
+    ``v (B, S)``: how often each subject was drawn.
+    """
+    alpha = v * scale
+    g_alpha = np.einsum("bst,bs->bt", gram, alpha)
+    a_g_a = np.einsum("bt,bt->b", g_alpha, alpha)[:, None]
+    g_tt = np.einsum("btt->bt", gram)
+    upper = _safe_ratio(g_alpha, a_g_a * g_tt)
+    loo = g_alpha - alpha * g_tt                       # (G α_{-t})_t
+    loo_norm = a_g_a - 2 * alpha * g_alpha + alpha**2 * g_tt
+    lower = _safe_ratio(loo, np.maximum(loo_norm, 0.0) * g_tt)
+    return _mean_over_drawn(lower, upper, v)
+
+
+def _safe_ratio(num: np.ndarray, norm2: np.ndarray) -> np.ndarray:
+    """``num / sqrt(norm2)`` with 0 where the norm is 0 (rsatoolbox's zero-vector rule)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / np.sqrt(norm2)
+    return np.where(norm2 > 0, out, np.where(np.isnan(norm2), np.nan, 0.0))
+
+
+def _mean_over_drawn(lower: np.ndarray, upper: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Average over the distinct subjects drawn; with one subject, lower = upper."""
+    drawn = v > 0
+    n = drawn.sum(axis=1)
+    lo = np.where(drawn, lower, 0.0).sum(axis=1) / n
+    up = np.where(drawn, upper, 0.0).sum(axis=1) / n
+    return np.stack([np.where(n > 1, lo, up), up], axis=1)
+
+
+def sorted_ranks(ws: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Average ranks, in sorted order, of entries repeated ``ws`` times.
+
+    ``ws (..., m)``: weights in the sort order of the values; ``last`` (broadcastable):
+    True where the next sorted value differs (the end of a tie group).
+    """
+    cw = np.cumsum(ws, axis=-1)
+    if np.all(last):
+        return cw - (ws - 1.0) / 2.0
+    last = np.broadcast_to(last, ws.shape)
+    first = np.ones(ws.shape, dtype=bool)
+    first[..., 1:] = last[..., :-1]
+    start = np.maximum.accumulate(np.where(first, cw - ws, -np.inf), axis=-1)
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, cw, np.inf), -1), -1), -1)
+    return start + (end - start + 1.0) / 2.0
+
+
+def tie_ends(sorted_values: np.ndarray) -> np.ndarray:
+    """True where the next value of a sorted row differs (or at the row's end)."""
+    last = np.ones(sorted_values.shape, dtype=bool)
+    last[..., :-1] = sorted_values[..., 1:] != sorted_values[..., :-1]
+    return last
+
+
+def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average ranks of a vector whose entry ``p`` is repeated ``weights[..., p]`` times.
+
+    ``values (..., m)``, ``weights`` broadcastable to it. Equals
+    ``scipy.stats.rankdata`` of the expanded vector, read back at one copy of each
+    entry (entries of weight 0 get an unused value).
+    """
+    order = np.argsort(values, axis=-1)
+    weights = np.broadcast_to(weights, values.shape)
+    ranks = sorted_ranks(np.take_along_axis(weights, order, axis=-1),
+                         tie_ends(np.take_along_axis(values, order, axis=-1)))
+    out = np.empty_like(ranks)
+    np.put_along_axis(out, order, ranks, axis=-1)
+    return out
+
+
+def _nc_from_ranks(ranks: np.ndarray, wp: np.ndarray, v: np.ndarray, method: str) -> np.ndarray:
+    """Bounds ``(B, 2)`` for ``spearman``/``rho_a``: pooled ranks are ranked again.
+
+    ``ranks (B, S, m)``: weighted ranks of each subject's RDM; ``wp (B, m)``: pair
+    weights; ``v (B, S)``: subject draw counts. Sums of ranks (multiples of 1/2)
+    are exact, so ties in the pooled RDM are the same as rsatoolbox's.
+    """
+    total = np.einsum("bs,bsm->bm", v, ranks)
+    pooled = np.concatenate([total[:, None], total[:, None] - v[..., None] * ranks], axis=1)
+    reranked = weighted_ranks(pooled, wp[:, None, :])
+    half = (wp.sum(axis=1) + 1.0) / 2.0
+    rc = reranked - half[:, None, None]
+    sc = ranks - half[:, None, None]
+    cross = np.einsum("bkm,bm,bkm->bk", rc[:, 1:], wp, sc)
+    up_cross = np.einsum("bm,bm,bsm->bs", rc[:, 0], wp, sc)
+    if method == "rho_a":
+        m_tot = wp.sum(axis=1)[:, None]
+        factor = 12.0 / (m_tot**3 - m_tot)
+        return _mean_over_drawn(cross * factor, up_cross * factor, v)
+    n_pool = np.einsum("bkm,bm,bkm->bk", rc, wp, rc)
+    n_subj = np.einsum("bsm,bm,bsm->bs", sc, wp, sc)
+    lower = _safe_ratio(cross, n_pool[:, 1:] * n_subj)
+    upper = _safe_ratio(up_cross, n_pool[:, :1] * n_subj)
+    return _mean_over_drawn(lower, upper, v)
+
+
+# --------------------------------------------------------------------------- public
+
+def noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") -> xr.Dataset:
+    """Lower and upper noise ceiling of RDM comparisons across subjects.
+
+    Parameters
+    ----------
+    data : xarray.DataArray with dims (<subject dim>, "stimulus_i", "stimulus_j")
+        or (<subject dim>, "pair"); numpy ``(S, n, n)`` or ``(S, m)``. At least
+        2 RDMs (subjects), 3 stimuli, no NaN.
+    method : comparison method of :func:`~rsa_bias.analysis.compare.compare_rdms`
+        (default ``"corr_cov"``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``lower`` and ``upper`` (scalars) and their per-subject terms
+        ``lower_subject(subject)``/``upper_subject(subject)``; attrs ``method``.
+
+    Notes
+    -----
+    Same numbers as ``rsatoolbox.inference.boot_noise_ceiling(rdms, method)``
+    (rsatoolbox warns that its Kendall ceilings pool average ranks; so do we).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.random(45)
+    >>> subjects = truth + 0.3 * rng.random((6, 45))
+    >>> nc = noise_ceiling(subjects, method="pearson")
+    >>> bool(nc.lower < nc.upper <= 1)
+    True
+    """
+    choose(_POOL_TRANSFORMS, method, "comparison method")
+    stack = checked_stack(data, "data")
+    y, subjects = stack.vectors, lead_labels(stack)
+    if y.shape[0] < 2:
+        raise ValueError(f"a noise ceiling needs RDMs of at least 2 subjects; data has "
+                         f"{y.shape[0]}")
+    lower, upper = _ceiling_per_group(y, np.arange(y.shape[0]), method)
+    return xr.Dataset(
+        {"lower": float(lower.mean()), "upper": float(upper.mean()),
+         "lower_subject": ("subject", lower), "upper_subject": ("subject", upper)},
+        coords={"subject": subjects},
+        attrs=result_attrs("noise_ceiling", method=method,
+                           subject_dim=stack.dims[0] if stack.dims else "none"))
