@@ -2,7 +2,7 @@
 
 On ``--stimuli`` stimuli with ``--units-x`` and ``--units-y`` units we time
 
-* ``rsa_bias.analysis.cka`` (biased and unbiased HSIC; feature space),
+* ``rsa_bias.analysis.kernel_alignment`` (biased and unbiased HSIC; feature space),
 * the Gram-matrix CKA users write by hand from the formula
   (K = XX', L = YY', centred with H, then <HKH, HLH> / (||HKH|| ||HLH||)),
 * the three GEMMs the feature-space form cannot avoid: X'X, Y'Y and Y'X, each
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rsa_bias.analysis.cka import cka
+from rsa_bias.analysis.kernel_alignment import cka
 
 
 def gram_cka(x: np.ndarray, y: np.ndarray) -> float:

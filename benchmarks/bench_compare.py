@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.rdm import condensed, squareform
+from rsa_bias.analysis.rdms import condensed, squareform
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:

@@ -1,4 +1,4 @@
-"""Correlation RDM: rsa_bias.analysis.rdm vs rsatoolbox.rdm.calc_rdm, side by side.
+"""Correlation RDM: rsa_bias.analysis.rdms vs rsatoolbox.rdm.calc_rdm, side by side.
 
 Both get the same 1000 stimuli x 4096 units (as a labelled DataArray for us, as an
 rsatoolbox Dataset for rsatoolbox; building either container is not timed). The
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis.rdm import condensed, rdm
+from rsa_bias.analysis.rdms import condensed, rdm
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:

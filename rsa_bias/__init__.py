@@ -11,16 +11,24 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from rsa_bias.analysis import (  # noqa: E402
+    RidgeEncoder,
     cca_similarity,
     cka,
     cka_bootstrap,
     cka_matrix,
     cka_permutation,
     compare_rdms,
+    correct_pvalues,
+    cross_validated_scores,
+    evaluate_models,
     feature_variance_explained,
     minibatch_cka,
+    pairwise_model_tests,
+    permutation_test,
     procrustes_distance,
     rdm,
+    rdm_noise_ceiling,
+    response_noise_ceiling,
     svcca,
 )
 
@@ -37,4 +45,12 @@ __all__ = [
     "cca_similarity",
     "svcca",
     "feature_variance_explained",
+    "RidgeEncoder",
+    "cross_validated_scores",
+    "response_noise_ceiling",
+    "evaluate_models",
+    "rdm_noise_ceiling",
+    "permutation_test",
+    "pairwise_model_tests",
+    "correct_pvalues",
 ]

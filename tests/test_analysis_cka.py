@@ -12,18 +12,18 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
-from rsa_bias.analysis.cka import (
+from rsa_bias.analysis.cka_inference import (
+    _weighted_unbiased_hsic,
+    cka_bootstrap,
+    cka_permutation,
+)
+from rsa_bias.analysis.kernel_alignment import (
     _cka_arrays,
     _prepared_pair,
     cka,
     cka_matrix,
     hsic,
     minibatch_cka,
-)
-from rsa_bias.analysis.cka_inference import (
-    _weighted_unbiased_hsic,
-    cka_bootstrap,
-    cka_permutation,
 )
 
 # --- independent references, written from the formulas -----------------------------------------

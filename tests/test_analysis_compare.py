@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis.compare import compare_rdms, rank_rows
-from rsa_bias.analysis.rdm import condensed
+from rsa_bias.analysis.rdms import condensed
 
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")
 

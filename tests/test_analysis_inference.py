@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis import inference
+from rsa_bias.analysis.ceilings import noise_ceiling, weighted_ranks
 from rsa_bias.analysis.compare import compare_rdms
 from rsa_bias.analysis.inference import (
     correct_pvalues,
@@ -28,7 +29,6 @@ from rsa_bias.analysis.inference import (
     pairwise_model_tests,
     permutation_test,
 )
-from rsa_bias.analysis.noise_ceiling import noise_ceiling, weighted_ranks
 
 rt_inference = pytest.importorskip("rsatoolbox.inference")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")

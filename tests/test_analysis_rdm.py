@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import pdist
 from scipy.spatial.distance import squareform as scipy_squareform
 
-from rsa_bias.analysis.rdm import condensed, noise_precision, rdm, squareform, stack_runs
+from rsa_bias.analysis.rdms import condensed, noise_precision, rdm, squareform, stack_runs
 
 rt_data = pytest.importorskip("rsatoolbox.data")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from rsa_bias.analysis.cka import cka, cka_matrix, hsic, minibatch_cka
+from rsa_bias.analysis.ceilings import noise_ceiling as rdm_noise_ceiling
 from rsa_bias.analysis.cka_inference import cka_bootstrap, cka_permutation
 from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.rdm import condensed, noise_precision, rdm, squareform, stack_runs
+from rsa_bias.analysis.encoding import (
+    RidgeEncoder,
+    cross_validated_scores,
+    spearman_brown,
+)
+from rsa_bias.analysis.encoding import noise_ceiling as response_noise_ceiling
+from rsa_bias.analysis.inference import (
+    correct_pvalues,
+    evaluate_models,
+    pairwise_model_tests,
+    permutation_test,
+)
+from rsa_bias.analysis.kernel_alignment import cka, cka_matrix, hsic, minibatch_cka
+from rsa_bias.analysis.rdms import condensed, noise_precision, rdm, squareform, stack_runs
 from rsa_bias.analysis.similarity import (
     canonical_correlations,
     cca_similarity,
@@ -41,4 +54,13 @@ __all__ = [
     "canonical_correlations",
     "cca_similarity",
     "svcca",
+    "RidgeEncoder",
+    "cross_validated_scores",
+    "response_noise_ceiling",
+    "spearman_brown",
+    "evaluate_models",
+    "rdm_noise_ceiling",
+    "permutation_test",
+    "pairwise_model_tests",
+    "correct_pvalues",
 ]

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis.cka import (
+from rsa_bias.analysis.kernel_alignment import (
     ArrayLike,
     _cka_arrays,
     _hsic,

@@ -36,9 +36,7 @@ import scipy.stats
 import xarray as xr
 
 from rsa_bias.analysis._align import align_stimuli
-from rsa_bias.analysis.compare import _METHODS as _COMPARE
-from rsa_bias.analysis.compare import _centred, _centred_ranks, _select_pairs, _whiten
-from rsa_bias.analysis.noise_ceiling import (
+from rsa_bias.analysis.ceilings import (
     _ceiling_per_group,
     _nc_from_gram,
     _nc_from_ranks,
@@ -49,7 +47,9 @@ from rsa_bias.analysis.noise_ceiling import (
     sorted_ranks,
     tie_ends,
 )
-from rsa_bias.analysis.rdm import choose, squareform
+from rsa_bias.analysis.compare import _METHODS as _COMPARE
+from rsa_bias.analysis.compare import _centred, _centred_ranks, _select_pairs, _whiten
+from rsa_bias.analysis.rdms import choose, squareform
 
 ArrayLike = xr.DataArray | np.ndarray
 _BOOTSTRAPS: dict[str, tuple[bool, bool]] = {  # (resample stimuli, resample subjects)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rsa_bias.analysis.cka import ArrayLike, _check_choice, paired_values
+from rsa_bias.analysis.kernel_alignment import ArrayLike, _check_choice, paired_values
 
 
 def _centred(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ import xarray as xr
 
 from rsa_bias.analysis.compare import _METHODS as _COMPARE
 from rsa_bias.analysis.compare import _as_stack, _Stack, rank_rows
-from rsa_bias.analysis.rdm import choose
+from rsa_bias.analysis.rdms import choose
 
 RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a", "kendall_tau_b")
 
