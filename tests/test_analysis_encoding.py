@@ -13,13 +13,8 @@ from sklearn.model_selection import KFold, LeaveOneOut
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from rsa_bias.analysis import encoding
-from rsa_bias.analysis.encoding import (
-    DEFAULT_ALPHAS,
-    RidgeEncoder,
-    cross_validated_scores,
-    noise_ceiling,
-    spearman_brown,
-)
+from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder
+from rsa_bias.analysis.encoding_scores import cross_validated_scores, noise_ceiling, spearman_brown
 
 ALPHAS = np.logspace(-2, 6, 10)
 

@@ -20,15 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import squareform as scipy_squareform
 
-from rsa_bias.analysis import inference
+from rsa_bias.analysis import _resample as inference
 from rsa_bias.analysis.ceilings import noise_ceiling, weighted_ranks
 from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.inference import (
-    correct_pvalues,
-    evaluate_models,
-    pairwise_model_tests,
-    permutation_test,
-)
+from rsa_bias.analysis.inference import evaluate_models, permutation_test
+from rsa_bias.analysis.model_tests import correct_pvalues, pairwise_model_tests
 
 rt_inference = pytest.importorskip("rsatoolbox.inference")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")

@@ -15,7 +15,8 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import pdist
 from scipy.spatial.distance import squareform as scipy_squareform
 
-from rsa_bias.analysis.rdms import condensed, noise_precision, rdm, squareform, stack_runs
+from rsa_bias.analysis.crossnobis import noise_precision, stack_runs
+from rsa_bias.analysis.rdms import condensed, rdm, squareform
 
 rt_data = pytest.importorskip("rsatoolbox.data")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from rsa_bias.analysis.ceilings import noise_ceiling as rdm_noise_ceiling
+from rsa_bias.analysis.cka_batches import cka_matrix, minibatch_cka
 from rsa_bias.analysis.cka_inference import cka_bootstrap, cka_permutation
 from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.encoding import (
-    RidgeEncoder,
-    cross_validated_scores,
-    spearman_brown,
-)
-from rsa_bias.analysis.encoding import noise_ceiling as response_noise_ceiling
-from rsa_bias.analysis.inference import (
-    correct_pvalues,
-    evaluate_models,
-    pairwise_model_tests,
-    permutation_test,
-)
-from rsa_bias.analysis.kernel_alignment import cka, cka_matrix, hsic, minibatch_cka
-from rsa_bias.analysis.rdms import condensed, noise_precision, rdm, squareform, stack_runs
+from rsa_bias.analysis.crossnobis import noise_precision, stack_runs
+from rsa_bias.analysis.encoding import RidgeEncoder
+from rsa_bias.analysis.encoding_scores import cross_validated_scores, spearman_brown
+from rsa_bias.analysis.encoding_scores import noise_ceiling as response_noise_ceiling
+from rsa_bias.analysis.inference import evaluate_models, permutation_test
+from rsa_bias.analysis.kernel_alignment import cka, hsic
+from rsa_bias.analysis.model_tests import correct_pvalues, pairwise_model_tests
+from rsa_bias.analysis.rdms import condensed, rdm, squareform
 from rsa_bias.analysis.similarity import (
     canonical_correlations,
     cca_similarity,

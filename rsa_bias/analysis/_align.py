@@ -3,15 +3,29 @@
 Every public measure accepts an ``xarray.DataArray`` with a ``stimulus`` dim or a
 plain numpy array (stimuli on axis 0). Labelled inputs are aligned on stimulus
 ids; a mismatch is refused with an error naming the missing ids — never a silent
-comparison by position.
+comparison by position. Option values are looked up with :func:`choose`, whose
+error lists the valid ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 import xarray as xr
+
+ArrayLike = xr.DataArray | np.ndarray
+
+_T = TypeVar("_T")
+
+
+def choose(registry: Mapping[str, _T], key: str, what: str) -> _T:
+    """``registry[key]``, or a ValueError listing the valid keys."""
+    try:
+        return registry[key]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {what} {key!r}; valid: {sorted(registry)}") from None
 
 
 def as_labelled(x: xr.DataArray | np.ndarray, *, name: str = "x",
@@ -92,3 +106,36 @@ def finite_values(x: xr.DataArray, name: str) -> np.ndarray:
         raise ValueError(f"{name} contains {bad} NaN/inf values; drop those stimuli/units or "
                          "impute them first")
     return values
+
+
+def stimulus_matrix(x: xr.DataArray, name: str) -> np.ndarray:
+    """``(stimulus, unit)`` float64 values of a labelled input, refusing NaN/inf."""
+    other = [d for d in x.dims if d != "stimulus"]
+    if len(other) > 1:
+        raise ValueError(f"{name} has dims {x.dims}; expected (stimulus, unit): select or stack "
+                         f"the extra dims {other[1:]} first")
+    values = finite_values(x.transpose("stimulus", *other), name)
+    return values.reshape(values.shape[0], -1)
+
+
+def align_to(ref: xr.DataArray, other: xr.DataArray, names: tuple[str, str]) -> xr.DataArray:
+    """``other`` in the stimulus order of ``ref`` (no copy when the ids already match)."""
+    ids_ref, ids = ref["stimulus"].values, other["stimulus"].values
+    if np.array_equal(ids_ref, ids) and len(np.unique(ids)) == len(ids):
+        return other
+    return align_stimuli(ref, other, names=list(names))[1]
+
+
+def labelled_pair(x: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("x", "y"),
+                  ) -> tuple[xr.DataArray, xr.DataArray]:
+    """``x`` and ``y`` as labelled arrays, ``y`` in the stimulus order of ``x``."""
+    a = as_labelled(x, name=names[0])
+    b = as_labelled(y, name=names[1])
+    return a, align_to(a, b, names)
+
+
+def paired_values(x: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("x", "y"),
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 ``(stimulus, unit)`` arrays of ``x`` and ``y``, aligned on stimulus ids."""
+    a, b = labelled_pair(x, y, names)
+    return stimulus_matrix(a, names[0]), stimulus_matrix(b, names[1])

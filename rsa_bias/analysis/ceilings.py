@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rsa_bias.analysis._align import choose
+from rsa_bias.analysis._rdm_stack import _as_stack, _Stack
 from rsa_bias.analysis.compare import _METHODS as _COMPARE
-from rsa_bias.analysis.compare import _as_stack, _Stack, rank_rows
-from rsa_bias.analysis.rdms import choose
+from rsa_bias.analysis.compare import rank_rows
 
 RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a", "kendall_tau_b")
 

@@ -15,15 +15,14 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
+from rsa_bias.analysis._align import ArrayLike, paired_values
 from rsa_bias.analysis.kernel_alignment import (
-    ArrayLike,
     _cka_arrays,
     _hsic,
     _normalise,
     _prepared_pair,
     _Rep,
     _three_hsic,
-    paired_values,
 )
 
 

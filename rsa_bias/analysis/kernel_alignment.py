@@ -1,4 +1,4 @@
-"""Centred kernel alignment (CKA) with biased and unbiased HSIC, minibatches and inference.
+"""Centred kernel alignment (CKA) of two representations, with biased and unbiased HSIC.
 
 For representations X (n × p) and Y (n × q) of the same n stimuli, with Gram
 matrices K, L,
@@ -33,60 +33,20 @@ such replicates and warn with their count.
 Kernels (``kernel=...``): ``"linear"`` and ``"rbf"``, exp(−d²/(2σ²)) with
 σ² = bandwidth² × median of the squared distances over the full n × n matrix
 (diagonal zeros included), as in Kornblith et al.'s reference code.
+
+Minibatch CKA and CKA between every pair of layers build on these estimators in
+:mod:`rsa_bias.analysis.cka_batches`; bootstrap and permutation inference in
+:mod:`rsa_bias.analysis.cka_inference`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import xarray as xr
 
-from rsa_bias.analysis._align import align_stimuli, as_labelled, finite_values
-
-ArrayLike = np.ndarray | xr.DataArray
-
-
-# --- inputs ------------------------------------------------------------------------------------
-
-
-def _matrix(x: xr.DataArray, name: str) -> np.ndarray:
-    """``(stimulus, unit)`` float64 values of a labelled input, refusing NaN/inf."""
-    other = [d for d in x.dims if d != "stimulus"]
-    if len(other) > 1:
-        raise ValueError(f"{name} has dims {x.dims}; expected (stimulus, unit): select or stack "
-                         f"the extra dims {other[1:]} first")
-    values = finite_values(x.transpose("stimulus", *other), name)
-    return values.reshape(values.shape[0], -1)
-
-
-def _align_to(ref: xr.DataArray, other: xr.DataArray, names: tuple[str, str]) -> xr.DataArray:
-    """``other`` in the stimulus order of ``ref`` (no copy when the ids already match)."""
-    ids_ref, ids = ref["stimulus"].values, other["stimulus"].values
-    if np.array_equal(ids_ref, ids) and len(np.unique(ids)) == len(ids):
-        return other
-    return align_stimuli(ref, other, names=list(names))[1]
-
-
-def _labelled_pair(x: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("x", "y"),
-                   ) -> tuple[xr.DataArray, xr.DataArray]:
-    a = as_labelled(x, name=names[0])
-    b = as_labelled(y, name=names[1])
-    return a, _align_to(a, b, names)
-
-
-def paired_values(x: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("x", "y"),
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 ``(stimulus, unit)`` arrays of ``x`` and ``y``, aligned on stimulus ids."""
-    a, b = _labelled_pair(x, y, names)
-    return _matrix(a, names[0]), _matrix(b, names[1])
-
-
-def _check_choice(value: str, registry: Mapping[str, object], what: str) -> None:
-    if value not in registry:
-        raise ValueError(f"unknown {what} {value!r}; valid: {sorted(registry)}")
-
+from rsa_bias.analysis._align import ArrayLike, choose, paired_values
 
 # --- kernels -----------------------------------------------------------------------------------
 
@@ -225,8 +185,8 @@ def _prepare(values: np.ndarray, *, kernel: str, hsic: str, bandwidth: float,
 
 
 def _validate(n: int, *, kernel: str, hsic: str, bandwidth: float) -> None:
-    _check_choice(kernel, KERNELS, "kernel")
-    _check_choice(hsic, HSIC_ESTIMATORS, "hsic estimator")
+    choose(KERNELS, kernel, "kernel")
+    choose(HSIC_ESTIMATORS, hsic, "hsic estimator")
     need = HSIC_ESTIMATORS[hsic].min_stimuli
     if n < need:
         raise ValueError(f"hsic={hsic!r} needs at least {need} stimuli, got {n}"
@@ -335,129 +295,3 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
     """
     xv, yv = paired_values(x, y)
     return _cka_arrays(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
-
-
-# --- minibatch CKA (Nguyen, Raghu & Kornblith 2021) --------------------------------------------
-
-
-def _array_batches(x: ArrayLike, y: ArrayLike, batch_size: int, seed: int | None,
-                   ) -> Iterator[tuple[xr.DataArray, xr.DataArray]]:
-    a, b = _labelled_pair(x, y)
-    n = a.sizes["stimulus"]
-    if batch_size < 1 or n // batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} does not fit {n} stimuli")
-    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
-    for idx in np.array_split(order, n // batch_size):
-        yield a.isel(stimulus=idx), b.isel(stimulus=idx)
-
-
-def _batch_pairs(x: object, y: object, batch_size: int | None, seed: int | None,
-                 ) -> Iterable[tuple[ArrayLike, ArrayLike]]:
-    if batch_size is not None:
-        if y is None:
-            raise ValueError("batch_size needs both x and y as arrays")
-        return _array_batches(x, y, batch_size, seed)
-    if isinstance(x, (np.ndarray, xr.DataArray)):
-        raise ValueError("x is an array: pass batch_size=..., or pass iterables of batches")
-    return x if y is None else zip(x, y, strict=True)
-
-
-def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
-                  kernel: str = "linear", hsic: str = "unbiased", bandwidth: float = 0.5,
-                  seed: int | None = None) -> float:
-    """Minibatch CKA: HSIC averaged over minibatches, then normalised.
-
-    Nguyen, Raghu & Kornblith (2021):
-    ``CKA = mean_b HSIC(X_b, Y_b) / sqrt(mean_b HSIC(X_b, X_b) · mean_b HSIC(Y_b, Y_b))``
-    with the unbiased HSIC on each minibatch b. Only three running sums are kept
-    and no matrix larger than a batch is formed (batch × batch for the Gram
-    form, units × units in feature space), so it streams through any number of
-    stimuli. Every batch counts equally, whatever its size.
-
-    Parameters
-    ----------
-    x, y : one of
-        * ``x`` an iterable of ``(x_batch, y_batch)`` pairs and ``y=None``;
-        * ``x`` and ``y`` iterables of batches (zipped, must be equally long);
-        * ``x`` and ``y`` whole arrays / DataArrays with ``batch_size``: they are
-          aligned on stimulus ids and cut into ``n // batch_size`` batches of
-          ``batch_size`` or ``batch_size + 1`` stimuli (in order, or shuffled
-          when ``seed`` is given).
-        Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
-    batch_size : stimuli per batch for whole-array inputs (≥ 4 for unbiased).
-    kernel, hsic, bandwidth : as in :func:`cka`; the RBF bandwidth is set by the
-        median rule within each batch.
-    seed : shuffles whole-array inputs before batching.
-
-    Returns
-    -------
-    float
-        With one batch this is :func:`cka` with the same estimator.
-    """
-    sums, count = np.zeros(3), 0
-    for xb, yb in _batch_pairs(x, y, batch_size, seed):
-        xv, yv = paired_values(xb, yb, names=("x batch", "y batch"))
-        a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
-        sums += _three_hsic(a, b, hsic)
-        count += 1
-    if count == 0:
-        raise ValueError("no batches were given")
-    return _normalise(*(sums / count))
-
-
-# --- CKA between every pair of layers ----------------------------------------------------------
-
-
-def _prepare_layers(layers: Mapping[str, ArrayLike], ref: xr.DataArray, ref_name: str, *,
-                    kernel: str, hsic: str, bandwidth: float) -> dict[str, tuple[_Rep, float]]:
-    out = {}
-    for name, layer in layers.items():
-        values = _matrix(_align_to(ref, as_labelled(layer, name=str(name)), (ref_name, name)),
-                         str(name))
-        _validate(values.shape[0], kernel=kernel, hsic=hsic, bandwidth=bandwidth)
-        form = _choose_form(kernel, values.shape[0], values.shape[1], values.shape[1])
-        rep = _prepare(values, kernel=kernel, hsic=hsic, bandwidth=bandwidth, form=form)
-        out[name] = (rep, _hsic(rep, rep, hsic))
-    return out
-
-
-def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLike] | None = None,
-               *, kernel: str = "linear", hsic: str = "biased",
-               bandwidth: float = 0.5) -> xr.DataArray:
-    """CKA between every layer of ``layers_a`` and every layer of ``layers_b``.
-
-    Each layer is prepared once (centred features and its self-HSIC, or its
-    centred Gram matrix when it has more units than stimuli); each pair then
-    costs one cross product.
-
-    Parameters
-    ----------
-    layers_a, layers_b : mapping of layer name -> DataArray ("stimulus", "unit") or array
-        All layers are aligned on the stimulus ids of the first layer of
-        ``layers_a``. ``layers_b=None`` compares ``layers_a`` with itself.
-    kernel, hsic, bandwidth : as in :func:`cka`.
-
-    Returns
-    -------
-    xarray.DataArray with dims ("layer_a", "layer_b")
-    """
-    if not layers_a:
-        raise ValueError("layers_a is empty")
-    ref_name = next(iter(layers_a))
-    ref = as_labelled(layers_a[ref_name], name=str(ref_name))
-    opts = {"kernel": kernel, "hsic": hsic, "bandwidth": bandwidth}
-    reps_a = _prepare_layers(layers_a, ref, ref_name, **opts)
-    reps_b = reps_a if layers_b is None else _prepare_layers(layers_b, ref, ref_name, **opts)
-    values = np.empty((len(reps_a), len(reps_b)))
-    for i, (ra, ha) in enumerate(reps_a.values()):
-        for j, (rb, hb) in enumerate(reps_b.values()):
-            if layers_b is None and j < i:
-                values[i, j] = values[j, i]
-                continue
-            values[i, j] = _normalise(_hsic(ra, rb, hsic), ha, hb)
-    return xr.DataArray(values, dims=("layer_a", "layer_b"), name="cka",
-                        coords={"layer_a": list(reps_a), "layer_b": list(reps_b)},
-                        attrs={"method": "cka_matrix", **opts})
-
-
-# --- inference ---------------------------------------------------------------------------------

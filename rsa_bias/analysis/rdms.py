@@ -21,26 +21,17 @@ Gram matrix, i.e. one matrix product (GEMM), never a Python loop over pairs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import as_labelled
+from rsa_bias.analysis._align import as_labelled, choose
+from rsa_bias.analysis.crossnobis import _crossnobis_gram, _one_channel_dim, stack_runs
 
 RDM_DIMS = ("stimulus_i", "stimulus_j")
 PAIR_DIM = "pair"
-
-_T = TypeVar("_T")
-
-
-def choose(registry: Mapping[str, _T], key: str, what: str) -> _T:
-    """``registry[key]``, or a ValueError listing the valid keys."""
-    try:
-        return registry[key]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown {what} {key!r}; valid: {sorted(registry)}") from None
 
 
 # --------------------------------------------------------------------------- kernels
@@ -117,23 +108,8 @@ def _cosine(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
 
 
 def _crossnobis(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
-    """Leave-one-run-out crossnobis, all folds in one GEMM.
-
-    Fold ``r`` uses ``train = mean of the other runs`` and ``test = run r``;
-    ``Σ_r (S - X_r) Λ X_rᵀ`` (``S`` = sum over runs) is one product of the
-    run-concatenated ``(n, R·P)`` matrices.
-    """
-    n_runs, n, p = x.shape
-    if n_runs < 2:
-        raise ValueError("crossnobis needs patterns from at least 2 runs (found 1); pass x "
-                         "with a 'run' dim or runs=<run label of each row>")
-    train = x.sum(axis=0)[None] - x
-    if precision is not None:
-        train = train * precision if precision.ndim == 1 else train @ precision
-    a = train.transpose(1, 0, 2).reshape(n, n_runs * p)
-    b = x.transpose(1, 0, 2).reshape(n, n_runs * p)
-    k = (a @ b.T) / (n_runs * (n_runs - 1))
-    return _from_gram(k, p, clip=False)
+    """Leave-one-run-out crossnobis, all folds in one GEMM (see ``_crossnobis_gram``)."""
+    return _from_gram(_crossnobis_gram(x, precision), x.shape[2], clip=False)
 
 
 _Kernel = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -150,73 +126,6 @@ _DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
 
 
 # --------------------------------------------------------------------------- inputs
-
-def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
-               stimuli: Sequence | np.ndarray | None = None) -> xr.DataArray:
-    """Long-format patterns (one row per stimulus and run) to ``(run, stimulus, unit)``.
-
-    Parameters
-    ----------
-    x : xarray.DataArray with dims ("stimulus", <channel dim>) whose ``stimulus``
-        coord repeats once per run, or a numpy array ``(n_rows, n_channels)``.
-    runs : run (partition) label of each row.
-    stimuli : stimulus id of each row; required for numpy input (for a
-        DataArray the ``stimulus`` coord is used).
-
-    Returns
-    -------
-    xarray.DataArray with dims ("run", "stimulus", <channel dim>); rows of the
-    same stimulus within one run are averaged. Stimuli keep the order of first
-    appearance, runs are sorted.
-
-    Raises
-    ------
-    ValueError if a stimulus is missing from a run (names them).
-    """
-    if isinstance(x, xr.DataArray):
-        stimuli = x["stimulus"].values if stimuli is None else stimuli
-        channel = _one_channel_dim(x, exclude=("stimulus",))
-        values, chan_coords = x.transpose("stimulus", channel).values, x.coords.get(channel)
-    else:
-        if stimuli is None:
-            raise ValueError("numpy input needs stimuli=<stimulus id of each row>")
-        values, channel, chan_coords = np.asarray(x), "unit", None
-    stimuli, runs = np.asarray(stimuli), np.asarray(runs)
-    if values.ndim != 2 or not (len(stimuli) == len(runs) == values.shape[0]):
-        raise ValueError(f"x has shape {values.shape}; expected (n_rows, n_channels) with one "
-                         f"stimulus id and one run label per row (got {len(stimuli)}, "
-                         f"{len(runs)})")
-    uniq, first, inverse = np.unique(stimuli, return_index=True, return_inverse=True)
-    order = np.argsort(first)                 # unique ids in order of first appearance
-    ids, position = uniq[order], np.empty(len(order), dtype=np.intp)
-    position[order] = np.arange(len(order))
-    s_idx = position[inverse.ravel()]
-    run_ids, r_idx = np.unique(runs, return_inverse=True)
-    r_idx = r_idx.ravel()
-    counts = np.zeros((len(run_ids), len(ids)))
-    np.add.at(counts, (r_idx, s_idx), 1)
-    if np.any(counts == 0):
-        r, s = np.nonzero(counts == 0)
-        pairs = [(ids[j].item(), run_ids[i].item()) for i, j in zip(r[:3], s[:3], strict=True)]
-        raise ValueError(f"{r.size} (stimulus, run) combinations have no pattern, e.g. "
-                         f"{pairs}; every stimulus must appear in every run")
-    out = np.zeros((len(run_ids), len(ids), values.shape[1]))
-    np.add.at(out, (r_idx, s_idx), values)
-    out /= counts[:, :, None]
-    coords: dict[str, Any] = {"run": run_ids, "stimulus": ids}
-    if chan_coords is not None:
-        coords[channel] = chan_coords.values
-    return xr.DataArray(out, dims=("run", "stimulus", channel), coords=coords)
-
-
-def _one_channel_dim(x: xr.DataArray, *, exclude: Sequence[str]) -> str:
-    rest = [d for d in x.dims if d not in exclude]
-    if len(rest) != 1:
-        raise ValueError(f"x has dims {x.dims}; expected ('stimulus', <channel dim>) plus an "
-                         f"optional run dim, but found channel dims {tuple(rest)} (name the run "
-                         "dim with runs='<dim>', or stack/select the others first)")
-    return str(rest[0])
-
 
 def _as_patterns(x: xr.DataArray | np.ndarray, runs: str | Sequence | np.ndarray | None,
                  ) -> xr.DataArray:
@@ -295,7 +204,7 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
     noise : precision matrix ``(P, P)`` (or its diagonal ``(P,)``) for
         ``mahalanobis`` (required) and ``crossnobis`` (identity when omitted,
         i.e. the cross-validated squared Euclidean distance). Estimate it with
-        :func:`noise_precision`.
+        :func:`~rsa_bias.analysis.crossnobis.noise_precision`.
     runs : name of the run dim (default ``"run"`` when present), or the run label of
         each row of a DataArray whose ``stimulus`` coord repeats (long format).
         Crossnobis cross-validates over runs (leave one run out, as rsatoolbox's
@@ -444,87 +353,3 @@ def _square_from_vectors(v: np.ndarray) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------- noise
-
-def _shrinkage_eye(r: np.ndarray, dof: int) -> np.ndarray:
-    """Ledoit & Wolf (2004) shrinkage towards a multiple of the identity (rsatoolbox's)."""
-    n, p = r.shape
-    s = (r.T @ r) / n
-    r2 = r * r
-    b2 = np.sum((r2.T @ r2) / n - s * s) / n
-    m = np.trace(s) / p
-    d2 = np.sum((s - m * np.eye(p)) ** 2)
-    b2 = min(d2, b2)
-    return (b2 / d2 * m * np.eye(p) + (d2 - b2) / d2 * s) * n / dof
-
-
-def _shrinkage_diag(r: np.ndarray, dof: int) -> np.ndarray:
-    """Schäfer & Strimmer (2005) shrinkage towards the diagonal (rsatoolbox's)."""
-    n, p = r.shape
-    s_sum = r.T @ r
-    r2 = r * r
-    s2_sum = r2.T @ r2
-    s = s_sum / dof
-    var = np.diag(s)
-    std = np.sqrt(var)
-    s_mean = s_sum / np.outer(std, std) / (n - 1)
-    s2_mean = s2_sum / np.outer(var, var) / (n - 1)
-    var_hat = n / dof**2 * (s2_mean - s_mean**2)
-    mask = ~np.eye(p, dtype=bool)
-    lamb = float(np.clip(np.sum(var_hat[mask]) / np.sum(s_mean[mask] ** 2), 0, 1))
-    return s * (np.eye(p) + (1 - lamb) * mask)
-
-
-def _diag_cov(r: np.ndarray, dof: int) -> np.ndarray:
-    return np.diag(np.einsum("ij,ij->j", r, r) / dof)
-
-
-def _full_cov(r: np.ndarray, dof: int) -> np.ndarray:
-    return (r.T @ r) / dof
-
-
-_COVARIANCES: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "shrinkage_diag": _shrinkage_diag,
-    "shrinkage_eye": _shrinkage_eye,
-    "diag": _diag_cov,
-    "full": _full_cov,
-}
-
-
-def noise_precision(residuals: xr.DataArray | np.ndarray, *, method: str = "shrinkage_diag",
-                    dof: int | None = None) -> np.ndarray:
-    """Noise precision (inverse covariance over channels) estimated from residuals.
-
-    Same estimators as ``rsatoolbox.data.prec_from_residuals``.
-
-    Parameters
-    ----------
-    residuals : xarray.DataArray with a channel dim last (e.g. ("time", "unit")) or
-        numpy ``(n_residuals, n_channels)``; all leading dims are pooled.
-    method : ``"shrinkage_diag"`` (Schäfer & Strimmer shrinkage towards the
-        diagonal, default), ``"shrinkage_eye"`` (Ledoit & Wolf towards a scaled
-        identity), ``"diag"`` (univariate noise normalisation) or ``"full"``
-        (sample covariance; needs more residuals than channels).
-    dof : degrees of freedom; default ``n_residuals - 1``. Correct it for the
-        number of regressors of a GLM.
-
-    Returns
-    -------
-    numpy.ndarray ``(n_channels, n_channels)``, for ``rdm(..., noise=...)``.
-    """
-    estimator = choose(_COVARIANCES, method, "noise method")
-    r = np.asarray(residuals.values if isinstance(residuals, xr.DataArray) else residuals,
-                   dtype=np.float64)
-    if r.ndim < 2 or r.shape[0] < 2:
-        raise ValueError(f"residuals have shape {r.shape}; expected (n_residuals >= 2, "
-                         "n_channels)")
-    r = r.reshape(-1, r.shape[-1])
-    if not np.all(np.isfinite(r)):
-        raise ValueError("residuals contain NaN/inf")
-    r = r - r.mean(axis=0, keepdims=True)
-    cov = estimator(r, r.shape[0] - 1 if dof is None else dof)
-    try:
-        return np.linalg.inv(cov)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"the {method!r} noise covariance is singular ({r.shape[0]} residuals, "
-                         f"{r.shape[1]} channels); use method='shrinkage_diag'") from None

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rsa_bias.analysis.kernel_alignment import ArrayLike, _check_choice, paired_values
+from rsa_bias.analysis._align import ArrayLike, choose, paired_values
 
 
 def _centred(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +77,7 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike, *, metric: str = "euclidean"
     >>> round(procrustes_distance(x, 2 * x @ q + 1), 6)
     0.0
     """
-    _check_choice(metric, PROCRUSTES_METRICS, "metric")
+    choose(PROCRUSTES_METRICS, metric, "metric")
     xc, yc = _centred(x, y)
     xn, yn = _unit_norm(xc, "x"), _unit_norm(yc, "y")
     nuclear = float(np.linalg.svd(yn.T @ xn, compute_uv=False).sum())

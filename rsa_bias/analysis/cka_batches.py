@@ -1,0 +1,158 @@
+"""CKA over many pieces at once: minibatches of stimuli and every pair of layers.
+
+* :func:`minibatch_cka` — Nguyen, Raghu & Kornblith (2021): HSIC averaged over
+  minibatches, then normalised; streams through any number of stimuli.
+* :func:`cka_matrix` — CKA between every layer of one mapping and every layer of
+  another, each layer prepared once.
+
+Both use the estimators and kernels of :mod:`rsa_bias.analysis.kernel_alignment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._align import (
+    ArrayLike,
+    align_to,
+    as_labelled,
+    labelled_pair,
+    paired_values,
+    stimulus_matrix,
+)
+from rsa_bias.analysis.kernel_alignment import (
+    _choose_form,
+    _hsic,
+    _normalise,
+    _prepare,
+    _prepared_pair,
+    _Rep,
+    _three_hsic,
+    _validate,
+)
+
+# --- minibatch CKA (Nguyen, Raghu & Kornblith 2021) --------------------------------------------
+
+
+def _array_batches(x: ArrayLike, y: ArrayLike, batch_size: int, seed: int | None,
+                   ) -> Iterator[tuple[xr.DataArray, xr.DataArray]]:
+    a, b = labelled_pair(x, y)
+    n = a.sizes["stimulus"]
+    if batch_size < 1 or n // batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} does not fit {n} stimuli")
+    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
+    for idx in np.array_split(order, n // batch_size):
+        yield a.isel(stimulus=idx), b.isel(stimulus=idx)
+
+
+def _batch_pairs(x: object, y: object, batch_size: int | None, seed: int | None,
+                 ) -> Iterable[tuple[ArrayLike, ArrayLike]]:
+    if batch_size is not None:
+        if y is None:
+            raise ValueError("batch_size needs both x and y as arrays")
+        return _array_batches(x, y, batch_size, seed)
+    if isinstance(x, (np.ndarray, xr.DataArray)):
+        raise ValueError("x is an array: pass batch_size=..., or pass iterables of batches")
+    return x if y is None else zip(x, y, strict=True)
+
+
+def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
+                  kernel: str = "linear", hsic: str = "unbiased", bandwidth: float = 0.5,
+                  seed: int | None = None) -> float:
+    """Minibatch CKA: HSIC averaged over minibatches, then normalised.
+
+    Nguyen, Raghu & Kornblith (2021):
+    ``CKA = mean_b HSIC(X_b, Y_b) / sqrt(mean_b HSIC(X_b, X_b) · mean_b HSIC(Y_b, Y_b))``
+    with the unbiased HSIC on each minibatch b. Only three running sums are kept
+    and no matrix larger than a batch is formed (batch × batch for the Gram
+    form, units × units in feature space), so it streams through any number of
+    stimuli. Every batch counts equally, whatever its size.
+
+    Parameters
+    ----------
+    x, y : one of
+        * ``x`` an iterable of ``(x_batch, y_batch)`` pairs and ``y=None``;
+        * ``x`` and ``y`` iterables of batches (zipped, must be equally long);
+        * ``x`` and ``y`` whole arrays / DataArrays with ``batch_size``: they are
+          aligned on stimulus ids and cut into ``n // batch_size`` batches of
+          ``batch_size`` or ``batch_size + 1`` stimuli (in order, or shuffled
+          when ``seed`` is given).
+        Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
+    batch_size : stimuli per batch for whole-array inputs (≥ 4 for unbiased).
+    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.kernel_alignment.cka`; the
+        RBF bandwidth is set by the median rule within each batch.
+    seed : shuffles whole-array inputs before batching.
+
+    Returns
+    -------
+    float
+        With one batch this is :func:`~rsa_bias.analysis.kernel_alignment.cka` with the
+        same estimator.
+    """
+    sums, count = np.zeros(3), 0
+    for xb, yb in _batch_pairs(x, y, batch_size, seed):
+        xv, yv = paired_values(xb, yb, names=("x batch", "y batch"))
+        a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
+        sums += _three_hsic(a, b, hsic)
+        count += 1
+    if count == 0:
+        raise ValueError("no batches were given")
+    return _normalise(*(sums / count))
+
+
+# --- CKA between every pair of layers ----------------------------------------------------------
+
+
+def _prepare_layers(layers: Mapping[str, ArrayLike], ref: xr.DataArray, ref_name: str, *,
+                    kernel: str, hsic: str, bandwidth: float) -> dict[str, tuple[_Rep, float]]:
+    out = {}
+    for name, layer in layers.items():
+        aligned = align_to(ref, as_labelled(layer, name=str(name)), (ref_name, name))
+        values = stimulus_matrix(aligned, str(name))
+        _validate(values.shape[0], kernel=kernel, hsic=hsic, bandwidth=bandwidth)
+        form = _choose_form(kernel, values.shape[0], values.shape[1], values.shape[1])
+        rep = _prepare(values, kernel=kernel, hsic=hsic, bandwidth=bandwidth, form=form)
+        out[name] = (rep, _hsic(rep, rep, hsic))
+    return out
+
+
+def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLike] | None = None,
+               *, kernel: str = "linear", hsic: str = "biased",
+               bandwidth: float = 0.5) -> xr.DataArray:
+    """CKA between every layer of ``layers_a`` and every layer of ``layers_b``.
+
+    Each layer is prepared once (centred features and its self-HSIC, or its
+    centred Gram matrix when it has more units than stimuli); each pair then
+    costs one cross product.
+
+    Parameters
+    ----------
+    layers_a, layers_b : mapping of layer name -> DataArray ("stimulus", "unit") or array
+        All layers are aligned on the stimulus ids of the first layer of
+        ``layers_a``. ``layers_b=None`` compares ``layers_a`` with itself.
+    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.kernel_alignment.cka`.
+
+    Returns
+    -------
+    xarray.DataArray with dims ("layer_a", "layer_b")
+    """
+    if not layers_a:
+        raise ValueError("layers_a is empty")
+    ref_name = next(iter(layers_a))
+    ref = as_labelled(layers_a[ref_name], name=str(ref_name))
+    opts = {"kernel": kernel, "hsic": hsic, "bandwidth": bandwidth}
+    reps_a = _prepare_layers(layers_a, ref, ref_name, **opts)
+    reps_b = reps_a if layers_b is None else _prepare_layers(layers_b, ref, ref_name, **opts)
+    values = np.empty((len(reps_a), len(reps_b)))
+    for i, (ra, ha) in enumerate(reps_a.values()):
+        for j, (rb, hb) in enumerate(reps_b.values()):
+            if layers_b is None and j < i:
+                values[i, j] = values[j, i]
+                continue
+            values[i, j] = _normalise(_hsic(ra, rb, hsic), ha, hb)
+    return xr.DataArray(values, dims=("layer_a", "layer_b"), name="cka",
+                        coords={"layer_a": list(reps_a), "layer_b": list(reps_b)},
+                        attrs={"method": "cka_matrix", **opts})
