@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.io
@@ -12,6 +10,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from realdata import data_file
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis.compare import compare_rdms, rank_rows
@@ -24,14 +23,6 @@ RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
                     "cosine_cov": "cosine_cov", "corr_cov": "corr_cov"}
 
 
-def data_file(relative: str) -> Path:
-    """A shipped real-data file: ``data/`` of the repo first, then the shared copy."""
-    here = Path(__file__).resolve()
-    for root in (here.parents[1] / "data", here.parents[2] / "shared" / "data",
-                 Path("/work/shared/data")):
-        if (root / relative).exists():
-            return root / relative
-    pytest.skip(f"real data {relative} not found")
 
 
 def reference(va: np.ndarray, vb: np.ndarray, method: str, **kw) -> np.ndarray:

@@ -9,7 +9,6 @@ stream and inject the indices), plus independent formulas written here.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ import scipy.stats
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from realdata import data_file
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis import _resample as inference
@@ -38,14 +38,6 @@ FAST_METHODS = ["pearson", "cosine", "cosine_cov", "corr_cov", "spearman", "rho_
 ATOL = 1e-10
 
 
-def data_file(relative: str) -> Path:
-    """A shipped real-data file: ``data/`` of the repo first, then the shared copy."""
-    here = Path(__file__).resolve()
-    for root in (here.parents[1] / "data", here.parents[2] / "shared" / "data",
-                 Path("/work/shared/data")):
-        if (root / relative).exists():
-            return root / relative
-    pytest.skip(f"real data {relative} not found")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from realdata import data_file
 from scipy.spatial.distance import pdist
 from scipy.spatial.distance import squareform as scipy_squareform
 
@@ -23,14 +23,6 @@ rt_rdm = pytest.importorskip("rsatoolbox.rdm")
 rt_noise = pytest.importorskip("rsatoolbox.data.noise")
 
 
-def data_file(relative: str) -> Path:
-    """A shipped real-data file: ``data/`` of the repo first, then the shared copy."""
-    here = Path(__file__).resolve()
-    for root in (here.parents[1] / "data", here.parents[2] / "shared" / "data",
-                 Path("/work/shared/data")):
-        if (root / relative).exists():
-            return root / relative
-    pytest.skip(f"real data {relative} not found")
 
 
 def rsatoolbox_vector(x: np.ndarray, ids: np.ndarray, method: str, *, runs=None, noise=None,
