@@ -17,10 +17,9 @@ Run: ``python benchmarks/bench_cka.py [--stimuli 10000] [--units-x 1024] [--unit
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
+from _timing import best_of
 
 from rsa_bias.analysis.kernel_alignment import cka
 
@@ -36,13 +35,6 @@ def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.vdot(k, l) / (np.linalg.norm(k) * np.linalg.norm(l)))
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def main() -> None:

@@ -12,23 +12,13 @@ Run: ``python benchmarks/bench_compare.py [--stimuli 1000] [--rdms 100] [--repea
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
+from _timing import best_of
 
 from rsa_bias.analysis.compare import compare_rdms
 from rsa_bias.analysis.rdms import condensed, squareform
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def make_rdms(n_stim: int, n_rdms: int, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:

@@ -21,10 +21,10 @@ Run: ``python benchmarks/bench_encoding.py [--samples 2000 --features 1024 --tar
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
+from _timing import best_of
 
 from rsa_bias.analysis.encoding import RidgeEncoder
 
@@ -41,13 +41,6 @@ def make_data(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def sklearn_loo(x, y):

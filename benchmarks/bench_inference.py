@@ -25,11 +25,10 @@ Run: ``python benchmarks/bench_inference.py [--method pearson] [--boot 1000]
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
+from _timing import best_of
 
 from rsa_bias.analysis.inference import evaluate_models
 
@@ -37,13 +36,6 @@ RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
                     "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov"}
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def make_rdms(n_stim: int, n_models: int, n_subjects: int,

@@ -10,22 +10,12 @@ Run: ``python benchmarks/bench_rdm.py [--stimuli 1000] [--units 4096] [--repeats
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
+from _timing import best_of
 
 from rsa_bias.analysis.rdms import condensed, rdm
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def main() -> None:

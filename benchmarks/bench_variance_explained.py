@@ -12,10 +12,10 @@ Run: ``python benchmarks/bench_variance_explained.py [--units 1024] [--slices 20
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import xarray as xr
+from _timing import best_of
 from sklearn.linear_model import LinearRegression
 
 from rsa_bias.analysis import feature_variance_explained
@@ -47,13 +47,6 @@ def sklearn_loop(act: xr.DataArray, f: np.ndarray, split: np.ndarray) -> np.ndar
     return out
 
 
-def best_of(fn, repeats: int = 3) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def main() -> None:
