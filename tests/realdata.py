@@ -14,3 +14,23 @@ def data_file(relative: str) -> Path:
         raise FileNotFoundError(f"{path} is missing; the reference tests need the shipped data "
                                 "(see data/README.md)")
     return path
+
+
+def rsa92_rdms():
+    """Human-IT RDMs (8 = 4 subjects x 2 sessions) and the 8 model RDMs of the 92 images,
+    as ``(subject|model, stimulus_i, stimulus_j)`` DataArrays with image ids 1..92."""
+    import numpy as np
+    import scipy.io
+    import xarray as xr
+
+    brain = scipy.io.loadmat(data_file("rsa92_kriegeskorte2008/92_brainRDMs.mat"))["RDMs"]
+    models = scipy.io.loadmat(data_file("rsa92_kriegeskorte2008/92_modelRDMs.mat"))["Models"][0]
+    ids = np.arange(1, 93)
+    hit = np.stack([brain[0, s, r]["RDM"].astype(float) for s in range(4) for r in range(2)])
+    subject = [f"{s}{r}" for s in ("BE", "KO", "SN", "TI") for r in (1, 2)]
+    mod = np.stack([m["RDM"].astype(float) for m in models])
+    names = [str(m["name"][0]) for m in models]
+    return (xr.DataArray(hit, dims=("subject", "stimulus_i", "stimulus_j"),
+                         coords={"subject": subject, "stimulus_i": ids, "stimulus_j": ids}),
+            xr.DataArray(mod, dims=("model", "stimulus_i", "stimulus_j"),
+                         coords={"model": names, "stimulus_i": ids, "stimulus_j": ids}))

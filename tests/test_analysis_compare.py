@@ -10,7 +10,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from realdata import data_file
+from realdata import rsa92_rdms
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis.compare import compare_rdms, rank_rows
@@ -50,17 +50,7 @@ def random_vectors() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def rsa92() -> tuple[xr.DataArray, xr.DataArray]:
     """Human-IT RDMs (8 = 4 subjects x 2 sessions) and 8 model RDMs of the 92 images."""
-    brain = scipy.io.loadmat(data_file("rsa92_kriegeskorte2008/92_brainRDMs.mat"))["RDMs"]
-    models = scipy.io.loadmat(data_file("rsa92_kriegeskorte2008/92_modelRDMs.mat"))["Models"][0]
-    ids = np.arange(1, 93)
-    hit = np.stack([brain[0, s, r]["RDM"].astype(float) for s in range(4) for r in range(2)])
-    subject = [f"{s}{r}" for s in ("BE", "KO", "SN", "TI") for r in (1, 2)]
-    mod = np.stack([m["RDM"].astype(float) for m in models])
-    names = [str(m["name"][0]) for m in models]
-    return (xr.DataArray(hit, dims=("subject", "stimulus_i", "stimulus_j"),
-                         coords={"subject": subject, "stimulus_i": ids, "stimulus_j": ids}),
-            xr.DataArray(mod, dims=("model", "stimulus_i", "stimulus_j"),
-                         coords={"model": names, "stimulus_i": ids, "stimulus_j": ids}))
+    return rsa92_rdms()
 
 
 # ----------------------------------------------------------------- rsatoolbox agreement
