@@ -20,6 +20,8 @@ Nested cross-validated scores and noise ceilings of the responses are in
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,11 @@ MIN_SAMPLES = 3
 _CHUNK_ELEMENTS = 2**24  # targets are processed in chunks of about this many (t x n) values
 
 
+def _gpu_may_exist() -> bool:
+    """Cheap check before importing torch: torch already loaded, or an NVIDIA driver present."""
+    return "torch" in sys.modules or os.path.exists("/proc/driver/nvidia/version")
+
+
 def _make_backend(device: str):
     """Backend registry: numpy for ``"cpu"``; torch for CUDA (imported only then)."""
     if not isinstance(device, str):
@@ -45,7 +52,7 @@ def _make_backend(device: str):
     if device == "cpu":
         return _ridge.NumpyBackend()
     if device == "auto":
-        if importlib.util.find_spec("torch") is None:
+        if importlib.util.find_spec("torch") is None or not _gpu_may_exist():
             return _ridge.NumpyBackend()
         import torch
 
@@ -183,9 +190,11 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"primal"``: the SVD of X (n, p), or the eigendecomposition of X'X (p, p) when X
         is tall and well conditioned; ``"dual"``: the eigendecomposition of the Gram
         matrix X X' (n, n) — the kernel form; ``"auto"``: dual when p > n.
-    device : {"cpu", "auto"} or "cuda[:i]", default "cpu"
-        ``"cpu"`` runs numpy/scipy; ``"auto"`` uses torch on the GPU when CUDA is
-        present (torch is imported only then), numpy otherwise.
+    device : {"auto", "cpu"} or "cuda[:i]", default "auto"
+        ``"auto"`` uses torch on the GPU when torch is installed and CUDA is present
+        (torch is imported at fit time only if it is already loaded or an NVIDIA driver
+        is present, never with the package), numpy/scipy otherwise; ``"cpu"`` always
+        runs numpy/scipy.
     search_dtype : {"float32", "float64"}, default "float32"
         Precision of the per-alpha products of the search. With ``"float32"`` each
         held-out squared error comes with a rounding-error bound, and every target whose
@@ -224,7 +233,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, *, cv=None, alpha_per_target: bool = True,
-                 fit_intercept: bool = True, solver: str = "auto", device: str = "cpu",
+                 fit_intercept: bool = True, solver: str = "auto", device: str = "auto",
                  search_dtype: str = "float32"):
         self.alphas = alphas
         self.cv = cv

@@ -120,7 +120,7 @@ def _provenance(method: str, config: dict, seed: int | None) -> dict[str, str]:
 
 def cross_validated_scores(X, Y, *, cv: int = 5, alphas=DEFAULT_ALPHAS, inner_cv=None,
                            alpha_per_target: bool = True, fit_intercept: bool = True,
-                           solver: str = "auto", device: str = "cpu",
+                           solver: str = "auto", device: str = "auto",
                            search_dtype: str = "float32", repeat_dim: str = "repeat",
                            n_splits: int = 20, seed: int = 0) -> xr.Dataset:
     """Nested cross-validated Pearson r and R² of a :class:`RidgeEncoder` per target.
