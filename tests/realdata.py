@@ -34,3 +34,13 @@ def rsa92_rdms():
                          coords={"subject": subject, "stimulus_i": ids, "stimulus_j": ids}),
             xr.DataArray(mod, dims=("model", "stimulus_i", "stimulus_j"),
                          coords={"model": names, "stimulus_i": ids, "stimulus_j": ids}))
+
+
+def copy_files(src: Path, names, dst: Path, skip: str | None = None) -> Path:
+    """Copy ``names`` from ``src`` into ``dst`` (all but ``skip``); return ``dst``."""
+    import shutil
+
+    for name in names:
+        if name != skip:
+            shutil.copyfile(src / name, dst / name)
+    return dst

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+from realdata import copy_files
 from scipy.stats import spearmanr
 
 from rsa_bias.brain import load_rsa92
@@ -108,10 +108,7 @@ def test_animacy_model_beats_permuted_labels(ds):
 
 
 def _copy(tmp_path: Path, skip: str | None = None) -> Path:
-    for name in FILES:
-        if name != skip:
-            shutil.copyfile(RAW / name, tmp_path / name)
-    return tmp_path
+    return copy_files(RAW, FILES, tmp_path, skip)
 
 
 def test_missing_file_named(tmp_path):

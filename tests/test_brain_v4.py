@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from realdata import copy_files
 
 from rsa_bias.brain import load_v4
 
@@ -73,10 +73,7 @@ def test_split_half_reliability(ds, raw):
 
 
 def _copy(tmp_path: Path, skip: str | None = None) -> Path:
-    for name in FILES:
-        if name != skip:
-            shutil.copyfile(RAW / name, tmp_path / name)
-    return tmp_path
+    return copy_files(RAW, FILES, tmp_path, skip)
 
 
 def test_missing_file_named(tmp_path):

@@ -41,3 +41,9 @@ def data_file(relative: str | os.PathLike[str], root: str | os.PathLike[str] | N
         raise FileNotFoundError(f"{path} is missing; expected in {where}. The datasets and their "
                                 "provenance are described in data/README.md")
     return path
+
+
+def dataset_file(folder: str, name: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """A file of a shipped dataset: ``<path>/<name>`` when the user gives the dataset's
+    folder, else ``<data_dir>/<folder>/<name>``."""
+    return data_file(name, path) if path is not None else data_file(f"{folder}/{name}")

@@ -23,7 +23,7 @@ import scipy.io
 import xarray as xr
 from scipy.spatial.distance import squareform
 
-from rsa_bias.brain._paths import data_file
+from rsa_bias.brain._paths import dataset_file
 
 FOLDER = "rsa92_kriegeskorte2008"
 N_STIMULI = 92
@@ -107,10 +107,9 @@ def load_rsa92(path: str | os.PathLike[str] | None = None, *, images: bool = Tru
     ------
     FileNotFoundError naming the missing file; ValueError for a damaged or foreign file.
     """
-    root = Path(path) if path is not None else None
 
     def find(name: str) -> Path:
-        return data_file(name, root) if root is not None else data_file(f"{FOLDER}/{name}")
+        return dataset_file(FOLDER, name, path)
 
     supp_path = find("Kriegeskorte_Neuron2008_supplementalData.mat")
     brain_path = find("92_brainRDMs.mat")

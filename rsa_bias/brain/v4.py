@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from rsa_bias.brain._paths import data_file
+from rsa_bias.brain._paths import dataset_file
 
 FOLDER = "v4_cowley2023"
 SESSION = "210325"
@@ -96,10 +96,9 @@ def load_v4(path: str | os.PathLike[str] | None = None, *, images: bool = True) 
     ------
     FileNotFoundError naming the missing file; ValueError for a damaged or inconsistent file.
     """
-    root = Path(path) if path is not None else None
 
     def find(name: str) -> Path:
-        return data_file(name, root) if root is not None else data_file(f"{FOLDER}/{name}")
+        return dataset_file(FOLDER, name, path)
 
     raw_path, avg_path = find(RAW), find(AVERAGED)
     raw = _load_npy(raw_path, 3)
