@@ -98,13 +98,18 @@ def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
     return out
 
 
-def finite_values(x: xr.DataArray, name: str) -> np.ndarray:
-    """The array's values as float64, refusing NaN/inf with a clear message."""
-    values = np.asarray(x.values, dtype=np.float64)
+def check_finite(values: np.ndarray, name: str) -> None:
+    """Refuse NaN/inf in ``values`` with a message that counts them."""
     if not np.all(np.isfinite(values)):
         bad = int(np.sum(~np.isfinite(values)))
         raise ValueError(f"{name} contains {bad} NaN/inf values; drop those stimuli/units or "
                          "impute them first")
+
+
+def finite_values(x: xr.DataArray, name: str) -> np.ndarray:
+    """The array's values as float64, refusing NaN/inf with a clear message."""
+    values = np.asarray(x.values, dtype=np.float64)
+    check_finite(values, name)
     return values
 
 

@@ -8,6 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias.analysis._align import check_finite
+
+
+def _listed_features(attrs: dict) -> list[str]:
+    """``attrs["feature_names"]`` as a list (netCDF reads a one-element list back as a str)."""
+    names = attrs.get("feature_names", [])
+    return [names] if isinstance(names, str) else list(names)
+
 
 def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None) -> xr.DataArray:
     """Copy the stimulus coords of ``stimuli`` onto ``activation``, aligned by stimulus id.
@@ -32,9 +40,7 @@ def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None)
     extra = {k: ("stimulus", sel[k].values) for k in sel.coords
              if k != "stimulus" and sel[k].dims == ("stimulus",)}
     out = activation.assign_coords(extra)
-    names = stimuli.attrs.get("feature_names", [])
-    out.attrs = {**activation.attrs,
-                 "feature_names": [names] if isinstance(names, str) else list(names)}
+    out.attrs = {**activation.attrs, "feature_names": _listed_features(stimuli.attrs)}
     return out
 
 
@@ -42,8 +48,7 @@ def feature_names_of(activation: xr.DataArray, features: Sequence[str] | None) -
     """Names of the features to analyse; checks each ``feature_<name>`` coord exists."""
     available = [str(c)[len("feature_"):] for c in activation.coords
                  if str(c).startswith("feature_")]
-    listed = activation.attrs.get("feature_names", [])
-    listed = [listed] if isinstance(listed, str) else list(listed)
+    listed = _listed_features(activation.attrs)
     names = list(features) if features is not None else (listed or available)
     missing = [n for n in names if n not in available]
     if missing or not names:
@@ -66,11 +71,6 @@ def split_mask(activation: xr.DataArray, split: str | None) -> np.ndarray:
         raise ValueError(f"split {split!r} holds {int(mask.sum())} stimuli; at least 2 are "
                          f"needed (splits present: {sorted(set(activation['split'].values))})")
     return mask
-
-
-def check_finite(values: np.ndarray, what: str) -> None:
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{what} contains NaN or inf; remove or impute those values first")
 
 
 def map_over_extra_dims(activation: xr.DataArray, fn, trailing: dict[str, tuple[str, ...]],

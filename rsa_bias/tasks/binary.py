@@ -11,7 +11,6 @@ a :class:`ValueError` says so rather than leaking test inputs into training.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Callable
 
@@ -191,8 +190,3 @@ def make_binary_task(cfg: TaskConfig | None = None) -> xr.Dataset:
 def feature_matrix(ds: xr.Dataset) -> np.ndarray:
     """``(n_stimulus, n_features)`` 0/1 matrix of the dataset's features, in order."""
     return np.stack([ds[f"feature_{n}"].values for n in ds.attrs["feature_names"]], axis=1)
-
-
-def all_feature_combinations(n_features: int) -> list[tuple[int, ...]]:
-    """Every joint value of ``n_features`` binary features."""
-    return list(itertools.product((0, 1), repeat=n_features))
