@@ -1,4 +1,4 @@
-"""Seaborn figures of results Datasets. Each function returns the matplotlib Figure."""
+"""Figures of a complexity-bias results Dataset. Each function returns the matplotlib Figure."""
 
 from __future__ import annotations
 
