@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -327,3 +328,17 @@ def test_normalised_scores_near_one_for_a_perfectly_predictable_signal():
 
 def test_default_alphas_are_the_issue_grid():
     np.testing.assert_allclose(DEFAULT_ALPHAS, np.logspace(-2, 6, 10))
+
+
+def test_warns_when_targets_choose_the_smallest_alpha():
+    from rsa_bias.analysis.encoding import AlphaGridWarning
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 5))
+    y = x @ rng.standard_normal((5, 3))  # noiseless: the smallest alpha always wins
+    with pytest.warns(AlphaGridWarning, match="3 of 3 targets chose the smallest alpha"):
+        RidgeEncoder([1.0, 10.0, 100.0]).fit(x, y)
+    noise = rng.standard_normal((200, 3))  # no signal: largest alpha, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlphaGridWarning)
+        RidgeEncoder([1.0, 10.0, 100.0]).fit(x, noise)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,25 @@ def _check_choice(value, valid: tuple[str, ...], what: str) -> str:
     if value not in valid:
         raise ValueError(f"unknown {what} {value!r}; valid: {list(valid)}")
     return value
+
+
+class AlphaGridWarning(UserWarning):
+    """The cross-validated alpha of some targets sits at the lower edge of the grid."""
+
+
+def _warn_lower_edge(chosen: np.ndarray, alphas: np.ndarray) -> None:
+    """Warn when targets choose the smallest alpha of a grid of several: the best alpha may
+    be smaller still, so the fit is over-regularised. (The largest alpha is the normal choice
+    for targets without signal and is not warned about.)"""
+    if alphas.size < 2:
+        return
+    at_edge = int(np.sum(chosen == alphas.min()))
+    if at_edge:
+        warnings.warn(
+            f"{at_edge} of {chosen.size} targets chose the smallest alpha of the grid "
+            f"({alphas.min():g}); a smaller alpha may fit better. Widen the grid, e.g. "
+            f"alphas=np.logspace({int(np.floor(np.log10(alphas.min()))) - 4}, "
+            f"{int(np.ceil(np.log10(alphas.max())))}, 15)", AlphaGridWarning, stacklevel=3)
 
 
 def _check_alphas(alphas) -> np.ndarray:
@@ -278,6 +298,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                         intercept=bool(self.fit_intercept), solver=self.solver,
                         per_target=bool(self.alpha_per_target), dtype=self.search_dtype)
         self._set_fitted(res, labels, one_d, alphas)
+        _warn_lower_edge(np.atleast_1d(res["alpha"]), alphas)
         self.solver_ = _ridge.resolve_solver(self.solver, *x.shape)
         self.device_ = xp.name
         return self
