@@ -83,6 +83,23 @@ def test_activations_round_trip(tree, act_path):
         assert got["activation"].dtype == np.float32
 
 
+def test_activations_are_compressed_losslessly(tree, tmp_path):
+    tree = tree.copy()
+    for name in tree.children:  # mostly zeros, like ReLU units
+        act = tree[name]["activation"]
+        tree[name]["activation"] = act.where(act > act.quantile(0.8), 0.0).astype(np.float32)
+    packed = write_activations(tree, tmp_path / "packed.nc")
+    plain = write_activations(tree, tmp_path / "plain.nc", compression=0)
+    assert packed.stat().st_size < plain.stat().st_size
+    for name in tree.children:
+        a = read_activations(packed)[name]["activation"]
+        b = read_activations(plain)[name]["activation"]
+        np.testing.assert_array_equal(a.values, b.values)
+        assert a.encoding.get("zlib") is True and not b.encoding.get("zlib")
+    with pytest.raises(ValueError, match="zlib level"):
+        write_activations(tree, tmp_path / "bad.nc", compression=10)
+
+
 def test_layer_activation_carries_stimulus_labels(small_task, tree, act_path):
     back = read_activations(act_path, layers=["hidden_1"])
     act = layer_activation(back, "hidden_1")
