@@ -1,0 +1,385 @@
+"""Per-run condition patterns from your own fMRI runs (4D NIfTI + BIDS events), via nilearn.
+
+:func:`patterns_from_nifti` fits one nilearn ``FirstLevelModel`` per run (HRF-convolved
+condition regressors, drift, optional confounds, AR(1) noise) and returns the effect sizes
+(betas) of every condition in every run, plus the GLM residuals that a crossnobis RDM needs
+for its noise precision::
+
+    ds = patterns_from_nifti(bold_paths, events_paths, mask_img="mask.nii.gz", t_r=2.0)
+    prec = noise_precision(ds.residual, dof=int(ds.residual_dof.sum()))
+    d = rdm(ds.response, method="crossnobis", noise=prec)       # leave-one-run-out
+
+(For runs of different lengths the residuals are NaN-padded: pass
+``ds.residual.stack(sample=("run", "time")).dropna("sample").transpose("sample", "voxel")``.)
+
+:func:`to_nifti` puts any per-voxel score (``DataArray`` with dim ``voxel``) back into the
+mask's brain space as a nibabel image. nilearn and nibabel (the ``brain`` extra) are imported
+only when these functions run.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+EVENT_COLUMNS = ("onset", "duration", "trial_type")
+_TOL_S = 1e-6  # seconds of slack when checking that events end inside the run
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _load_img(img: Any, what: str) -> Any:
+    import nibabel as nib
+
+    if isinstance(img, str | os.PathLike):
+        path = Path(img).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{what}: {path} does not exist")
+        try:
+            return nib.load(path)
+        except Exception as err:  # nibabel raises several types for unreadable files
+            raise ValueError(f"{what}: {path} could not be read as a NIfTI image ({err})"
+                             ) from err
+    if isinstance(img, nib.spatialimages.SpatialImage):
+        return img
+    raise TypeError(f"{what} must be a file path or a nibabel image, not {type(img).__name__}")
+
+
+def _as_list(x: Any) -> list[Any]:
+    if isinstance(x, str | os.PathLike | pd.DataFrame) or not isinstance(x, Sequence):
+        return [x]
+    return list(x)
+
+
+def _bold(img: Any, run: int) -> Any:
+    bold = _load_img(img, f"run {run} BOLD image")
+    if len(bold.shape) != 4:
+        raise ValueError(f"run {run}: the BOLD image has shape {bold.shape} ({len(bold.shape)}D); "
+                         "a run needs a 4D image (x, y, z, time) — pass the time series, not a "
+                         "single volume or a mean image")
+    return bold
+
+
+def _binary_mask(mask_img: Any, bold: Any) -> np.ndarray:
+    mask = _load_img(mask_img, "mask_img")
+    data = np.asanyarray(mask.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.shape != bold.shape[:3]:
+        raise ValueError(f"mask_img has shape {data.shape} but the BOLD grid is "
+                         f"{bold.shape[:3]}; resample the mask to the BOLD images first "
+                         "(nilearn.image.resample_to_img(mask, bold, interpolation='nearest'))")
+    if not np.allclose(mask.affine, bold.affine, atol=1e-3):
+        raise ValueError("mask_img and the BOLD images have different affines (same shape, "
+                         "different position in space); resample the mask to the BOLD images")
+    keep = np.asarray(data != 0) & np.isfinite(data)
+    if not keep.any():
+        raise ValueError("mask_img has no non-zero voxel")
+    return keep
+
+
+def _events(events: Any, run: int, n_volumes: int, t_r: float) -> pd.DataFrame:
+    if isinstance(events, str | os.PathLike):
+        path = Path(events).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run} events: {path} does not exist")
+        events = pd.read_csv(path, sep="," if path.suffix == ".csv" else "\t")
+    if not isinstance(events, pd.DataFrame):
+        raise TypeError(f"run {run} events must be a DataFrame or a TSV path, not "
+                        f"{type(events).__name__}")
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"run {run} events lack the column(s) {missing} (they have "
+                         f"{list(events.columns)}); BIDS events need onset, duration and "
+                         "trial_type")
+    if events["trial_type"].isna().any():
+        raise ValueError(f"run {run} events have empty trial_type in rows "
+                         f"{np.flatnonzero(events['trial_type'].isna())[:5].tolist()}")
+    end = events["onset"].to_numpy(float) + events["duration"].to_numpy(float)
+    run_end = n_volumes * t_r
+    late = np.flatnonzero(end > run_end + _TOL_S)
+    if late.size:
+        raise ValueError(f"run {run}: {late.size} event(s) end after the run "
+                         f"({n_volumes} volumes x t_r {t_r} s = {run_end} s), e.g. row "
+                         f"{late[0]} ends at {end[late[0]]} s; are the events, t_r or the run "
+                         "order misaligned?")
+    out = events.copy()
+    out["trial_type"] = out["trial_type"].astype(str)
+    return out
+
+
+def _confounds(conf: Any, run: int, n_volumes: int) -> pd.DataFrame | None:
+    if conf is None:
+        return None
+    if isinstance(conf, str | os.PathLike):
+        path = Path(conf).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run} confounds: {path} does not exist")
+        if path.suffix in (".tsv", ".csv"):
+            conf = pd.read_csv(path, sep="," if path.suffix == ".csv" else "\t")
+        else:
+            conf = np.loadtxt(path, ndmin=2)
+    if not isinstance(conf, pd.DataFrame):
+        arr = np.asarray(conf, dtype=float)
+        arr = arr[:, None] if arr.ndim == 1 else arr
+        conf = pd.DataFrame(arr, columns=[f"confound_{c}" for c in range(arr.shape[1])])
+    if len(conf) != n_volumes:
+        raise ValueError(f"run {run}: confounds have {len(conf)} rows but the run has "
+                         f"{n_volumes} volumes; one confound row per volume is needed")
+    if conf.isna().to_numpy().any():
+        rows = np.flatnonzero(conf.isna().to_numpy().any(axis=1))
+        raise ValueError(f"run {run}: confounds contain NaN in rows {rows[:5].tolist()}; fill "
+                         "them (e.g. with 0 for fMRIPrep's first-row derivatives)")
+    return conf.reset_index(drop=True)
+
+
+def _conditions(events: list[pd.DataFrame], conditions: Sequence[str] | None) -> list[str]:
+    present = [set(ev["trial_type"]) for ev in events]
+    wanted = sorted(set().union(*present)) if conditions is None else [str(c) for c in
+                                                                        conditions]
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"conditions repeat: {wanted}")
+    for run, have in enumerate(present, start=1):
+        lost = [c for c in wanted if c not in have]
+        if lost:
+            raise ValueError(f"condition(s) {lost} are missing from run {run}'s events (it has "
+                             f"{sorted(have)}); every condition needs a beta in every run — "
+                             "drop that run or pass conditions=[...] without them")
+    return wanted
+
+
+# --------------------------------------------------------------------------- GLM
+
+def _glm_images(glm: Any, name: str) -> Any:
+    """``glm.<name>_`` (nilearn >= 0.12) or ``glm.<name>`` (older) for the only run."""
+    found = getattr(glm, f"{name}_", None)
+    return (found if found is not None else getattr(glm, name))[0]
+
+
+def _fit_run(bold: Any, events: pd.DataFrame, confounds: pd.DataFrame | None, masker: Any,
+             mask: np.ndarray, conditions: list[str], settings: dict[str, Any],
+             residuals: bool) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Betas ``(condition, voxel)``, residuals ``(time, voxel)`` and residual dof of one run."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    glm = FirstLevelModel(mask_img=masker, minimize_memory=not residuals, **settings)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Mm]atrix is singular.*")
+        glm.fit(bold, events=events, confounds=confounds)
+    columns = list(glm.design_matrices_[0].columns)
+    design = glm.design_matrices_[0].to_numpy()
+    # one-hot contrast vectors, not names (nilearn parses a name such as "a-b" as an
+    # expression): theta (regressor, voxel) = the effect size of every design column
+    eye = np.eye(len(columns))
+    theta = np.stack([glm.compute_contrast(row, output_type="effect_size").get_fdata()[mask]
+                      for row in eye])
+    betas = theta[[columns.index(c) for c in conditions]]
+    dof = design.shape[0] - int(np.linalg.matrix_rank(design))
+    if not residuals:
+        return betas, None, dof
+    # nilearn's residuals_ subtract the *whitened* design's prediction from the unwhitened
+    # data under AR noise models (nilearn issue #2964); their sum with predicted_ is the
+    # (scaled) data exactly, so the residuals are recomputed with the design itself.
+    y = (_glm_images(glm, "residuals").get_fdata()[mask]
+         + _glm_images(glm, "predicted").get_fdata()[mask]).T
+    return betas, y - design @ theta, dof
+
+
+def patterns_from_nifti(bold_imgs: Any, events: Any, *, mask_img: Any, t_r: float,
+                        confounds: Any = None, conditions: Sequence[str] | None = None,
+                        hrf_model: str = "glover", drift_model: str | None = "cosine",
+                        high_pass: float = 1 / 128, noise_model: str = "ar1",
+                        signal_scaling: int | bool = 0, residuals: bool = True,
+                        progress: bool = True) -> xr.Dataset:
+    """Condition patterns (GLM effect sizes) of every run, ready for crossnobis RSA.
+
+    Parameters
+    ----------
+    bold_imgs : one 4D image per run (file path or nibabel image); a single image is one run.
+    events : one BIDS events table per run (``pandas.DataFrame`` or path to a ``.tsv``/``.csv``)
+        with columns ``onset``, ``duration`` (s, from the run's first volume) and
+        ``trial_type``.
+    mask_img : 3D mask (path or image) on the BOLD grid; non-zero voxels are analysed.
+    t_r : repetition time in seconds.
+    confounds : ``None`` or one table per run (DataFrame, ``(n_volumes, k)`` array, or path:
+        ``.tsv``/``.csv`` with a header, anything else read by ``numpy.loadtxt``), e.g.
+        motion estimates; one row per volume.
+    conditions : the trial types whose betas are returned, in this order; default: every
+        trial type, sorted. All trial types are modelled either way.
+    hrf_model, drift_model, high_pass, noise_model, signal_scaling : passed to
+        ``nilearn.glm.first_level.FirstLevelModel``. ``signal_scaling=0`` (nilearn's default)
+        divides each voxel by its mean, so betas are in percent signal change;
+        ``False`` keeps the image's units.
+    residuals : also return the GLM residuals (needed for a noise precision; run x time x
+        voxel float64, which can be large for whole-brain data).
+    progress : show a tqdm progress bar over runs.
+
+    Returns
+    -------
+    xarray.Dataset with
+
+    * ``response(run, stimulus, voxel)`` — effect size of each condition (``stimulus`` ids
+      are the condition names; also coord ``condition``), runs numbered ``1..n``;
+    * ``residual(run, time, voxel)`` if ``residuals`` — data minus the fitted design
+      (``Y - X θ``, not temporally whitened, in the units of ``response``); runs shorter
+      than the longest are NaN-padded at the end; ``residual_dof(run)`` = volumes - rank
+      of the design matrix;
+    * ``mean_bold(grid_i, grid_j, grid_k)`` — the mean image over all volumes (a background
+      for maps);
+    * coords ``i``, ``j``, ``k`` (voxel indices in the mask grid, C order as nilearn's
+      maskers), ``n_volumes(run)``, ``frame_time(time)`` (s, with residuals);
+    * attrs ``t_r``, ``mask_shape``, ``affine`` (16 numbers, row-major), the GLM settings,
+      ``units`` and provenance (``method``, ``config_json``, ``rsa_bias_version``, ...).
+
+    Raises
+    ------
+    ValueError with what to do for: a different number of events tables (or confounds) than
+    runs, missing event columns, events ending after the run, a condition missing from a
+    run, a mask off the BOLD grid, a 3D image, confounds with a row count other than the
+    number of volumes.
+    """
+    from nilearn.maskers import NiftiMasker
+    from tqdm.auto import tqdm
+
+    runs, tables = _as_list(bold_imgs), _as_list(events)
+    confs = [None] * len(runs) if confounds is None else _as_list(confounds)
+    for what, given in (("events tables", tables), ("confounds tables", confs)):
+        if len(given) != len(runs):
+            raise ValueError(f"{len(runs)} BOLD run(s) but {len(given)} {what}; pass one per "
+                             "run, in the same order")
+    bolds = [_bold(img, r) for r, img in enumerate(runs, start=1)]
+    _check_same_grid(bolds)
+    mask = _binary_mask(mask_img, bolds[0])
+    n_vols = [int(b.shape[3]) for b in bolds]
+    evs = [_events(ev, r, n, t_r) for r, (ev, n) in enumerate(zip(tables, n_vols, strict=True),
+                                                               start=1)]
+    cfs = [_confounds(c, r, n) for r, (c, n) in enumerate(zip(confs, n_vols, strict=True),
+                                                          start=1)]
+    names = _conditions(evs, conditions)
+    settings = dict(t_r=float(t_r), hrf_model=hrf_model, drift_model=drift_model,
+                    high_pass=high_pass, noise_model=noise_model, signal_scaling=signal_scaling)
+    import nibabel as nib
+
+    masker = NiftiMasker(mask_img=nib.Nifti1Image(mask.astype(np.uint8), bolds[0].affine),
+                         t_r=float(t_r)).fit()
+    betas, resids, dofs = [], [], []
+    for r, bold in enumerate(tqdm(bolds, desc="GLM per run", unit="run", disable=not progress)):
+        b, res, dof = _fit_run(bold, evs[r], cfs[r], masker, mask, names, settings, residuals)
+        betas.append(b)
+        resids.append(res)
+        dofs.append(dof)
+    ds = _assemble(np.stack(betas), resids if residuals else None, dofs, names, mask, bolds,
+                   n_vols, float(t_r))
+    ds.attrs.update(_attrs(settings, mask, bolds[0], cfs))
+    return ds
+
+
+def _check_same_grid(bolds: list[Any]) -> None:
+    ref = bolds[0]
+    for r, b in enumerate(bolds[1:], start=2):
+        if b.shape[:3] != ref.shape[:3] or not np.allclose(b.affine, ref.affine, atol=1e-3):
+            raise ValueError(f"run {r}'s BOLD grid {b.shape[:3]} differs from run 1's "
+                             f"{ref.shape[:3]} (or its affine does); resample the runs to one "
+                             "grid first")
+
+
+def _assemble(betas: np.ndarray, resids: list[np.ndarray] | None, dofs: list[int],
+              names: list[str], mask: np.ndarray, bolds: list[Any], n_vols: list[int],
+              t_r: float) -> xr.Dataset:
+    i, j, k = np.nonzero(mask)
+    run_ids = np.arange(1, len(bolds) + 1)
+    coords: dict[str, Any] = {
+        "run": run_ids, "stimulus": names, "condition": ("stimulus", names),
+        "voxel": np.arange(i.size), "i": ("voxel", i), "j": ("voxel", j), "k": ("voxel", k),
+        "n_volumes": ("run", np.asarray(n_vols)),
+    }
+    data: dict[str, Any] = {"response": (("run", "stimulus", "voxel"), betas)}
+    if resids is not None:
+        t_max = max(n_vols)
+        padded = np.full((len(resids), t_max, i.size), np.nan)
+        for r, res in enumerate(resids):
+            padded[r, : res.shape[0]] = res
+        data["residual"] = (("run", "time", "voxel"), padded)
+        data["residual_dof"] = ("run", np.asarray(dofs))
+        coords["time"] = np.arange(t_max)
+        coords["frame_time"] = ("time", t_r * np.arange(t_max))
+    total = sum(np.asanyarray(b.dataobj).sum(axis=3, dtype=np.float64) for b in bolds)
+    data["mean_bold"] = (("grid_i", "grid_j", "grid_k"),
+                         (total / sum(n_vols)).astype(np.float32))
+    return xr.Dataset(data, coords=coords)
+
+
+def _attrs(settings: dict[str, Any], mask: np.ndarray, ref: Any,
+           confounds: list[pd.DataFrame | None]) -> dict[str, Any]:
+    from rsa_bias.provenance import provenance_attrs
+
+    scaling = settings["signal_scaling"]
+    flat = {k: ("none" if v is None else v) for k, v in settings.items()}
+    flat["signal_scaling"] = str(scaling)
+    conf_names = [] if confounds[0] is None else [str(c) for c in confounds[0].columns]
+    config = {**flat, "confounds": conf_names, "estimator": "nilearn FirstLevelModel"}
+    attrs: dict[str, Any] = dict(flat)
+    attrs.update(
+        mask_shape=list(mask.shape), affine=[float(a) for a in np.asarray(ref.affine).ravel()],
+        n_voxels=int(mask.sum()), confounds=", ".join(conf_names) or "none",
+        units=("percent signal change" if scaling is not False and scaling is not None
+               else "image units"),
+        **provenance_attrs(config=config, method="first-level GLM effect sizes per run"),
+    )
+    return attrs
+
+
+# --------------------------------------------------------------------------- back to space
+
+def to_nifti(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
+             fill: float = 0.0) -> Any:
+    """Put per-voxel values back into the mask's brain space.
+
+    Parameters
+    ----------
+    values : xarray.DataArray with dims ("voxel",) or (<other>, "voxel") — aligned on the
+        ``voxel`` ids of ``dataset`` — or a numpy vector in the dataset's voxel order.
+    dataset : the output of :func:`patterns_from_nifti` (or a loader built on it), which
+        records ``i``/``j``/``k``, ``mask_shape`` and ``affine``.
+    fill : value outside the mask (``numpy.nan`` hides it in most viewers).
+
+    Returns
+    -------
+    nibabel.Nifti1Image (float32), 3D, or 4D with <other> as the 4th axis.
+    """
+    import nibabel as nib
+
+    for need in ("mask_shape", "affine"):
+        if need not in dataset.attrs:
+            raise ValueError(f"dataset lacks attrs[{need!r}]; pass the Dataset returned by "
+                             "patterns_from_nifti")
+    ids = dataset["voxel"].values
+    if isinstance(values, xr.DataArray):
+        if "voxel" not in values.dims or values.ndim > 2:
+            raise ValueError(f"values have dims {values.dims}; expected ('voxel',) or "
+                             "(<other>, 'voxel')")
+        if "voxel" in values.coords:
+            missing = np.setdiff1d(ids, values["voxel"].values)
+            if missing.size:
+                raise ValueError(f"values lack {missing.size} of the dataset's voxels (e.g. "
+                                 f"{missing[:3].tolist()})")
+            values = values.sel(voxel=ids)
+        other = [d for d in values.dims if d != "voxel"]
+        arr = values.transpose(*other, "voxel").values
+    else:
+        arr = np.asarray(values)
+    if arr.shape[-1] != ids.size or arr.ndim > 2:
+        raise ValueError(f"values have shape {arr.shape}; expected ({ids.size},) voxels")
+    shape = tuple(int(s) for s in dataset.attrs["mask_shape"])
+    lead = arr.shape[:-1]
+    out = np.full(shape + lead, fill, dtype=np.float32)
+    out[dataset["i"].values, dataset["j"].values, dataset["k"].values] = arr.T
+    affine = np.asarray(dataset.attrs["affine"], dtype=float).reshape(4, 4)
+    return nib.Nifti1Image(out, affine)
