@@ -278,3 +278,32 @@ def test_constant_feature_on_fit_split_refused(make_activation):
     with pytest.raises(ValueError, match="constant"):
         feature_variance_explained(act)
 
+
+
+# --- categorical (multi-valued) features ------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_categorical_feature_matches_sklearn_on_indicators(make_activation, seed):
+    rng = np.random.default_rng(seed)
+    n, d = 300, 5
+    colour, bit = rng.integers(0, 4, n), rng.integers(0, 2, n)
+    means = rng.normal(size=(4, d))
+    means[2] = 5.0  # value 2 is far from values 1 and 3: no linear order of the ids fits it
+    phi = means[colour] + np.outer(bit, rng.normal(size=d)) + rng.normal(size=(n, d))
+    split = rng.choice(np.array(["val", "test"]), size=n)
+    act = make_activation(phi, {"colour": colour, "bit": bit}, split)
+    res = feature_variance_explained(act)
+    assert res.attrs["categorical_features"] == "colour"
+    fit, ev = split == "val", split == "test"
+    onehot = (colour[:, None] == np.arange(1, 4)).astype(float)
+    want = sklearn_r2(phi[fit], onehot[fit], phi[ev], onehot[ev])
+    assert float(res.r2.sel(feature="colour")) == pytest.approx(want, abs=1e-10)
+    both = np.column_stack([onehot, bit])
+    assert float(res.r2_joint) == pytest.approx(
+        sklearn_r2(phi[fit], both[fit], phi[ev], both[ev]), abs=1e-10)
+    numeric = feature_variance_explained(act, categorical=False)
+    assert float(numeric.r2.sel(feature="colour")) < float(res.r2.sel(feature="colour")) - 0.1
+    # a binary feature is the same either way
+    assert float(numeric.r2.sel(feature="bit")) == pytest.approx(
+        float(res.r2.sel(feature="bit")), abs=1e-12)

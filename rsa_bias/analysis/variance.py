@@ -10,7 +10,8 @@ a probe), and report on the evaluation split
 The feature is centred on the fitting split as well, which adds the intercept a
 least-squares fit needs; for the exactly balanced features of
 :mod:`rsa_bias.tasks` the feature mean is already 0 in ±1 coding, so this is the
-paper's fit. ``joint`` regresses the layer on all features at once.
+paper's fit. ``joint`` regresses the layer on all features at once. A feature with
+more than two values (a class id) enters as indicator columns fitted together.
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ from rsa_bias.analysis._labels import (
 
 
 def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: np.ndarray,
-                              f_eval: np.ndarray) -> dict[str, np.ndarray]:
+                              f_eval: np.ndarray,
+                              groups: Sequence[Sequence[int]] | None = None
+                              ) -> dict[str, np.ndarray]:
     """Kernel on plain arrays.
 
     Parameters
     ----------
     phi_fit, phi_eval : ``(n_fit, n_units)``, ``(n_eval, n_units)`` representations.
-    f_fit, f_eval : ``(n_fit, n_features)``, ``(n_eval, n_features)`` feature values.
+    f_fit, f_eval : ``(n_fit, n_columns)``, ``(n_eval, n_columns)`` feature values.
+    groups : column indices of each feature (default: one column per feature). A
+        categorical feature with k values enters as its k - 1 indicator columns,
+        fitted together.
 
     Returns
     -------
@@ -45,6 +51,8 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
     explained on the eval split), and ``total`` (Σ_eval ||φ||², centred by the
     fitting mean).
     """
+    if groups is None:
+        groups = [[i] for i in range(f_fit.shape[1])]
     mu = phi_fit.mean(axis=0)
     fbar = f_fit.mean(axis=0)
     x_fit = f_fit - fbar
@@ -52,18 +60,17 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
     p_eval = phi_eval - mu
     total = float(np.einsum("ij,ij->", p_eval, p_eval))
     # Sufficient statistics: every fit and residual below needs only these
-    # (n_features x n_units) cross-products, never an (n x n_units) residual.
+    # (n_columns x n_units) cross-products, never an (n x n_units) residual.
     a = x_fit.T @ (phi_fit - mu)            # X_fit' P_fit
     b = x_eval.T @ p_eval                   # X_eval' P_eval
     g_fit = x_fit.T @ x_fit
     g_eval = x_eval.T @ x_eval
-    diag = np.diag(g_fit)
-    if np.any(diag == 0):
-        raise ValueError(f"feature(s) {np.flatnonzero(diag == 0).tolist()} are constant on the "
-                         "fitting split; they explain nothing")
-    w = a / diag[:, None]                   # one-feature fits, one row per feature
-    # SSE = total - 2 <w, b> + |w|^2 x_eval'x_eval  =>  explained = total - SSE
-    explained = 2 * np.sum(w * b, axis=1) - np.sum(w**2, axis=1) * np.diag(g_eval)
+    constant = [i for i, g in enumerate(groups) if np.all(np.diag(g_fit)[list(g)] == 0)]
+    if constant:
+        raise ValueError(f"feature(s) {constant} are constant on the fitting split; they "
+                         "explain nothing")
+    explained = np.array([_explained(a[g], b[g], g_fit[np.ix_(g, g)], g_eval[np.ix_(g, g)])
+                          for g in map(list, groups)])
     w_joint = np.linalg.lstsq(g_fit, a, rcond=None)[0]
     explained_joint = float(2 * np.sum(w_joint * b) - np.sum(w_joint * (g_eval @ w_joint)))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -76,9 +83,39 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
         }
 
 
+def _explained(a: np.ndarray, b: np.ndarray, g_fit: np.ndarray, g_eval: np.ndarray) -> float:
+    """Eval-split sum of squares explained by the least-squares fit of one feature's columns:
+    SSE = total - 2 <W, b> + <W, G_eval W>, so explained = total - SSE."""
+    if a.shape[0] == 1:  # one column: a division, exactly as the paper's single-feature fit
+        w = a / g_fit[0, 0]
+    else:
+        w = np.linalg.lstsq(g_fit, a, rcond=None)[0]
+    return float(2 * np.sum(w * b) - np.sum(w * (g_eval @ w)))
+
+
+def _design(fvals: np.ndarray, names: list[str], categorical: bool | None
+            ) -> tuple[np.ndarray, list[list[int]], list[str]]:
+    """Design columns and their groups: a categorical feature becomes indicators of all but
+    its first value. ``None``: categorical when its values are integers with > 2 levels."""
+    cols, groups, cat = [], [], []
+    for j, name in enumerate(names):
+        v = fvals[:, j]
+        levels = np.unique(v)
+        is_cat = categorical if categorical is not None else (
+            levels.size > 2 and np.all(levels == np.round(levels)))
+        block = (v[:, None] == levels[None, 1:]).astype(float) if is_cat and levels.size > 2 \
+            else v[:, None]
+        groups.append(list(range(len(cols), len(cols) + block.shape[1])))
+        cols.extend(block.T)
+        if is_cat:
+            cat.append(name)
+    return np.stack(cols, axis=1), groups, cat
+
+
 def feature_variance_explained(activation: xr.DataArray, features: Sequence[str] | None = None,
                                *, stimuli: xr.Dataset | None = None, fit_split: str = "val",
-                               eval_split: str = "test") -> xr.Dataset:
+                               eval_split: str = "test",
+                               categorical: bool | None = None) -> xr.Dataset:
     """Variance of a layer explained by each feature, and by all features jointly.
 
     Parameters
@@ -91,6 +128,11 @@ def feature_variance_explained(activation: xr.DataArray, features: Sequence[str]
     stimuli : stimulus set to take feature/split coords from, aligned by id.
     fit_split, eval_split : where W is fitted and where R² is measured. Use the
         same split name for an in-sample fit.
+    categorical : how a feature with more than two values (a colour or shape class id)
+        enters: as indicator columns of its values fitted together (``True``), or as one
+        numeric column (``False``, which imposes an order on the values and understates
+        their share). Default ``None``: categorical for integer values with > 2 levels.
+        Binary features give the same R² either way.
 
     Returns
     -------
@@ -115,14 +157,16 @@ def feature_variance_explained(activation: xr.DataArray, features: Sequence[str]
     fit, ev = split_mask(activation, fit_split), split_mask(activation, eval_split)
     fvals = np.stack([activation[f"feature_{n}"].values for n in names], axis=1).astype(float)
     check_finite(fvals, "feature values")
+    design, groups, cat = _design(fvals, names, categorical)
     trailing = {"r2": ("feature",), "explained": ("feature",), "r2_joint": (),
                 "explained_joint": (), "total": ()}
     ds = map_over_extra_dims(
         activation,
-        lambda phi: variance_explained_arrays(phi[fit], fvals[fit], phi[ev], fvals[ev]),
+        lambda phi: variance_explained_arrays(phi[fit], design[fit], phi[ev], design[ev],
+                                              groups),
         trailing, {"feature": names})
     ds.attrs.update(method="feature_variance_explained", fit_split=fit_split,
-                    eval_split=eval_split)
+                    eval_split=eval_split, categorical_features=",".join(cat))
     return ds
 
 

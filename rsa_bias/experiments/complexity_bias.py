@@ -22,7 +22,7 @@ from rsa_bias.analysis import (
 from rsa_bias.config import ExperimentConfig
 from rsa_bias.provenance import provenance_attrs
 from rsa_bias.store import layer_activation, write_activations, write_results
-from rsa_bias.tasks import make_binary_task
+from rsa_bias.tasks import make_task
 from rsa_bias.training import TrainResult, train
 from rsa_bias.training.loop import EVAL_SPLITS
 
@@ -57,7 +57,7 @@ def analyse_tree(tree: xr.DataTree, cfg: ExperimentConfig) -> xr.Dataset:
         units = unit_tuning(final, threshold=cfg.analysis.unit_threshold)
         per_layer.append(xr.merge([var, pca, units], combine_attrs="drop"))
     names = np.array(list(tree.children), dtype="U")
-    out = xr.concat(per_layer, dim="layer", coords="minimal", compat="override")
+    out = xr.concat(per_layer, dim="layer", coords="minimal", compat="override", join="outer")
     return out.assign_coords(layer=names)
 
 
@@ -73,7 +73,7 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
-    stimuli = make_binary_task(cfg.task)
+    stimuli = make_task(cfg.task)
     names = list(stimuli.attrs["feature_names"])
     mask = np.isin(stimuli.split.values, EVAL_SPLITS)
     results = []

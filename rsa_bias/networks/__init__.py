@@ -1,7 +1,47 @@
-"""Torch modules whose hidden layers are addressable by name."""
+"""Torch modules whose hidden layers are addressable by name.
+
+* :class:`MLP` — fully connected, ``hidden_0 ...``;
+* :class:`CNN` — convolutional, ``conv_0 ...``, ``pool``, ``fc_0 ...``;
+* :func:`build_model` — either, from a :class:`~rsa_bias.config.ModelConfig`;
+* :func:`initialise` — initialisation families for random-network comparisons.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+
+from torch import nn
+
+from rsa_bias.config import ModelConfig
+from rsa_bias.networks.cnn import CNN, build_cnn, prepare_images, spatial_readout
+from rsa_bias.networks.init import FAMILIES, initialise
 from rsa_bias.networks.mlp import MLP, build_mlp
 
-__all__ = ["MLP", "build_mlp"]
+
+def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
+                cfg: ModelConfig) -> nn.Module:
+    """The network of ``cfg.arch`` for inputs of ``input_shape`` (one stimulus, e.g.
+    ``(n_bits,)`` or ``(3, 32, 32)``) and ``heads`` ``{feature: number of values}``.
+
+    The MLP reads the flattened input and has binary heads only. Seed torch first: the
+    initialisation draws from its global generator.
+    """
+    cfg.validate()
+    if cfg.arch == "cnn":
+        if len(input_shape) != 3:
+            raise ValueError(f"the CNN needs image inputs (channel, y, x); got one stimulus "
+                             f"of shape {tuple(input_shape)} (set task.kind = 'images')")
+        return build_cnn(int(input_shape[0]), heads, cfg)
+    multi = {k: v for k, v in heads.items() if v != 2}
+    if multi:
+        raise ValueError(f"the MLP has binary heads only; features {multi} have more than 2 "
+                         "values (use model.arch = 'cnn')")
+    model = build_mlp(math.prod(input_shape), list(heads), cfg)
+    if cfg.init != "default":
+        initialise(model, cfg.init, scale=cfg.init_scale)
+    return model
+
+
+__all__ = ["MLP", "CNN", "build_mlp", "build_cnn", "build_model", "initialise", "FAMILIES",
+           "prepare_images", "spatial_readout"]

@@ -2,10 +2,17 @@
 
 * :mod:`~rsa_bias.plotting.training` — figures of a complexity-bias run (R² by layer,
   learning curves, PCA).
+* :mod:`~rsa_bias.plotting.rdms` — RDMs ordered by category, with labels.
+* :mod:`~rsa_bias.plotting.scores` — model/layer scores with intervals and the noise ceiling.
+* :mod:`~rsa_bias.plotting.cka` — layer x layer CKA heatmaps.
+* :mod:`~rsa_bias.plotting.brain_maps` — voxel scores as a nilearn map (imports nilearn).
 """
 
 from __future__ import annotations
 
+from rsa_bias.plotting.cka import plot_cka_heatmap
+from rsa_bias.plotting.rdms import category_order, plot_rdm, plot_rdm_row
+from rsa_bias.plotting.scores import plot_scores_with_ceiling
 from rsa_bias.plotting.training import (
     plot_pca,
     plot_r2_by_layer,
@@ -13,4 +20,14 @@ from rsa_bias.plotting.training import (
     save_figures,
 )
 
-__all__ = ["plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures"]
+
+def plot_voxel_map(*args, **kwargs):
+    """:func:`rsa_bias.plotting.brain_maps.plot_voxel_map` (imported on first use: nilearn)."""
+    from rsa_bias.plotting.brain_maps import plot_voxel_map as _plot
+
+    return _plot(*args, **kwargs)
+
+
+__all__ = ["plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures",
+           "plot_rdm", "plot_rdm_row", "category_order", "plot_scores_with_ceiling",
+           "plot_cka_heatmap", "plot_voxel_map"]

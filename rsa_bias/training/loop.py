@@ -1,4 +1,10 @@
-"""Train one network on one task and seed, recording what the analyses need."""
+"""Train one network on one task and seed, recording what the analyses need.
+
+Binary features are learned with a logistic (binary cross-entropy) loss on one logit,
+features with more values with a softmax cross-entropy loss; the per-feature losses are
+summed. Conv feature maps are recorded as ``(stimulus, unit)`` snapshots through
+``model.cnn.readout`` (global average per channel, or flattened).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ from tqdm.auto import tqdm
 
 from rsa_bias.activations import capture
 from rsa_bias.config import ModelConfig, TrainingConfig
-from rsa_bias.networks import build_mlp
+from rsa_bias.networks import build_model, spatial_readout
 from rsa_bias.tasks.binary import feature_matrix
+from rsa_bias.tasks.images import n_classes
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
 
 EVAL_SPLITS = ("val", "test")
@@ -36,7 +43,7 @@ class TrainResult:
 
     ``history[split][metric][feature]`` lists values at ``eval_steps`` (metric:
     ``accuracy`` or ``loss``); ``snapshots[step][layer]`` is a
-    ``(n_snapshot_stimuli, width)`` array over the stimuli in ``snapshot_mask``.
+    ``(n_snapshot_stimuli, n_units)`` array over the stimuli in ``snapshot_mask``.
     """
 
     seed: int
@@ -46,9 +53,14 @@ class TrainResult:
     snapshots: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-def _split_tensors(stimuli: xr.Dataset, split: str, device: torch.device):
+def _inputs(stimuli: xr.Dataset, mask: np.ndarray, flat: bool, device: torch.device):
+    x = stimuli.inputs.values[mask]
+    return torch.as_tensor(x.reshape(len(x), -1) if flat else x, device=device)
+
+
+def _split_tensors(stimuli: xr.Dataset, split: str, device: torch.device, flat: bool = True):
     mask = stimuli.split.values == split
-    x = torch.as_tensor(stimuli.inputs.values[mask], device=device)
+    x = _inputs(stimuli, mask, flat, device)
     y = torch.as_tensor(feature_matrix(stimuli)[mask], dtype=torch.float32, device=device)
     return x, y
 
@@ -61,10 +73,26 @@ def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimi
 
 
 def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]):
+    """Predicted values ``(batch, feature)`` and the mean loss of each feature ``(feature,)``.
+
+    A head with one logit per stimulus is binary (BCE), one with a logit per value is
+    multi-class (cross-entropy); ``y`` holds the value ids as floats.
+    """
     out = model(x)
-    logits = torch.stack([out[n] for n in names], dim=1)
-    per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    return logits, per_feature.mean(dim=0)
+    if all(out[n].ndim == 1 for n in names):  # all binary: one stacked BCE
+        logits = torch.stack([out[n] for n in names], dim=1)
+        per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        return (logits > 0).to(y.dtype), per_feature.mean(dim=0)
+    preds, losses = [], []
+    for i, n in enumerate(names):
+        logits, target = out[n], y[:, i]
+        if logits.ndim == 1:
+            losses.append(nn.functional.binary_cross_entropy_with_logits(logits, target))
+            preds.append((logits > 0).to(y.dtype))
+        else:
+            losses.append(nn.functional.cross_entropy(logits, target.long()))
+            preds.append(logits.argmax(dim=1).to(y.dtype))
+    return torch.stack(preds, dim=1), torch.stack(losses)
 
 
 @torch.no_grad()
@@ -73,8 +101,8 @@ def _evaluate(model, data, names, result: TrainResult, step: int) -> None:
     model.eval()
     result.eval_steps.append(step)
     for split, (x, y) in data.items():
-        logits, loss = _losses(model, x, y, names)
-        acc = ((logits > 0).float() == y).float().mean(dim=0)
+        pred, loss = _losses(model, x, y, names)
+        acc = (pred == y).float().mean(dim=0)
         for i, n in enumerate(names):
             result.history[split]["accuracy"][n].append(float(acc[i]))
             result.history[split]["loss"][n].append(float(loss[i]))
@@ -84,12 +112,12 @@ def _evaluate(model, data, names, result: TrainResult, step: int) -> None:
 def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed: int, *,
           snapshot_mask: np.ndarray | None = None, checkpoint: str | Path | None = None,
           config_json: str = "", progress: bool = True) -> TrainResult:
-    """Train an MLP with one head per feature on the ``train`` split.
+    """Train a network with one head per feature on the ``train`` split.
 
     Parameters
     ----------
-    stimuli : Dataset from :func:`rsa_bias.tasks.make_binary_task`.
-    model_cfg, cfg : architecture and optimisation settings.
+    stimuli : Dataset from :func:`rsa_bias.tasks.make_task` (binary or image task).
+    model_cfg, cfg : architecture (``model_cfg.arch``: MLP or CNN) and optimisation settings.
     seed : seeds the initialisation, the batch order and dropout.
     snapshot_mask : boolean ``(n_stimulus,)``; stimuli whose activations are
         recorded at ``cfg.all_snapshot_steps`` (default: val and test).
@@ -99,15 +127,17 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed
     progress : show a progress bar.
     """
     device = resolve_device(cfg.device)
-    names = list(stimuli.attrs["feature_names"])
+    heads = n_classes(stimuli)
+    names = list(heads)
     if snapshot_mask is None:
         snapshot_mask = np.isin(stimuli.split.values, EVAL_SPLITS)
-    x_train, y_train = _split_tensors(stimuli, "train", device)
-    data = {s: _split_tensors(stimuli, s, device) for s in EVAL_SPLITS}
-    x_snap = torch.as_tensor(stimuli.inputs.values[snapshot_mask], device=device)
+    flat = model_cfg.arch == "mlp"
+    x_train, y_train = _split_tensors(stimuli, "train", device, flat)
+    data = {s: _split_tensors(stimuli, s, device, flat) for s in EVAL_SPLITS}
+    x_snap = _inputs(stimuli, snapshot_mask, flat, device)
 
     torch.manual_seed(seed)
-    model = build_mlp(stimuli.sizes["input"], names, model_cfg).to(device)
+    model = build_model(stimuli.inputs.shape[1:], heads, model_cfg).to(device)
     optimizer = _make_optimizer(model, cfg)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     result = TrainResult(seed=seed, model=model, history={
@@ -123,7 +153,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed
     model.train()
     for step in range(start, cfg.steps + 1):
         if step in snap_steps and step not in result.snapshots:
-            result.snapshots[step] = capture(model, x_snap, model.layer_names)
+            result.snapshots[step] = _snapshot(model, x_snap, model_cfg.cnn.readout)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             if not result.eval_steps or result.eval_steps[-1] != step:
                 _evaluate(model, data, names, result, step)
@@ -144,6 +174,12 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed
     if checkpoint is not None:
         save_checkpoint(_state(model, optimizer, gen, result, cfg.steps, config_json), checkpoint)
     return result
+
+
+def _snapshot(model: nn.Module, x: torch.Tensor, readout: str) -> dict[str, np.ndarray]:
+    """Activations of every named layer, conv feature maps reduced to ``(stimulus, unit)``."""
+    return {name: spatial_readout(arr, readout)
+            for name, arr in capture(model, x, model.layer_names).items()}
 
 
 def _state(model, optimizer, gen, result: TrainResult, step: int, config_json: str) -> dict:

@@ -14,141 +14,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rsa_bias.config._base import (  # noqa: F401 - re-exported vocabularies
+    ACTIVATIONS,
+    ARCHITECTURES,
+    CODINGS,
+    COLOURS,
+    ENUMERATE_MAX_BITS,
+    FEATURE_TYPES,
+    INIT_FAMILIES,
+    NORMS,
+    OPTIMIZERS,
+    READOUTS,
+    SHAPES,
+    TASK_KINDS,
+    TEXTURES,
+    ConfigError,
+    _fail,
+)
+from rsa_bias.config.model import CNNConfig, ModelConfig  # noqa: F401 - re-exported
+from rsa_bias.config.task import (  # noqa: F401 - re-exported
+    FeatureSpec,
+    ImageTaskConfig,
+    TaskConfig,
+)
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-FEATURE_TYPES = ("linear", "threshold", "parity")
-CODINGS = ("pm1", "01")
-ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu", "elu", "linear")
-OPTIMIZERS = ("adam", "sgd")
-ENUMERATE_MAX_BITS = 22  # tasks list the input space up to 4M inputs and sample beyond
-
-
-class ConfigError(ValueError):
-    """An invalid experiment config; the message names the key to fix."""
-
-
-def _fail(key: str, msg: str) -> None:
-    raise ConfigError(f"{key}: {msg}")
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One task feature computed from its own block of ``k`` input bits.
-
-    ``linear`` reads one bit (k must be 1); ``threshold`` is the balanced majority
-    of k bits (k odd); ``parity`` is the XOR of k bits.
-    """
-
-    name: str
-    type: str = "linear"
-    k: int = 1
-
-    def validate(self, key: str) -> None:
-        if not self.name.isidentifier():
-            _fail(f"{key}.name", f"{self.name!r} must be a Python identifier (used in "
-                  "coord names feature_<name>)")
-        if self.type not in FEATURE_TYPES:
-            _fail(f"{key}.type", f"unknown feature type {self.type!r}; valid: {FEATURE_TYPES}")
-        if self.k < 1:
-            _fail(f"{key}.k", f"must be >= 1, got {self.k}")
-        if self.type == "linear" and self.k != 1:
-            _fail(f"{key}.k", "a 'linear' feature reads a single bit; use k = 1 "
-                  "(or type = 'threshold' for a linear threshold over several bits)")
-        if self.type == "threshold" and self.k % 2 == 0:
-            _fail(f"{key}.k", f"a balanced threshold (majority) needs an odd k, got {self.k}")
-        if self.type == "parity" and self.k < 2:
-            _fail(f"{key}.k", "parity needs k >= 2 (parity of one bit is the 'linear' type)")
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """Binary multi-feature task: features on disjoint bit blocks plus distractor bits."""
-
-    features: tuple[FeatureSpec, ...] = (
-        FeatureSpec("easy", "linear", 1),
-        FeatureSpec("hard", "parity", 4),
-    )
-    n_distractor: int = 11
-    coding: str = "pm1"
-    n_train: int | str = "all"
-    val_size: int = 2048
-    test_size: int = 2048
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not self.features:
-            _fail("task.features", "at least one feature is needed")
-        names = [f.name for f in self.features]
-        if len(set(names)) != len(names):
-            _fail("task.features", f"feature names must be unique, got {names}")
-        for i, f in enumerate(self.features):
-            f.validate(f"task.features[{i}]")
-        if self.n_distractor < 0:
-            _fail("task.n_distractor", f"must be >= 0, got {self.n_distractor}")
-        if self.coding not in CODINGS:
-            _fail("task.coding", f"unknown coding {self.coding!r}; valid: {CODINGS}")
-        if self.n_bits > 62:
-            _fail("task.n_distractor", f"{self.n_bits} input bits; at most 62 are supported")
-        if isinstance(self.n_train, str) and self.n_train != "all":
-            _fail("task.n_train", f"must be a positive integer or 'all', got {self.n_train!r}")
-        if isinstance(self.n_train, int) and self.n_train < 1:
-            _fail("task.n_train", f"must be >= 1, got {self.n_train}")
-        for key in ("val_size", "test_size"):
-            if getattr(self, key) < 1:
-                _fail(f"task.{key}", f"must be >= 1, got {getattr(self, key)}")
-        self._validate_sizes()
-
-    def _validate_sizes(self) -> None:
-        n_cells = 2 ** len(self.features)
-        for key in ("n_train", "val_size", "test_size"):
-            n = getattr(self, key)
-            if isinstance(n, int) and n % n_cells:
-                _fail(f"task.{key}", f"{n} must be a multiple of {n_cells} (the number of "
-                      "feature-value combinations) so that every split is exactly balanced "
-                      "and its features exactly independent")
-        capacity = 2 ** self.n_bits
-        held_out = self.val_size + self.test_size
-        wanted = held_out + (self.n_train if isinstance(self.n_train, int) else 0)
-        if held_out >= capacity or wanted > capacity:
-            _fail("task.n_distractor", f"the input space holds only {capacity} distinct inputs "
-                  f"({self.n_bits} bits) but the splits ask for {wanted} (n_train="
-                  f"{self.n_train}, val_size={self.val_size}, test_size={self.test_size}); "
-                  "inputs cannot be held out without leaking test inputs into training. Add "
-                  "distractor bits (task.n_distractor) or shrink the splits")
-        if self.n_train == "all" and self.n_bits > ENUMERATE_MAX_BITS:
-            _fail("task.n_train", f"'all' needs an enumerable input space (<= "
-                  f"{ENUMERATE_MAX_BITS} bits); with {self.n_bits} bits give an integer")
-
-    @property
-    def n_bits(self) -> int:
-        return sum(f.k for f in self.features) + self.n_distractor
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """MLP with one binary read-out head per feature."""
-
-    depth: int = 4
-    width: int = 256
-    activation: str = "relu"
-    dropout: float = 0.0
-    init_scale: float = 1.0
-
-    def validate(self) -> None:
-        if self.depth < 1:
-            _fail("model.depth", f"must be >= 1 hidden layer, got {self.depth}")
-        if self.width < 1:
-            _fail("model.width", f"must be >= 1, got {self.width}")
-        if self.activation not in ACTIVATIONS:
-            _fail("model.activation", f"unknown activation {self.activation!r}; "
-                  f"valid: {ACTIVATIONS}")
-        if not 0.0 <= self.dropout < 1.0:
-            _fail("model.dropout", f"must be in [0, 1), got {self.dropout}")
-        if self.init_scale <= 0:
-            _fail("model.init_scale", f"must be > 0, got {self.init_scale}")
 
 
 @dataclass(frozen=True)
@@ -228,6 +121,12 @@ class ExperimentConfig:
             _fail("seeds", f"seeds must be unique, got {list(self.seeds)}")
         for section in (self.task, self.model, self.training, self.analysis):
             section.validate()
+        if self.model.arch == "cnn" and self.task.kind != "images":
+            _fail("model.arch", "'cnn' needs image stimuli; set task.kind = 'images'")
+        if self.model.arch == "mlp" and self.task.kind == "images" and \
+                max(self.task.images.n_values) > 2:
+            _fail("model.arch", "the MLP has binary heads only; use model.arch = 'cnn' for "
+                  "image features with more than 2 values (or 2 values per feature)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

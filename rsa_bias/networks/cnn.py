@@ -1,0 +1,188 @@
+"""Small convolutional network with named layers, and image preparation for it.
+
+Layers, in forward order: ``conv_0 ... conv_{n-1}`` (conv -> norm -> activation, then 2x2
+max pooling except after the last block), ``pool`` (global average over space: the network
+runs on any input size) and ``fc_0 ...`` (linear -> activation -> dropout). Read-out heads
+follow: one logit for a binary feature, one per value for a feature with more values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from rsa_bias.config import ModelConfig
+from rsa_bias.networks.init import initialise
+from rsa_bias.networks.mlp import HiddenLayer, activation
+
+_NORMS = {
+    "none": lambda channels, groups: nn.Identity(),
+    "batch": lambda channels, groups: nn.BatchNorm2d(channels),
+    "group": lambda channels, groups: nn.GroupNorm(groups, channels),
+}
+
+
+def normalisation(name: str, channels: int, groups: int = 4) -> nn.Module:
+    """Normalisation layer by name (``none``, ``batch``, ``group``)."""
+    try:
+        return _NORMS[name](channels, groups)
+    except KeyError:
+        raise ValueError(f"unknown normalisation {name!r}; valid: {sorted(_NORMS)}") from None
+
+
+class ConvBlock(nn.Module):
+    """Conv -> norm -> activation -> (2x2 max pool). Its output is the layer's representation."""
+
+    def __init__(self, c_in: int, c_out: int, *, kernel_size: int, norm: str, groups: int,
+                 act: str, pool: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2)
+        self.norm = normalisation(norm, c_out, groups)
+        self.act = activation(act)
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.act(self.norm(self.conv(x))))
+
+
+class GlobalAveragePool(nn.Module):
+    """``(batch, channel, y, x) -> (batch, channel)``: the mean of each channel over space."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(-2, -1))
+
+
+class CNN(nn.Module):
+    """Convolutional network with addressable layers.
+
+    Parameters
+    ----------
+    in_channels : channels of the input images.
+    heads : ``{feature name: number of values}`` (a list of names means all binary).
+    channels : output channels of each conv block.
+    kernel_size, norm, groups, activation : block settings (``norm``: none, batch, group).
+    fc_widths : widths of the fully connected layers after the global pooling.
+    dropout : dropout after each fc layer.
+
+    ``forward`` returns ``{head: logits}``, ``(batch,)`` for a binary head and
+    ``(batch, n_values)`` otherwise; ``layer_names`` lists the addressable layers and
+    ``layer(name)`` returns one.
+    """
+
+    def __init__(self, in_channels: int, heads: Mapping[str, int] | Sequence[str], *,
+                 channels: Sequence[int] = (16, 32, 32), kernel_size: int = 3,
+                 norm: str = "none", groups: int = 4, activation: str = "relu",
+                 fc_widths: Sequence[int] = (64,), dropout: float = 0.0) -> None:
+        super().__init__()
+        heads = dict(heads) if isinstance(heads, Mapping) else dict.fromkeys(heads, 2)
+        sizes = [in_channels, *channels]
+        self.conv = nn.ModuleDict({
+            f"conv_{i}": ConvBlock(sizes[i], sizes[i + 1], kernel_size=kernel_size, norm=norm,
+                                   groups=groups, act=activation, pool=i < len(channels) - 1)
+            for i in range(len(channels))})
+        self.pool = GlobalAveragePool()
+        widths = [sizes[-1], *fc_widths]
+        self.fc = nn.ModuleDict({
+            f"fc_{i}": HiddenLayer(widths[i], widths[i + 1], activation, dropout)
+            for i in range(len(fc_widths))})
+        self.n_values = heads
+        self.heads = nn.ModuleDict({
+            name: nn.Linear(widths[-1], 1 if k == 2 else k) for name, k in heads.items()})
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [*self.conv.keys(), "pool", *self.fc.keys()]
+
+    def layer(self, name: str) -> nn.Module:
+        if name in self.conv:
+            return self.conv[name]
+        if name in self.fc:
+            return self.fc[name]
+        if name == "pool":
+            return self.pool
+        raise KeyError(f"no layer {name!r}; layers: {self.layer_names}")
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.ndim != 4:
+            raise ValueError(f"the CNN takes images (batch, channel, y, x); got shape "
+                             f"{tuple(x.shape)}")
+        for block in self.conv.values():
+            x = block(x)
+        x = self.pool(x)
+        for layer in self.fc.values():
+            x = layer(x)
+        out = {}
+        for name, head in self.heads.items():
+            logits = head(x)
+            out[name] = logits.squeeze(-1) if self.n_values[name] == 2 else logits
+        return out
+
+
+def build_cnn(in_channels: int, heads: Mapping[str, int] | Sequence[str],
+              cfg: ModelConfig) -> CNN:
+    """Construct a :class:`CNN` from a :class:`ModelConfig` with ``arch = "cnn"`` and
+    initialise it with ``cfg.init`` at gain ``cfg.init_scale`` (seed torch first)."""
+    cfg.validate()
+    c = cfg.cnn
+    model = CNN(in_channels, heads, channels=c.channels, kernel_size=c.kernel_size,
+                norm=c.norm, groups=c.groups, activation=cfg.activation,
+                fc_widths=c.fc_widths, dropout=cfg.dropout)
+    if cfg.init != "default" or cfg.init_scale != 1.0:
+        initialise(model, cfg.init, scale=cfg.init_scale)
+    return model
+
+
+def spatial_readout(arr: np.ndarray, mode: str = "gap") -> np.ndarray:
+    """``(n, channel, y, x)`` feature maps -> ``(n, unit)``; 2-D arrays pass unchanged.
+
+    ``"gap"``: each channel's mean over space (unit = channel; position-invariant).
+    ``"flatten"``: every (channel, y, x) is a unit, in C order.
+    """
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim != 4:
+        raise ValueError(f"expected (n, unit) or (n, channel, y, x) activations, got shape "
+                         f"{arr.shape}")
+    if mode == "gap":
+        return arr.mean(axis=(2, 3))
+    if mode == "flatten":
+        return arr.reshape(arr.shape[0], -1)
+    raise ValueError(f"unknown readout {mode!r}; valid: ['flatten', 'gap']")
+
+
+def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
+    """Photographs -> network input, in the same range as the synthetic images.
+
+    Parameters
+    ----------
+    images : uint8 array ``(n, y, x, 3)`` (RGB, 0-255), or a DataArray with dims
+        ``("stimulus", "y", "x", "channel")`` such as ``load_rsa92().image``.
+    size : side of the square output; images are resized with bilinear interpolation
+        with antialiasing (``torch.nn.functional.interpolate(..., antialias=True)``, an
+        area-weighted filter when shrinking). ``None`` keeps the size.
+
+    Returns
+    -------
+    torch.Tensor float32 ``(n, 3, size, size)`` with values ``2 * pixel / 255 - 1`` in
+    [-1, 1]: the range of :func:`rsa_bias.tasks.make_image_task` (grey 128 -> ~0). No
+    per-channel mean/std normalisation, so a network trained on the synthetic images sees
+    photographs on the same scale.
+    """
+    if isinstance(images, xr.DataArray):
+        images = images.transpose("stimulus", "y", "x", "channel").values
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"expected images (n, y, x, 3); got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels (0-255); got {arr.dtype}")
+    x = torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2)
+    x = x.to(torch.float32) / 255.0
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                      align_corners=False, antialias=True)
+    return (2.0 * x - 1.0).clamp_(-1.0, 1.0).contiguous()
