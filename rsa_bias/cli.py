@@ -1,4 +1,4 @@
-"""Command line: ``rsa-bias run``, ``rsa-bias sweep``, ``rsa-bias show``, ``rsa-bias validate``."""
+"""Command line: ``rsa-bias run``, ``sweep``, ``show``, ``validate`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -136,6 +136,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rsa_bias.experiments.bias_demos import list_demos, run_demo, summary_table
+
+    if args.list or args.name is None:
+        for name, summary in list_demos().items():
+            print(f"{name:14s} {summary}")
+        if args.name is None and not args.list:
+            print("rsa-bias demo NAME --out DIR runs one", file=sys.stderr)
+        return 0
+    if args.out is None:
+        raise ValueError("rsa-bias demo NAME needs --out DIR (where results.nc and the figures "
+                         "go)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    res, paths = run_demo(args.name, args.out, seed=args.seed, quick=args.quick,
+                          figures_dir=args.figures_dir)
+    print(summary_table(args.name, res).to_string(float_format=lambda v: f"{v:.3f}"))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    print(f"total time: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rsa-bias", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -176,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("config")
     v.add_argument("--set", **overrides)
     v.set_defaults(func=cmd_validate)
+
+    d = sub.add_parser("demo", help="run a demonstration of how biases distort comparisons "
+                                    "(--list lists them)")
+    d.add_argument("name", nargs="?", help="demo name, e.g. loud-feature or lampinen")
+    d.add_argument("--list", action="store_true", help="list the demos and what they show")
+    d.add_argument("--out", help="output folder for results.nc (and figures)")
+    d.add_argument("--figures-dir", help="folder for the PNG figures (default: --out)")
+    d.add_argument("--seed", type=int, default=0, help="seeds every random draw (default 0)")
+    d.add_argument("--quick", action="store_true",
+                   help="a tiny version that runs in seconds (for tests; numbers not meaningful)")
+    d.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    d.set_defaults(func=cmd_demo)
     return p
 
 

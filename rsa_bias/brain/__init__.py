@@ -21,6 +21,11 @@ Your own data:
 * :func:`dataset_from_arrays`, :func:`dataset_from_csv` — response arrays or tables with
   stimulus ids and features.
 
+Simulated brains with known ground truth:
+
+* :func:`factorial_stimuli`, :func:`simulate_population` — populations whose feature variance
+  shares, noise, size and nonlinear mixing are set, for checking what a score measures.
+
 Data location: ``data/`` next to the package, or ``$RSA_BIAS_DATA``. nilearn and nibabel
 (the ``brain`` extra) are imported only by the functions that read NIfTI files.
 """
@@ -32,10 +37,14 @@ from rsa_bias.brain.finger import load_finger
 from rsa_bias.brain.haxby import load_haxby
 from rsa_bias.brain.nifti import patterns_from_nifti, to_nifti
 from rsa_bias.brain.rsa92 import load_rsa92
+from rsa_bias.brain.simulated import component_bases, factorial_stimuli, simulate_population
 from rsa_bias.brain.tables import dataset_from_arrays, dataset_from_csv
 from rsa_bias.brain.v4 import load_v4
 
 __all__ = [
+    "factorial_stimuli",
+    "simulate_population",
+    "component_bases",
     "data_dir",
     "load_rsa92",
     "load_v4",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rsa_bias.experiments.bias_demos import list_demos, run_demo
 from rsa_bias.experiments.complexity_bias import run_complexity_bias, summary_table
 from rsa_bias.experiments.model_vs_brain import (
     encoding_vs_v4,
@@ -13,6 +14,7 @@ from rsa_bias.experiments.model_vs_brain import (
     trifeature_variance,
 )
 
-__all__ = ["run_complexity_bias", "summary_table", "run_model_vs_brain", "layer_activations",
+__all__ = ["run_demo", "list_demos", "run_complexity_bias", "summary_table",
+           "run_model_vs_brain", "layer_activations",
            "rsa_vs_it", "encoding_vs_v4", "random_models", "train_trifeature_cnn",
            "trifeature_variance"]

@@ -5,11 +5,19 @@
 * :mod:`~rsa_bias.plotting.rdms` — RDMs ordered by category, with labels.
 * :mod:`~rsa_bias.plotting.scores` — model/layer scores with intervals and the noise ceiling.
 * :mod:`~rsa_bias.plotting.cka` — layer x layer CKA heatmaps.
+* :mod:`~rsa_bias.plotting.attribution` — attribution bars, raw vs controlled scores,
+  similarity matrices.
 * :mod:`~rsa_bias.plotting.brain_maps` — voxel scores as a nilearn map (imports nilearn).
 """
 
 from __future__ import annotations
 
+from rsa_bias.plotting.attribution import (
+    attribution_table,
+    plot_attribution,
+    plot_scores,
+    plot_similarity_matrices,
+)
 from rsa_bias.plotting.cka import plot_cka_heatmap
 from rsa_bias.plotting.rdms import category_order, plot_rdm, plot_rdm_row
 from rsa_bias.plotting.scores import plot_scores_with_ceiling
@@ -30,4 +38,5 @@ def plot_voxel_map(*args, **kwargs):
 
 __all__ = ["plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures",
            "plot_rdm", "plot_rdm_row", "category_order", "plot_scores_with_ceiling",
-           "plot_cka_heatmap", "plot_voxel_map"]
+           "plot_cka_heatmap", "plot_voxel_map", "attribution_table", "plot_attribution",
+           "plot_scores", "plot_similarity_matrices"]

@@ -1,0 +1,299 @@
+"""Which feature carries a similarity score, and comparisons with the loudness taken out.
+
+Decomposition. Over ``n`` labelled stimuli the subspace of a feature is spanned by its centred
+one-hot indicators; a conjunction ``"a:b"`` by the centred indicators of the joint cells with
+the main effects of ``a`` and ``b`` projected out. A representation ``X`` (stimulus × unit,
+centred) splits into orthogonal parts ``X = Σ_f P_f X + R``: ``P_f X`` is ``X`` with every
+stimulus replaced by its feature-``f`` class mean (for one feature) and ``R`` is what no
+feature describes. For balanced, independent features (full factorials, the splits of
+:func:`rsa_bias.tasks.make_binary_task`) the ``P_f`` are mutually orthogonal. Otherwise
+``orthogonalise="sequential"`` (default) orthogonalises each subspace against the ones before
+it (Gram–Schmidt in the order given, with a warning), so earlier features take the variance
+they share with later ones; ``"strict"`` refuses.
+
+Attribution. For a score ``s(X, Y)`` and a subset ``S`` of features, ``v(S)`` is the score of
+the representations restricted to ``S`` (``X_S = Σ_{f∈S} P_f X``, likewise ``Y_S``) **with the
+normalisation of the full score kept**, so that a loud feature counts as loud:
+
+* CKA: ``v(S) = HSIC(X_S, Y_S) / sqrt(HSIC(X, X) HSIC(Y, Y))`` (``hsic`` as in :func:`cka`);
+* RSA: ``v(S) = <d(X_S), d(Y_S)> / (||d(X)|| ||d(Y)||)`` for the RDM vectors ``d``
+  (centred for ``compare="pearson"``); correlation/cosine RDMs are squared Euclidean RDMs of
+  the row-normalised patterns, which are decomposed instead.
+
+``v(all features ∪ R)`` is the full score. Each feature gets its exact Shapley value over the
+``2^k`` subsets (``k <= MAX_EXACT_FEATURES``); the shares add up to ``v(all features)``
+(efficiency), equal roles get equal shares (symmetry), a feature absent from either
+representation gets 0, and ``residual = full score − v(all features)``. Both HSIC and RDM
+correlations are quadratic in the variance, so a feature holding a share ``s`` of both
+representations carries about ``s² / Σ s²`` of their similarity — louder than its variance.
+
+Encoding (``x`` predicts ``y`` by cross-validated ridge regression; mean R² over targets):
+``method="target"`` splits the explained variance of each target exactly by where it lies,
+``(||P_f y||² − ||P_f (y − ŷ)||²) / ||y_c||²`` (no Shapley needed, one fit);
+``method="predictor"`` gives Shapley values of ``v(S) = R²(X_S → y)``.
+
+Bias control: :func:`equalise_feature_variance` gives every coded feature the same share of the
+variance (what is computed, not how loudly); :func:`compare_controlled` reports raw and equalised
+scores side by side. The RDM-level view (feature-model RDMs, variance partitioning, residualised
+RDMs) is in :mod:`rsa_bias.analysis.rdm_partition`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+from sklearn.model_selection import KFold
+
+from rsa_bias.analysis import kernel_alignment as ka
+from rsa_bias.analysis._align import ArrayLike, align_to, choose, stimulus_matrix
+from rsa_bias.analysis.compare import compare_rdms
+from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder
+from rsa_bias.analysis.feature_subspaces import (
+    _bases,
+    _labelled,
+    _names,
+    _parts,
+    equalise_feature_variance,
+)
+from rsa_bias.analysis.rdms import rdm, triu_vectors
+
+MAX_EXACT_FEATURES = 10
+
+
+
+
+# --- Shapley attribution -----------------------------------------------------------------------
+
+
+def _shapley(value: Callable[[tuple[int, ...]], float], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Shapley values of ``value`` (over index tuples) and ``v`` of every subset mask."""
+    if k > MAX_EXACT_FEATURES:
+        raise ValueError(f"exact Shapley values over {k} features need 2^{k} evaluations; "
+                         f"pass features=[...] with at most {MAX_EXACT_FEATURES} (group or drop "
+                         "some)")
+    v = np.array([value(tuple(i for i in range(k) if m >> i & 1)) if m else 0.0
+                  for m in range(2**k)])
+    phi = np.zeros(k)
+    for m in range(2**k):
+        size = bin(m).count("1")
+        for i in (i for i in range(k) if not m >> i & 1):
+            weight = math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
+            phi[i] += weight * (v[m | 1 << i] - v[m])
+    return phi, v
+
+
+def _result(names: list[str], phi: np.ndarray, v: np.ndarray, total: float, measure: str,
+            config: dict) -> xr.Dataset:
+    from rsa_bias.provenance import provenance_attrs
+
+    labels = ["+".join(n for i, n in enumerate(names) if m >> i & 1) or "none"
+              for m in range(len(v))]
+    ds = xr.Dataset({"share": ("feature", phi), "residual": total - v[-1], "total": total,
+                     "features_score": v[-1], "subset_score": ("subset", v)},
+                    coords={"feature": names, "subset": labels})
+    ds.attrs.update(provenance_attrs(config=config, method=f"{measure}_shapley"),
+                    measure=measure)
+    return ds
+
+
+def _pair(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None,
+          features: Sequence[str] | None, orthogonalise: str):
+    """Names, bases, feature parts of x and of y (aligned to x by id), and y labelled."""
+    xl = _labelled(x, stimuli, "x")
+    yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+    names = _names(xl, features)
+    bases = _bases(xl, names, orthogonalise)
+    return names, bases, _parts(stimulus_matrix(xl, "x"), bases), \
+        _parts(stimulus_matrix(yl, "y"), bases), yl
+
+
+def attribute_cka(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                  features: Sequence[str] | None = None, hsic: str = "biased",
+                  orthogonalise: str = "sequential") -> xr.Dataset:
+    """Shapley attribution of linear CKA(x, y) to features (see the module docstring).
+
+    Returns
+    -------
+    xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (= :func:`cka` of x and y),
+    ``features_score`` (= Σ share) and ``subset_score(subset)``.
+    """
+    choose(ka.HSIC_ESTIMATORS, hsic, "hsic estimator")
+    names, _, (px, rx), (py, ry), _ = _pair(x, y, stimuli, features, orthogonalise)
+    xc, yc = sum(px) + rx, sum(py) + ry
+    norm = np.sqrt(ka.hsic(xc, xc, hsic=hsic) * ka.hsic(yc, yc, hsic=hsic))
+    if not norm > 0:
+        raise ValueError("CKA is undefined: a self-HSIC is not positive (constant input)")
+
+    def value(subset: tuple[int, ...]) -> float:
+        return ka.hsic(sum(px[i] for i in subset), sum(py[i] for i in subset), hsic=hsic) / norm
+
+    phi, v = _shapley(value, len(names))
+    total = ka.cka(xc, yc, hsic=hsic)
+    return _result(names, phi, v, total, "cka", {"hsic": hsic, "kernel": "linear",
+                                                 "orthogonalise": orthogonalise})
+
+
+def _row_unit(x: np.ndarray, centre: bool) -> np.ndarray:
+    x = x - x.mean(axis=1, keepdims=True) if centre else x
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+_RDM_PREP: dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]] = {
+    "sqeuclidean": (lambda x: x / np.sqrt(x.shape[1]), False),
+    "euclidean": (lambda x: x / np.sqrt(x.shape[1]), True),
+    "correlation": (lambda x: _row_unit(x, True) / np.sqrt(2.0), False),
+    "cosine": (lambda x: _row_unit(x, False) / np.sqrt(2.0), False),
+}
+_CENTRE_RDM = {"pearson": True, "cosine": False}
+
+
+def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                  features: Sequence[str] | None = None, rdm_method: str = "sqeuclidean",
+                  compare: str = "pearson", orthogonalise: str = "sequential") -> xr.Dataset:
+    """Shapley attribution of an RSA score ``compare_rdms(rdm(x), rdm(y))`` to features.
+
+    ``rdm_method`` is one of ``"sqeuclidean"``, ``"euclidean"``, ``"correlation"``,
+    ``"cosine"``; ``compare`` is ``"pearson"`` or ``"cosine"`` (rank-based comparisons have no
+    additive decomposition: use :func:`rdm_variance_partition` for an RDM-level view).
+    Returns the same variables as :func:`attribute_cka`.
+    """
+    prep, take_sqrt = choose(_RDM_PREP, rdm_method, "rdm_method for attribution")
+    centre = choose(_CENTRE_RDM, compare, "comparison for attribution (additive ones only)")
+    xl = _labelled(x, stimuli, "x")
+    yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+    names, _, (px, rx), (py, ry), _ = _pair(xl.copy(data=prep(stimulus_matrix(xl, "x"))),
+                                      yl.copy(data=prep(stimulus_matrix(yl, "y"))), None,
+                                      features, orthogonalise)
+
+    def vector(parts: list[np.ndarray]) -> np.ndarray:
+        d = triu_vectors(ka.squared_distances(sum(parts)))
+        d = np.sqrt(d) if take_sqrt else d
+        return d - d.mean() if centre else d
+
+    full_x, full_y = vector([*px, rx]), vector([*py, ry])
+    norm = np.linalg.norm(full_x) * np.linalg.norm(full_y)
+    if not norm > 0:
+        raise ValueError("an RDM is constant; RSA is undefined")
+
+    def value(subset: tuple[int, ...]) -> float:
+        return float(vector([px[i] for i in subset]) @ vector([py[i] for i in subset]) / norm)
+
+    phi, v = _shapley(value, len(names))
+    total = float(full_x @ full_y / norm)
+    return _result(names, phi, v, total, "rsa", {"rdm_method": rdm_method, "compare": compare,
+                                                 "orthogonalise": orthogonalise})
+
+
+
+def _out_of_fold(xv: np.ndarray, yv: np.ndarray, cv: int, alphas, seed: int) -> np.ndarray:
+    """Pooled out-of-fold ridge predictions (alphas by leave-one-out within each fold)."""
+    encoder = RidgeEncoder(alphas, device="cpu")
+    pred = np.empty_like(yv)
+    for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
+        pred[test] = encoder.fit(xv[train], yv[train]).predict(xv[test])
+    return pred
+
+
+def _mean_r2(yv: np.ndarray, pred: np.ndarray) -> float:
+    sst = np.sum((yv - yv.mean(0)) ** 2, axis=0)
+    return float(np.mean(1.0 - np.sum((yv - pred) ** 2, axis=0) / sst))
+
+
+def attribute_encoding(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                       features: Sequence[str] | None = None, method: str = "target",
+                       cv: int = 5, alphas=DEFAULT_ALPHAS, seed: int = 0,
+                       orthogonalise: str = "sequential") -> xr.Dataset:
+    """Attribution of an encoding score: ``x`` predicts ``y``, mean cross-validated R².
+
+    Parameters
+    ----------
+    x : model representation (stimulus, unit); ``y`` : responses (stimulus, target
+        [, repeat]), repeats averaged. Predictions are the pooled out-of-fold predictions of
+        a :class:`RidgeEncoder` (outer shuffled ``KFold(cv)`` seeded by ``seed``, alphas by
+        leave-one-out within each training part).
+    method : ``"target"``: exact split of each target's explained variance by the subspace
+        it lies in (adds ``share_per_target(feature, <target dim>)``); ``"predictor"``:
+        Shapley values over encoders fitted on the feature-restricted ``x`` (2^k fits).
+
+    Returns
+    -------
+    xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (mean R² over targets) and
+    ``features_score``; ``subset_score`` for ``"predictor"``.
+    """
+    choose(dict.fromkeys(("target", "predictor")), method, "encoding attribution method")
+    names, bases, (px, rx), (py, ry), yl = _pair(x, y, stimuli, features, orthogonalise)
+    xv, yv = sum(px) + rx, sum(py) + ry
+    config = {"method": method, "cv": cv, "alphas": [float(a) for a in np.ravel(alphas)],
+              "seed": seed, "orthogonalise": orthogonalise}
+    total = _mean_r2(yv, _out_of_fold(xv, yv, cv, alphas, seed))
+    if method == "predictor":
+        phi, v = _shapley(lambda s: _mean_r2(yv, _out_of_fold(sum(px[i] for i in s), yv, cv,
+                                                              alphas, seed)), len(names))
+        return _result(names, phi, v, total, "encoding", config)
+    err = yv - _out_of_fold(xv, yv, cv, alphas, seed)
+    per_target = np.stack([np.sum(p**2, 0) - np.sum((q @ (q.T @ err)) ** 2, 0)
+                           for p, q in zip(py, bases, strict=True)]) / np.sum(yv**2, 0)
+    phi = per_target.mean(axis=1)
+    ds = _result(names, phi, np.array([0.0, phi.sum()]), total, "encoding", config)
+    target_dim = str(yl.dims[1])
+    return ds.drop_vars(["subset_score", "subset"]).assign(
+        share_per_target=(("feature", target_dim), per_target)).assign_coords(
+        {target_dim: yl[target_dim].values if target_dim in yl.coords else
+         np.arange(yl.sizes[target_dim])})
+
+
+# --- raw vs bias-controlled scores -------------------------------------------------------------
+
+
+def _score_rsa(x, y, opts) -> float:
+    return float(compare_rdms(rdm(x, method=opts["rdm_method"]),
+                              rdm(y, method=opts["rdm_method"]), method=opts["compare"]))
+
+
+def _score_cka(x, y, opts) -> float:
+    return ka.cka(x, y, hsic=opts["hsic"])
+
+
+def _score_encoding(x, y, opts) -> float:
+    xv, yv = stimulus_matrix(x, "x"), stimulus_matrix(align_to(x, y, ("x", "y")), "y")
+    return _mean_r2(yv, _out_of_fold(xv, yv, opts["cv"], opts["alphas"], opts["seed"]))
+
+
+MEASURES: dict[str, Callable[[xr.DataArray, xr.DataArray, dict], float]] = {
+    "rsa": _score_rsa, "cka": _score_cka, "encoding": _score_encoding}
+
+
+def compare_controlled(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                       features: Sequence[str] | None = None,
+                       measures: Sequence[str] = ("rsa", "cka", "encoding"),
+                       rdm_method: str = "sqeuclidean", compare: str = "pearson",
+                       hsic: str = "biased", cv: int = 5, alphas=DEFAULT_ALPHAS,
+                       seed: int = 0) -> xr.Dataset:
+    """Raw scores next to scores with every feature equally loud in both representations.
+
+    ``"equalised"`` recomputes each measure on :func:`equalise_feature_variance` of ``x`` and
+    of ``y`` (RSA: ``compare_rdms(rdm(x, method=rdm_method), ..., method=compare)``, any
+    methods; CKA with ``hsic``; encoding: mean cross-validated R² of ``x`` predicting ``y``).
+
+    Returns
+    -------
+    xarray.Dataset: ``score(measure, condition)`` with condition ``["raw", "equalised"]``.
+    """
+    for m in measures:
+        choose(MEASURES, m, "measure")
+    xl = _labelled(x, stimuli, "x")
+    yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+    yl = yl.assign_coords({k: c for k, c in xl.coords.items() if str(k).startswith("feature_")})
+    yl.attrs["feature_names"] = xl.attrs.get("feature_names", [])
+    pairs = {"raw": (xl, yl), "equalised": (equalise_feature_variance(xl, features=features),
+                                            equalise_feature_variance(yl, features=features))}
+    opts = {"rdm_method": rdm_method, "compare": compare, "hsic": hsic, "cv": cv,
+            "alphas": alphas, "seed": seed}
+    score = [[MEASURES[m](a, b, opts) for a, b in pairs.values()] for m in measures]
+    return xr.Dataset({"score": (("measure", "condition"), np.array(score))},
+                      coords={"measure": list(measures), "condition": list(pairs)},
+                      attrs={"method": "compare_controlled", "rdm_method": rdm_method,
+                             "compare": compare, "hsic": hsic})

@@ -1,0 +1,199 @@
+"""Feature subspaces of a labelled representation: decompose it into the part each feature
+describes, report variance shares, remove features, or equalise their loudness.
+
+Over ``n`` labelled stimuli the subspace of a feature is spanned by its centred one-hot
+indicators; a conjunction ``"a:b"`` by the centred indicators of the joint cells with the main
+effects of ``a`` and ``b`` projected out. A representation ``X`` (stimulus × unit, centred)
+splits into orthogonal parts ``X = Σ_f P_f X + R``. For balanced, independent features the
+``P_f`` are mutually orthogonal; otherwise ``orthogonalise="sequential"`` (default)
+orthogonalises each subspace against the ones before it (Gram–Schmidt in the order given, with
+a warning) and ``"strict"`` refuses. :mod:`rsa_bias.analysis.attribution` builds on these parts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._align import ArrayLike, as_labelled, choose, stimulus_matrix
+from rsa_bias.analysis._labels import attach_stimulus_coords, feature_names_of
+
+ORTHOGONALISE = ("sequential", "strict")
+_TOL = 1e-9
+
+
+# --- labelled inputs and feature subspaces -----------------------------------------------------
+
+
+def _labelled(x: ArrayLike, stimuli: xr.Dataset | None, name: str) -> xr.DataArray:
+    """(stimulus, unit) DataArray with the stimulus coords attached; repeats averaged."""
+    x = as_labelled(x, name=name)
+    if "repeat" in x.dims:
+        x = x.mean("repeat", keep_attrs=True)
+    other = [d for d in x.dims if d != "stimulus"]
+    return attach_stimulus_coords(x.transpose("stimulus", *other), stimuli)
+
+
+def _names(x: xr.DataArray, features: Sequence[str] | None) -> list[str]:
+    mains = feature_names_of(x, None) if features is None else \
+        feature_names_of(x, sorted({p for f in features for p in str(f).split(":")}))
+    names = mains if features is None else [str(f) for f in features]
+    if len(set(names)) != len(names):
+        raise ValueError(f"features repeat: {names}")
+    return names
+
+
+def _orthonormal(m: np.ndarray) -> np.ndarray:
+    u, s, _ = np.linalg.svd(m, full_matrices=False)
+    return u[:, s > _TOL * max(float(s.max(initial=0.0)), 1.0)]
+
+
+def _project_out(m: np.ndarray, bases: Sequence[np.ndarray]) -> np.ndarray:
+    for q in bases:
+        m = m - q @ (q.T @ m)
+    return m
+
+
+def _indicators(x: xr.DataArray, parts: list[str]) -> np.ndarray:
+    codes = np.stack([np.unique(np.asarray(x[f"feature_{p}"].values), return_inverse=True)[1]
+                      .ravel() for p in parts], axis=1)  # integer codes: strings work too
+    _, inverse = np.unique(codes, axis=0, return_inverse=True)
+    onehot = np.eye(int(inverse.max()) + 1)[inverse.ravel()]
+    return onehot - onehot.mean(axis=0)
+
+
+def _own_basis(x: xr.DataArray, name: str, before: Sequence[np.ndarray]) -> np.ndarray:
+    parts = name.split(":")
+    mains = [_orthonormal(_indicators(x, [p])) for p in parts] if len(parts) > 1 else []
+    basis = _orthonormal(_project_out(_indicators(x, parts), [*mains, *before]))
+    if basis.shape[1] == 0:
+        raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, or "
+                         "determined by the features before it)")
+    return basis
+
+
+def _bases(x: xr.DataArray, names: list[str], orthogonalise: str,
+           warn: bool = True) -> list[np.ndarray]:
+    """Orthonormal (stimulus, dim) basis of each named subspace (see the module docstring)."""
+    choose(dict.fromkeys(ORTHOGONALISE), orthogonalise, "orthogonalise option")
+    own = [_own_basis(x, n, []) for n in names]
+    overlap = {(a, b): float(np.linalg.norm(own[i].T @ own[j], 2))
+               for (i, a), (j, b) in itertools.combinations(enumerate(names), 2)}
+    worst = max(overlap, key=overlap.get, default=None)
+    if worst is None or overlap[worst] < 1e-6:
+        return own
+    msg = (f"features {worst[0]!r} and {worst[1]!r} are not orthogonal over these stimuli "
+           f"(largest canonical correlation {overlap[worst]:.3g}): unbalanced or dependent "
+           "features")
+    if orthogonalise == "strict":
+        raise ValueError(msg + "; balance the stimuli or pass orthogonalise='sequential'")
+    if warn:
+        warnings.warn(msg + f"; orthogonalised sequentially in the order {names}, so earlier "
+                      "features take the shared variance", UserWarning, stacklevel=3)
+    bases: list[np.ndarray] = []
+    for n in names:
+        bases.append(_own_basis(x, n, bases))
+    return bases
+
+
+def _parts(values: np.ndarray, bases: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Projections of the centred values onto each basis, and the residual."""
+    centred = values - values.mean(axis=0)
+    parts = [q @ (q.T @ centred) for q in bases]
+    return parts, centred - sum(parts, np.zeros_like(centred))
+
+
+def feature_decomposition(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                          features: Sequence[str] | None = None,
+                          orthogonalise: str = "sequential") -> xr.DataArray:
+    """Split a representation into its feature parts and a residual.
+
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]) and ``feature_<name>``
+        coords (or pass ``stimuli``); repeats are averaged.
+    stimuli : stimulus set to take the feature coords from, aligned by id.
+    features : features and conjunctions (``"a:b"``); default all listed features.
+    orthogonalise : ``"sequential"`` or ``"strict"`` (see the module docstring).
+
+    Returns
+    -------
+    xarray.DataArray with dims ("component", "stimulus", unit dim)
+        One centred part per feature and ``"residual"``; ``parts.sum("component") + mean``
+        is ``x``.
+    """
+    xl = _labelled(x, stimuli, "x")
+    names = _names(xl, features)
+    parts, rest = _parts(stimulus_matrix(xl, "x"), _bases(xl, names, orthogonalise))
+    out = xr.concat([xl.copy(data=p) for p in [*parts, rest]], dim="component")
+    return out.assign_coords(component=[*names, "residual"]).rename("feature_part")
+
+
+def variance_shares(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                    features: Sequence[str] | None = None,
+                    orthogonalise: str = "sequential") -> xr.Dataset:
+    """Share of a representation's variance in each feature subspace (in-sample).
+
+    For balanced binary features ``share`` equals the in-sample R² of
+    :func:`~rsa_bias.analysis.variance.feature_variance_explained` (Lampinen et al.'s
+    metric); multi-level features use all their levels (one-hot), not a linear code.
+
+    Returns
+    -------
+    xarray.Dataset: ``share(feature)``, ``residual`` (1 − Σ share), ``total`` (1),
+    ``total_variance`` (sum over units of the variance, ddof=0).
+    """
+    parts = feature_decomposition(x, stimuli, features=features, orthogonalise=orthogonalise)
+    energy = (parts**2).sum(dim=[d for d in parts.dims if d != "component"])
+    total = float(energy.sum())
+    if not total > 0:
+        raise ValueError("x is constant over stimuli; it has no variance to attribute")
+    share = (energy / total).rename(component="feature")
+    return xr.Dataset({"share": share.drop_sel(feature="residual"),
+                       "residual": share.sel(feature="residual", drop=True), "total": 1.0,
+                       "total_variance": total / parts.sizes["stimulus"]},
+                      attrs={"method": "feature_variance_shares", "measure": "variance",
+                             "orthogonalise": orthogonalise})
+
+
+def remove_features(x: ArrayLike, features: Sequence[str],
+                    stimuli: xr.Dataset | None = None) -> xr.DataArray:
+    """``x`` with the named feature subspaces projected out.
+
+    For one feature this subtracts each stimulus's class mean and adds back the grand mean;
+    for several, it projects out their joint span (whatever the order or balance).
+    """
+    xl = _labelled(x, stimuli, "x")
+    values = stimulus_matrix(xl, "x")
+    parts, _ = _parts(values, _bases(xl, _names(xl, features), "sequential", warn=False))
+    return xl.copy(data=values - sum(parts))
+
+
+def equalise_feature_variance(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
+                              features: Sequence[str] | None = None, min_share: float = 1e-6,
+                              orthogonalise: str = "sequential") -> xr.DataArray:
+    """Rescale each coded feature's part so that all of them take the same variance share.
+
+    Every feature whose share exceeds ``min_share`` is rescaled to the mean share of those
+    features; features below it (not coded) are left alone rather than amplified from
+    nothing, and the residual and total variance are unchanged. The result represents what
+    ``x`` computes, not how loudly. On noisy data a quiet feature's part includes its share
+    of the noise, which is amplified with it.
+    """
+    xl = _labelled(x, stimuli, "x")
+    values = stimulus_matrix(xl, "x")
+    names = _names(xl, features)
+    parts, rest = _parts(values, _bases(xl, names, orthogonalise))
+    energy = np.array([np.sum(p**2) for p in parts])
+    shares = energy / max(np.sum((values - values.mean(axis=0)) ** 2), 1e-300)
+    coded = shares > min_share
+    target = shares[coded].mean() if coded.any() else 0.0
+    gains = np.where(coded, np.sqrt(target / np.where(coded, shares, 1.0)), 1.0)
+    out = values.mean(axis=0) + rest + sum(g * p for g, p in zip(gains, parts, strict=True))
+    attrs = {**xl.attrs, "equalised_features": [n for n, c in zip(names, coded, strict=True)
+                                                if c], "equalised_gain": gains.tolist()}
+    return xl.copy(data=out).assign_attrs(attrs)

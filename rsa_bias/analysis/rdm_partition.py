@@ -1,0 +1,175 @@
+"""The RDM-level view of which feature drives an RSA score.
+
+A target RDM (a brain region's, a layer's) is regressed on model RDMs — typically one per
+feature, from :func:`feature_model_rdms` — by ordinary least squares with an intercept over
+the condensed (upper-triangle) dissimilarities:
+
+* :func:`rdm_variance_partition` splits the R² among the models: exact Shapley values of
+  ``R²(S)`` over all subsets (the Lindeman–Merenda–Gold decomposition, which adds up to the
+  full R² whatever the correlations between models), each model's *unique* variance (the R²
+  lost when it is dropped) and the *shared* rest;
+* :func:`residualise_rdm` keeps what the models do not explain, so that two RDMs can be
+  compared beyond, say, a loud feature (a partial correlation).
+
+Unlike the representation-level attribution of :mod:`rsa_bias.analysis.attribution`, this
+works for any RDM (correlation distance, crossnobis, a shipped brain RDM) and needs no
+activations; it describes the RDM's geometry, which is exactly what rank or linear RSA sees.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._align import ArrayLike
+from rsa_bias.analysis._labels import feature_names_of
+from rsa_bias.analysis._rdm_stack import _as_stack, _common_ids, _select_pairs, _Stack
+from rsa_bias.analysis.attribution import _result, _shapley
+from rsa_bias.analysis.rdms import RDM_DIMS, squareform
+
+RdmInput = ArrayLike | Mapping[str, ArrayLike]
+
+
+def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray,
+                       features: Sequence[str] | None = None, *,
+                       geometry: str = "differs") -> xr.DataArray:
+    """Model RDMs of features: 1 where two stimuli differ in a feature, 0 where they agree.
+
+    Parameters
+    ----------
+    stimuli : anything with a ``stimulus`` dim, ``feature_<name>`` coords and
+        ``attrs["feature_names"]`` (a stimulus set, labelled activations).
+    features : names; ``"a:b"`` gives the joint cell's RDM (1 where a or b differs).
+        Default: every listed feature.
+    geometry : ``"differs"`` (one RDM per feature) or ``"pairs"``: one RDM per pair of
+        values ``"a[k,l]"``, ``k <= l`` (1 where one stimulus has value k and the other l).
+        Regressed together (with an intercept) the pair RDMs capture *any* dissimilarity
+        pattern that depends on the feature alone — which values are close to which, and how
+        spread each value's stimuli are — not only same vs different.
+
+    Returns
+    -------
+    xarray.DataArray with dims ("model", "stimulus_i", "stimulus_j"), labelled with the ids.
+    """
+    if geometry not in ("differs", "pairs"):
+        raise ValueError(f"unknown geometry {geometry!r}; valid: ['differs', 'pairs']")
+    probe = xr.DataArray(np.zeros(stimuli.sizes["stimulus"]), dims="stimulus",
+                         coords={k: c for k, c in stimuli.coords.items()
+                                 if c.dims == ("stimulus",)}, attrs=dict(stimuli.attrs))
+    if features is None:
+        names = feature_names_of(probe, None)
+    else:
+        names = [str(f) for f in features]
+        feature_names_of(probe, sorted({p for f in names for p in f.split(":")}))
+    models, labels = [], []
+    for name in names:
+        codes = np.stack([np.asarray(probe[f"feature_{p}"].values) for p in name.split(":")],
+                         axis=1)
+        if geometry == "differs":
+            models.append(np.any(codes[:, None, :] != codes[None, :, :], axis=2).astype(float))
+            labels.append(name)
+            continue
+        ints = np.stack([np.unique(c, return_inverse=True)[1].ravel() for c in codes.T], axis=1)
+        _, first, cell = np.unique(ints, axis=0, return_index=True, return_inverse=True)
+        values = codes[first]
+        cell = cell.ravel()
+        for k, m in itertools.combinations_with_replacement(range(len(values)), 2):
+            hit = (cell[:, None] == k) & (cell[None, :] == m)
+            models.append((hit | hit.T).astype(float))
+            labels.append(f"{name}[{','.join(map(str, values[k]))},"
+                          f"{','.join(map(str, values[m]))}]")
+    ids = probe["stimulus"].values
+    return xr.DataArray(np.stack(models), dims=("model", *RDM_DIMS), name="feature_rdm",
+                        coords={"model": labels, "stimulus_i": ids, "stimulus_j": ids})
+
+
+def _predictor_stacks(predictors: RdmInput) -> list[tuple[str, _Stack]]:
+    if isinstance(predictors, Mapping):
+        return [(str(k), _as_stack(v, f"predictors[{k!r}]")) for k, v in predictors.items()]
+    p = _as_stack(predictors, "predictors")
+    if len(p.dims) > 1:
+        raise ValueError(f"predictors have leading dims {p.dims}; give one stack dim "
+                         "(e.g. 'model') or a mapping name -> RDM")
+    labels = p.coords[p.dims[0]].values if p.dims and p.dims[0] in p.coords else \
+        [f"model_{i}" for i in range(p.vectors.shape[0])]
+    return [(str(label), _Stack(p.vectors[i:i + 1], p.ids)) for i, label in enumerate(labels)]
+
+
+def _design(target: ArrayLike, predictors: RdmInput,
+            ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Target vector, design (pairs × models), model names and stimulus ids (target order)."""
+    t = _as_stack(target, "target")
+    if t.vectors.shape[0] != 1:
+        raise ValueError("target must be one RDM, not a stack; loop over the stack")
+    items = _predictor_stacks(predictors)
+    if not items:
+        raise ValueError("no predictor RDMs were given")
+    for name, s in items:
+        _common_ids(t, s, ("target", name), "exact", "regressing RDMs")
+    design = np.column_stack([_select_pairs(s.vectors, s.ids, t.ids)[0] for _, s in items])
+    if np.isnan(design).any() or np.isnan(t.vectors).any():
+        raise ValueError("RDMs with NaN dissimilarities cannot be regressed; drop those stimuli")
+    return t.vectors[0], design, [name for name, _ in items], t.ids
+
+
+def _ols(t: np.ndarray, design: np.ndarray) -> tuple[float, np.ndarray]:
+    """R² and residuals of OLS of ``t`` on ``design`` with an intercept."""
+    a = np.column_stack([np.ones(len(t)), design])
+    resid = t - a @ np.linalg.lstsq(a, t, rcond=None)[0]
+    return 1.0 - float(resid @ resid) / float(np.sum((t - t.mean()) ** 2)), resid
+
+
+def rdm_variance_partition(target: ArrayLike, predictors: RdmInput) -> xr.Dataset:
+    """Partition the variance of an RDM among predictor RDMs (OLS with an intercept).
+
+    Parameters
+    ----------
+    target : one RDM (square or condensed; labelled or numpy).
+    predictors : a stack with one leading dim (e.g. :func:`feature_model_rdms`) or a mapping
+        name -> RDM. Labelled RDMs are aligned on stimulus ids and must cover the same set.
+
+    Returns
+    -------
+    xarray.Dataset with dim ``model``: ``share`` (Shapley values of R²; they add up to
+    ``r2``), ``unique`` (R² lost when the model is dropped), ``shared`` (``r2 − Σ unique``),
+    ``r2``, ``unexplained`` (``1 − r2``) and ``subset_score(subset)`` (R² of every subset).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.random(45), rng.random(45)
+    >>> part = rdm_variance_partition(2 * a + b, {"a": a, "b": b})
+    >>> round(float(part.r2), 6), round(float(part.share.sum()), 6)
+    (1.0, 1.0)
+    """
+    t, design, names, _ = _design(target, predictors)
+    if not np.var(t) > 0:
+        raise ValueError("the target RDM is constant; it has no variance to partition")
+    phi, v = _shapley(lambda s: _ols(t, design[:, list(s)])[0], len(names))
+    full = float(v[-1])
+    everyone = 2 ** len(names) - 1
+    unique = np.array([full - v[everyone & ~(1 << i)] for i in range(len(names))])
+    ds = _result(names, phi, v, full, "rdm_regression", {"regression": "ols_intercept"})
+    ds = ds.rename(feature="model").drop_vars(["residual", "total", "features_score"])
+    return ds.assign(unique=("model", unique), shared=full - unique.sum(), r2=full,
+                     unexplained=1.0 - full)
+
+
+def residualise_rdm(target: ArrayLike, predictors: RdmInput) -> xr.DataArray:
+    """The part of an RDM that the predictor RDMs do not explain (OLS residuals, mean 0).
+
+    Compare two residualised RDMs (``compare_rdms(..., method="pearson")``) to ask whether
+    they agree beyond the predictors, e.g. beyond a loud feature's model RDM.
+
+    Returns
+    -------
+    xarray.DataArray with dims ("stimulus_i", "stimulus_j") over the target's stimulus ids;
+    not a distance (it has mean 0 and negative entries), ``attrs["predictors"]`` names them.
+    """
+    t, design, names, ids = _design(target, predictors)
+    return xr.DataArray(squareform(_ols(t, design)[1]), dims=RDM_DIMS, name="residual_rdm",
+                        coords={"stimulus_i": ids, "stimulus_j": ids},
+                        attrs={"method": "residualise_rdm", "predictors": names})

@@ -1,0 +1,308 @@
+"""Feature attribution of RSA, CKA and encoding scores, checked on simulated ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.linear_model import LinearRegression
+
+from rsa_bias import (
+    attribute_cka,
+    attribute_encoding,
+    attribute_rsa,
+    cka,
+    compare_controlled,
+    compare_rdms,
+    cross_validated_scores,
+    equalise_feature_variance,
+    feature_decomposition,
+    feature_model_rdms,
+    feature_variance_explained,
+    rdm,
+    rdm_variance_partition,
+    remove_features,
+    residualise_rdm,
+    variance_shares,
+)
+from rsa_bias.analysis.attribution import MAX_EXACT_FEATURES
+from rsa_bias.analysis.rdms import condensed
+from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
+
+SHARES = {"a": 0.5, "b": 0.2, "c": 0.1}
+ALPHAS = np.logspace(-6, 6, 13)  # noise-free predictors want small penalties
+# Noise-free simulated targets would take alpha -> 0; the grid warning says nothing here.
+pytestmark = pytest.mark.filterwarnings("ignore:.*smallest alpha of the grid")
+
+
+@pytest.fixture(scope="module")
+def stimuli() -> xr.Dataset:
+    return factorial_stimuli({"a": 2, "b": 2, "c": 3}, repeats=12)  # 144 stimuli
+
+
+@pytest.fixture(scope="module")
+def brain(stimuli) -> xr.Dataset:
+    return simulate_population(stimuli, SHARES, n_neurons=200, noise_ratio=0.2, n_repeats=2,
+                               seed=0)
+
+
+def _model(stimuli, shares, seed, n=60):
+    return simulate_population(stimuli, shares, n_neurons=n, seed=seed).signal
+
+
+# --- decomposition and variance shares ---------------------------------------------------------
+
+
+def test_variance_shares_recover_the_generating_shares(brain):
+    exact = variance_shares(brain.signal)
+    np.testing.assert_allclose(exact.share, list(SHARES.values()), atol=1e-10)
+    assert float(exact.residual) == pytest.approx(0.2, abs=1e-10)
+    noisy = variance_shares(brain.response)  # repeats averaged: noise ratio 0.1
+    np.testing.assert_allclose(noisy.share, np.array(list(SHARES.values())) / 1.1, atol=0.02)
+
+
+def test_binary_shares_equal_the_in_sample_variance_explained(brain):
+    x = brain.response.mean("repeat").rename(neuron="unit")
+    r2 = feature_variance_explained(x, ["a", "b"], fit_split=None, eval_split=None).r2
+    np.testing.assert_allclose(variance_shares(x, features=["a", "b"]).share, r2, rtol=1e-10)
+
+
+def test_decomposition_reconstructs_and_removal_subtracts_class_means(brain):
+    x = brain.response.isel(repeat=0)
+    parts = feature_decomposition(x)
+    assert list(parts.component.values) == ["a", "b", "c", "residual"]
+    np.testing.assert_allclose(parts.sum("component") + x.mean("stimulus"), x, atol=1e-10)
+    groups = x.groupby("feature_b")  # class means subtracted, the grand mean kept
+    np.testing.assert_allclose(remove_features(x, ["b"]),
+                               groups - groups.mean() + x.mean("stimulus"), atol=1e-10)
+
+
+def test_stimuli_can_come_from_a_separate_set(stimuli, brain):
+    bare = xr.DataArray(brain.signal.values, dims=("stimulus", "neuron"),
+                        coords={"stimulus": brain.stimulus.values})
+    with_set = variance_shares(bare, stimuli)
+    np.testing.assert_allclose(with_set.share, list(SHARES.values()), atol=1e-10)
+    with pytest.raises(ValueError, match="no feature coord"):
+        variance_shares(bare)
+
+
+# --- Shapley attribution: axioms and agreement with the direct scores --------------------------
+
+
+@pytest.mark.parametrize("hsic", ["biased", "unbiased"])
+def test_cka_attribution_is_efficient_and_total_is_cka(stimuli, brain, hsic):
+    x = _model(stimuli, {"a": 0.3, "b": 0.4, "c": 0.1}, seed=1)
+    out = attribute_cka(x, brain.response, hsic=hsic)
+    assert float(out.total) == pytest.approx(cka(x, brain.response.mean("repeat"), hsic=hsic),
+                                             abs=1e-12)
+    assert float(out.share.sum()) == pytest.approx(float(out.features_score), abs=1e-12)
+    assert float(out.residual) == pytest.approx(float(out.total - out.features_score), abs=1e-12)
+    assert float(out.subset_score.sel(subset="a+b+c")) == pytest.approx(float(out.features_score))
+
+
+@pytest.mark.parametrize(("rdm_method", "compare"), [
+    ("sqeuclidean", "pearson"), ("euclidean", "pearson"), ("correlation", "pearson"),
+    ("cosine", "cosine"), ("correlation", "cosine")])
+def test_rsa_attribution_total_is_the_rsa_score(stimuli, brain, rdm_method, compare):
+    x = _model(stimuli, {"a": 0.3, "b": 0.4}, seed=2)
+    y = brain.response.mean("repeat")
+    out = attribute_rsa(x, brain.response, rdm_method=rdm_method, compare=compare)
+    direct = compare_rdms(rdm(x, method=rdm_method), rdm(y, method=rdm_method), method=compare)
+    assert float(out.total) == pytest.approx(float(direct), abs=1e-10)
+    assert float(out.share.sum()) == pytest.approx(float(out.features_score), abs=1e-12)
+
+
+def test_cka_shares_match_the_closed_form_of_a_quadratic_game(stimuli, brain):
+    """Linear biased HSIC(X_S, Y_S) = ||Σ_{f∈S} Y_fᵀX_f||², a quadratic form in the parts, whose
+    Shapley value is φ_f = Σ_g <Y_fᵀX_f, Y_gᵀX_g> / norm (computed here without subsets)."""
+    x = _model(stimuli, {"a": 0.2, "b": 0.5, "c": 0.2}, seed=3, n=8)
+    y = brain.response.mean("repeat")
+    px = feature_decomposition(x).values
+    py = feature_decomposition(y).values
+    cross = [py[f].T @ px[f] for f in range(3)]
+    xc, yc = px.sum(0), py.sum(0)
+    norm = np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)
+    expected = [sum(np.vdot(cross[f], cross[g]) for g in range(3)) / norm for f in range(3)]
+    np.testing.assert_allclose(attribute_cka(x, y).share, expected, rtol=1e-10)
+
+
+def test_cka_of_a_noiseless_copy_weights_features_by_squared_share(brain):
+    """A feature holding a share s of both representations carries ~ s² / Σ s² of their
+    CKA: a = 0.5, b = 0.2, c = 0.1 give 0.833, 0.133, 0.033 (within 0.02)."""
+    out = attribute_cka(brain.response, brain.signal)
+    s = np.array(list(SHARES.values()))
+    np.testing.assert_allclose(out.share / out.features_score, s**2 / np.sum(s**2), atol=0.02)
+    assert float(out.share.sel(feature="a")) > 0.8 * float(out.total)
+
+
+def test_symmetric_features_get_equal_shares(stimuli):
+    f = np.stack([stimuli[f"feature_{k}"].values - 0.5 for k in "ab"], axis=1)
+    c = stimuli.feature_c.values[:, None] - 1.0
+    x = xr.DataArray(np.hstack([f, 0.3 * c]), dims=("stimulus", "unit"), coords=stimuli.coords,
+                     attrs=stimuli.attrs)
+    rotation = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    y = x.copy(data=x.values @ rotation)
+    for out in (attribute_cka(x, y), attribute_rsa(x, y)):
+        a, b = out.share.sel(feature=["a", "b"]).values
+        assert a == pytest.approx(b, abs=1e-12)
+        assert a > float(out.share.sel(feature="c"))
+
+
+def test_a_feature_absent_from_one_representation_gets_no_share(stimuli, brain):
+    only_a = _model(stimuli, {"a": 0.7}, seed=4)
+    assert float(attribute_cka(only_a, brain.response).share.sel(feature="b")) == \
+        pytest.approx(0.0, abs=1e-12)
+    assert abs(float(attribute_rsa(only_a, brain.response).share.sel(feature="b"))) < 0.02
+    enc = attribute_encoding(only_a, brain.response, alphas=ALPHAS)
+    assert abs(float(enc.share.sel(feature="b"))) < 0.02
+    assert float(enc.share.sel(feature="a")) > 0.3
+
+
+def test_stimulus_order_does_not_matter(stimuli, brain):
+    x = _model(stimuli, {"a": 0.4, "b": 0.4}, seed=5)
+    shuffled = brain.response.isel(stimulus=np.random.default_rng(0).permutation(144))
+    xr.testing.assert_allclose(attribute_cka(x, brain.response).share,
+                               attribute_cka(x, shuffled).share)
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+
+def test_encoding_total_is_the_cross_validated_r2(stimuli, brain):
+    x = _model(stimuli, {"a": 0.4, "b": 0.3, "c": 0.2}, seed=6)
+    out = attribute_encoding(x, brain.response, cv=4, seed=1, alphas=ALPHAS)
+    direct = cross_validated_scores(x, brain.response.mean("repeat"), cv=4, seed=1, device="cpu",
+                                    alphas=ALPHAS)
+    assert float(out.total) == pytest.approx(float(direct.r2.mean()), abs=1e-8)
+    assert float(out.share.sum() + out.residual) == pytest.approx(float(out.total), abs=1e-12)
+    predictor = attribute_encoding(x, brain.response, cv=4, seed=1, method="predictor",
+                                   alphas=ALPHAS)
+    assert float(predictor.total) == pytest.approx(float(out.total), abs=1e-12)
+    assert float(predictor.share.sum()) == pytest.approx(float(predictor.features_score))
+
+
+def test_encoding_shares_follow_the_targets_feature_variance(brain):
+    """A model that computes everything (the noiseless signal) predicts each feature's part of
+    the responses: the shares are the responses' variance shares (per neuron, then averaged
+    over neurons like R²), within 0.02."""
+    out = attribute_encoding(brain.signal, brain.response, alphas=ALPHAS)
+    parts = feature_decomposition(brain.response)
+    energy = (parts**2).sum("stimulus")
+    per_neuron = (energy / energy.sum("component")).drop_sel(component="residual")
+    np.testing.assert_allclose(out.share, per_neuron.mean("neuron"), atol=0.02)
+    np.testing.assert_allclose(out.share_per_target.mean("neuron"), out.share, rtol=1e-12)
+
+
+# --- bias control ------------------------------------------------------------------------------
+
+
+def test_equalisation_makes_feature_shares_equal(stimuli):
+    x = _model(stimuli, {"a": 0.6, "b": 0.05, "c": 0.0}, seed=7)
+    before = variance_shares(x)
+    after = variance_shares(equalise_feature_variance(x))
+    np.testing.assert_allclose(after.share.sel(feature=["a", "b"]), 0.325, atol=1e-10)
+    assert float(after.share.sel(feature="c")) == pytest.approx(0.0, abs=1e-12)  # not created
+    assert float(after.residual) == pytest.approx(float(before.residual), abs=1e-10)
+    assert float(after.total_variance) == pytest.approx(float(before.total_variance))
+
+
+def test_equalised_comparison_sees_what_is_computed_not_how_loudly(stimuli):
+    loud_a = _model(stimuli, {"a": 0.9, "b": 0.1}, seed=8)
+    parts = feature_decomposition(loud_a)
+    loud_b = 0.2 * parts.sel(component="a", drop=True) + 3.0 * parts.sel(component="b", drop=True)
+    out = compare_controlled(loud_a, loud_b, alphas=ALPHAS)
+    raw, equalised = out.score.sel(condition="raw"), out.score.sel(condition="equalised")
+    assert (raw.sel(measure=["rsa", "cka"]) < 0.5).all()
+    np.testing.assert_allclose(equalised.sel(measure=["rsa", "cka"]), 1.0, atol=1e-10)
+    assert float(equalised.sel(measure="encoding")) > 0.99
+
+
+# --- RDM-level view ----------------------------------------------------------------------------
+
+
+def test_feature_model_rdms(stimuli):
+    models = feature_model_rdms(stimuli)
+    assert models.dims == ("model", "stimulus_i", "stimulus_j")
+    a = stimuli.feature_a.values
+    np.testing.assert_array_equal(models.sel(model="a"), (a[:, None] != a[None, :]).astype(float))
+    joint = feature_model_rdms(stimuli, ["a:b"]).sel(model="a:b")
+    np.testing.assert_array_equal(joint, np.maximum(models.sel(model="a"), models.sel(model="b")))
+
+
+def test_pair_rdms_capture_any_geometry_of_a_feature(stimuli):
+    c = stimuli.feature_c.values  # 3 values
+    table = np.array([[0.1, 2.0, 0.5], [2.0, 0.3, 1.0], [0.5, 1.0, 0.2]])  # any symmetric map
+    target = xr.DataArray(table[c[:, None], c[None, :]], dims=("stimulus_i", "stimulus_j"),
+                          coords={"stimulus_i": stimuli.stimulus.values,
+                                  "stimulus_j": stimuli.stimulus.values})
+    pairs = feature_model_rdms(stimuli, ["c"], geometry="pairs")
+    assert pairs.sizes["model"] == 6 and "c[0,2]" in pairs.model.values
+    assert float(rdm_variance_partition(target, pairs).r2) == pytest.approx(1.0)
+    assert float(rdm_variance_partition(target, feature_model_rdms(stimuli, ["c"])).r2) < 0.9
+    np.testing.assert_allclose(residualise_rdm(target, pairs), 0, atol=1e-10)
+
+
+def test_string_valued_features(stimuli, brain):
+    named = brain.signal.assign_coords(feature_c=("stimulus", np.array(["x", "y", "z"])[
+        brain.feature_c.values]))
+    xr.testing.assert_allclose(variance_shares(named).share, variance_shares(brain.signal).share)
+
+
+def test_rdm_variance_partition_against_sklearn(stimuli, brain):
+    target = rdm(brain.response.mean("repeat"), method="sqeuclidean")
+    models = feature_model_rdms(stimuli)
+    out = rdm_variance_partition(target, models)
+    design = condensed(models).values.T
+    t = condensed(target).values
+    assert float(out.r2) == pytest.approx(LinearRegression().fit(design, t).score(design, t))
+    assert float(out.share.sum()) == pytest.approx(float(out.r2), abs=1e-12)
+    assert float(out.unique.sum() + out.shared) == pytest.approx(float(out.r2), abs=1e-12)
+    assert list(out.share.to_series().sort_values().index) == ["c", "b", "a"]  # by loudness
+    shuffled = models.isel(stimulus_i=slice(None, None, -1), stimulus_j=slice(None, None, -1))
+    xr.testing.assert_allclose(rdm_variance_partition(target, shuffled).share, out.share)
+
+
+def test_residualised_rdm_is_orthogonal_to_the_predictors(stimuli, brain):
+    target = rdm(brain.response.mean("repeat"), method="sqeuclidean")
+    models = feature_model_rdms(stimuli, ["a"])
+    res = residualise_rdm(target, {"a": models.sel(model="a")})
+    v = condensed(res).values
+    assert abs(v.mean()) < 1e-10 and abs(v @ condensed(models.sel(model="a")).values) < 1e-8
+    assert res.attrs["predictors"] == ["a"]
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda x, y: attribute_rsa(x, y, compare="spearman"), r"valid: \['cosine', 'pearson'\]"),
+    (lambda x, y: attribute_rsa(x, y, rdm_method="crossnobis"), "valid:"),
+    (lambda x, y: attribute_cka(x, y, hsic="debiased"), "valid: \\['biased', 'unbiased'\\]"),
+    (lambda x, y: attribute_cka(x, y, orthogonalise="qr"), "sequential"),
+    (lambda x, y: attribute_encoding(x, y, method="both"), "predictor"),
+    (lambda x, y: attribute_cka(x, y, features=["a", "z"]), "available"),
+    (lambda x, y: compare_controlled(x, y, measures=["svcca"]), "valid:"),
+    (lambda x, y: attribute_cka(x, y.isel(stimulus=slice(1, None))), "stimuli differ"),
+])
+def test_bad_requests_get_clear_errors(brain, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(brain.signal, brain.response)
+
+
+def test_too_many_features_for_exact_shapley():
+    k = MAX_EXACT_FEATURES + 1
+    stim = factorial_stimuli({f"f{i}": 2 for i in range(k)})
+    x = xr.DataArray(np.random.default_rng(0).normal(size=(2**k, 3)), dims=("stimulus", "unit"),
+                     coords=stim.coords, attrs=stim.attrs)
+    with pytest.raises(ValueError, match=f"at most {MAX_EXACT_FEATURES}"):
+        attribute_cka(x, x)
+
+
+def test_unbalanced_features_are_orthogonalised_with_a_warning(brain):
+    keep = ~((brain.feature_a == 1) & (brain.feature_b == 1) & (brain.exemplar > 2)).values
+    x = brain.signal.isel(stimulus=keep)
+    with pytest.warns(UserWarning, match="not orthogonal"):
+        parts = feature_decomposition(x)
+    np.testing.assert_allclose(parts.sum("component") + x.mean("stimulus"), x, atol=1e-10)
+    with pytest.raises(ValueError, match="orthogonalise='sequential'"):
+        attribute_cka(x, x, orthogonalise="strict")
