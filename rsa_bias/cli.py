@@ -1,4 +1,4 @@
-"""Command line: ``rsa-bias run``, ``sweep``, ``show``, ``validate`` and ``demo``."""
+"""Command line: ``rsa-bias run``, ``sweep``, ``show``, ``validate``, ``demo`` and ``brain``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import itertools
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from rsa_bias._atomic import atomic_path
 from rsa_bias.config import ConfigError, load_config
 
 
@@ -83,13 +83,6 @@ def _point_name(point: list[str]) -> str:
     return f"{safe}_{digest}"
 
 
-def _one_thread() -> None:
-    """Parallel sweep workers use one BLAS/torch thread each to avoid oversubscription."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -99,8 +92,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     jobs = [(args.config, str(out / _point_name(p)), args.set + p) for p in points]
     print(f"sweep: {len(jobs)} runs into {out}", flush=True)
+    from rsa_bias.executors import executor
+
     rows = []
-    with ProcessPoolExecutor(args.jobs, initializer=_one_thread if args.jobs > 1 else None) as pool:
+    with executor(args.jobs, args.scheduler) as pool:
         futures = [pool.submit(_run_one, c, o, s, False, False, not args.no_figures)
                    for c, o, s in jobs]
         for (_, o, s), fut in zip(jobs, futures, strict=True):
@@ -112,7 +107,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     df = pd.DataFrame(rows)
-    df.to_csv(out / "sweep.csv", index=False)
+    with atomic_path(out / "sweep.csv") as tmp:
+        df.to_csv(tmp, index=False)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -161,6 +157,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_brain(args: argparse.Namespace) -> int:
+    import torch
+
+    from rsa_bias.experiments import run_model_vs_brain
+    from rsa_bias.store import read_results
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    t0 = time.perf_counter()
+    paths = run_model_vs_brain(args.out, small=not args.full, seed=args.seed,
+                               image_size=args.image_size, progress=not args.no_progress)
+    rsa = read_results(paths["rsa_it"])
+    enc = read_results(paths["encoding_v4"])
+    print(_brain_table(rsa, enc).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    print(f"total time: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _brain_table(rsa, enc):
+    """One row per model x layer: RSA to human and monkey IT and the V4 encoding score."""
+    import pandas as pd
+
+    score = rsa["score"].to_series().unstack("target")
+    score.columns = [f"rsa_{t}" for t in score.columns]
+    v4 = enc["score"].to_series().rename("v4_normalised_r")
+    lo, hi = (float(rsa[f"noise_ceiling_{b}"].sel(target="human_it")) for b in ("lower", "upper"))
+    print(f"human-IT noise ceiling (Spearman): {lo:.3f}-{hi:.3f}")
+    return pd.concat([score, v4], axis=1).reset_index()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rsa-bias", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -189,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", **overrides)
     s.add_argument("--one-at-a-time", action="store_true",
                    help="run the base config and each grid value alone instead of the product")
-    s.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="runs in parallel (local processes, one thread each)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on Dask: 'local' for a LocalCluster of --jobs workers, or a "
+                        "scheduler address such as tcp://host:8786 (workers need rsa_bias, "
+                        "the config and the output folder at the same paths)")
     s.add_argument("--no-figures", action="store_true")
     s.set_defaults(func=cmd_sweep)
 
@@ -213,6 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a tiny version that runs in seconds (for tests; numbers not meaningful)")
     d.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("brain", help="CNNs (random inits and trained on Trifeature images) vs "
+                                     "human/monkey IT (92 images) and V4 (640 images)")
+    b.add_argument("--out", required=True, help="output folder for the results and figures")
+    b.add_argument("--full", action="store_true",
+                   help="the full run (more training images and steps, 1000 bootstrap samples)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--image-size", type=int, default=64,
+                   help="pixels the brain stimuli are resized to (default 64)")
+    b.add_argument("--threads", type=int, default=0, help="torch CPU threads")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=cmd_brain)
     return p
 
 

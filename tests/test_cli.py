@@ -182,6 +182,20 @@ def test_sweep_run_folders_are_distinct_for_distinct_points():
 
 
 @pytest.mark.slow
+def test_sweep_on_a_dask_local_cluster(tmp_path, shipped_config):
+    pytest.importorskip("distributed")
+    base = [o for o in TINY if not o.startswith(("seeds", "model.width"))]
+    code, _, stderr = _run(["sweep", str(shipped_config), "--out", str(tmp_path), "--no-figures",
+                            *_set(base), "--set", "seeds=[0]", "--grid", "model.width=8,12",
+                            "--jobs", "2", "--scheduler", "local"])
+    assert code == 0, stderr
+    widths = sorted(read_activations(r / "activations.nc")["hidden_0"].sizes["unit"]
+                    for r in tmp_path.iterdir() if r.is_dir())
+    assert widths == [8, 12]
+    assert len((tmp_path / "sweep.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
 def test_sweep_runs_every_grid_point(tmp_path, shipped_config):
     base = [o for o in TINY if not o.startswith(("seeds", "model.width"))]
     code, stdout, stderr = _run(["sweep", str(shipped_config), "--out", str(tmp_path),
@@ -196,3 +210,40 @@ def test_sweep_runs_every_grid_point(tmp_path, shipped_config):
                     for r in runs)
     assert widths == [8, 12]
     assert "sweep: 2 runs" in stdout
+
+
+# --- brain -------------------------------------------------------------------------------------
+
+
+def test_brain_command_prints_rsa_and_v4_scores(tmp_path, monkeypatch):
+    """The command wires run_model_vs_brain's files into one table (the experiment itself
+    is tested in test_model_vs_brain.py)."""
+    import xarray as xr
+
+    import rsa_bias.experiments as experiments
+    from rsa_bias.store import write_results
+
+    models, layers = ["random", "trained"], ["conv_0", "fc_0"]
+    score = np.array([[[0.11, 0.12], [0.21, 0.22]], [[0.31, 0.32], [0.41, 0.42]]])
+    rsa = xr.Dataset({"score": (("target", "model", "layer"), score),
+                      "noise_ceiling_lower": ("target", [0.37, np.nan]),
+                      "noise_ceiling_upper": ("target", [0.67, np.nan])},
+                     coords={"target": ["human_it", "monkey_it"], "model": models,
+                             "layer": layers})
+    enc = xr.Dataset({"score": (("model", "layer"), [[0.5, 0.6], [0.7, 0.8]])},
+                     coords={"model": models, "layer": layers})
+    calls = {}
+
+    def fake(out_dir, *, small, seed, image_size, progress):
+        calls.update(small=small, seed=seed, image_size=image_size)
+        return {"rsa_it": write_results(rsa, tmp_path / "rsa_it.nc"),
+                "encoding_v4": write_results(enc, tmp_path / "encoding_v4.nc")}
+
+    monkeypatch.setattr(experiments, "run_model_vs_brain", fake)
+    code, stdout, stderr = _run(["brain", "--out", str(tmp_path), "--seed", "3", "--full",
+                                 "--no-progress"])
+    assert code == 0, stderr
+    assert calls == {"small": False, "seed": 3, "image_size": 64}
+    assert "noise ceiling (Spearman): 0.370-0.670" in stdout
+    row = next(line for line in stdout.splitlines() if "trained" in line and "fc_0" in line)
+    assert row.split()[-3:] == ["0.220", "0.420", "0.800"]
