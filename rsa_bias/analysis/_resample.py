@@ -190,8 +190,13 @@ def _run_linear(lin: _Linear, w: np.ndarray, v: np.ndarray, method: str,
     diag[diag <= _ZERO * np.einsum("brr->br", raw2)] = 0.0
     k = lin.k
     sim = _safe_ratio(gram[:, :k, k:], diag[:, :k, None] * diag[:, None, k:])
+    # A subject RDM that is constant on the drawn pairs cannot be pooled (1/std): its
+    # centred norm is rounding noise, so call it 0 and let the ceiling be NaN, as when each
+    # resampled RDM is built and compared.
+    m2 = np.einsum("brr->br", mom2)[:, k:]
+    m2 = np.where(m2 <= _ZERO * np.einsum("brr->br", raw2)[:, k:], 0.0, m2)
     with np.errstate(divide="ignore"):
-        scale = 1.0 / np.sqrt(np.einsum("brr->br", mom2)[:, k:] / m_tot[:, None])
+        scale = 1.0 / np.sqrt(m2 / m_tot[:, None])
     nc = _nc_from_gram(gram[:, k:, k:], scale, v)
     return np.einsum("bks,bs->bk", sim, v) / v.shape[1], nc
 

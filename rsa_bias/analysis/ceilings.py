@@ -125,7 +125,8 @@ def _nc_from_gram(gram: np.ndarray, scale: np.ndarray, v: np.ndarray) -> np.ndar
     resample; ``scale (B, S)``: pooling factor of each subject (1/std or 1/rms);
     ``v (B, S)``: how often each subject was drawn.
     """
-    alpha = v * scale
+    with np.errstate(invalid="ignore"):
+        alpha = np.where(v > 0, v * scale, 0.0)  # undrawn subjects weigh 0, even if constant
     g_alpha = np.einsum("bst,bs->bt", gram, alpha)
     a_g_a = np.einsum("bt,bt->b", g_alpha, alpha)[:, None]
     g_tt = np.einsum("btt->bt", gram)
