@@ -19,11 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._linalg import orthonormal_columns, project_out
 from rsa_bias.analysis._align import ArrayLike, as_labelled, choose, stimulus_matrix
 from rsa_bias.analysis._labels import attach_stimulus_coords, feature_names_of
 
 ORTHOGONALISE = ("sequential", "strict")
-_TOL = 1e-9
 
 
 # --- labelled inputs and feature subspaces -----------------------------------------------------
@@ -47,17 +47,6 @@ def _names(x: xr.DataArray, features: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _orthonormal(m: np.ndarray) -> np.ndarray:
-    u, s, _ = np.linalg.svd(m, full_matrices=False)
-    return u[:, s > _TOL * max(float(s.max(initial=0.0)), 1.0)]
-
-
-def _project_out(m: np.ndarray, bases: Sequence[np.ndarray]) -> np.ndarray:
-    for q in bases:
-        m = m - q @ (q.T @ m)
-    return m
-
-
 def _indicators(x: xr.DataArray, parts: list[str]) -> np.ndarray:
     codes = np.stack([np.unique(np.asarray(x[f"feature_{p}"].values), return_inverse=True)[1]
                       .ravel() for p in parts], axis=1)  # integer codes: strings work too
@@ -68,8 +57,8 @@ def _indicators(x: xr.DataArray, parts: list[str]) -> np.ndarray:
 
 def _own_basis(x: xr.DataArray, name: str, before: Sequence[np.ndarray]) -> np.ndarray:
     parts = name.split(":")
-    mains = [_orthonormal(_indicators(x, [p])) for p in parts] if len(parts) > 1 else []
-    basis = _orthonormal(_project_out(_indicators(x, parts), [*mains, *before]))
+    mains = [orthonormal_columns(_indicators(x, [p])) for p in parts] if len(parts) > 1 else []
+    basis = orthonormal_columns(project_out(_indicators(x, parts), [*mains, *before]))
     if basis.shape[1] == 0:
         raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, or "
                          "determined by the features before it)")

@@ -34,7 +34,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import xarray as xr
 
-_TOL = 1e-9
+from rsa_bias._linalg import orthonormal_columns, project_out
+
 RESIDUAL = "residual"
 
 
@@ -102,19 +103,6 @@ def listed_features(stimuli: xr.Dataset) -> list[str]:
     return [names] if isinstance(names, str) else [str(n) for n in names]
 
 
-def _orthonormal(m: np.ndarray) -> np.ndarray:
-    if m.shape[1] == 0:
-        return m
-    u, s, _ = np.linalg.svd(m, full_matrices=False)
-    return u[:, s > _TOL * max(float(s.max(initial=0.0)), 1.0)]
-
-
-def _project_out(m: np.ndarray, bases: list[np.ndarray]) -> np.ndarray:
-    for q in bases:
-        m = m - q @ (q.T @ m)
-    return m
-
-
 def _centred_onehot(codes: np.ndarray) -> np.ndarray:
     codes = codes.reshape(len(codes), -1)
     codes = np.stack([np.unique(c, return_inverse=True)[1].ravel() for c in codes.T], axis=1)
@@ -143,15 +131,15 @@ def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.
     mains = names + [c for c in components if ":" not in c and c not in names]
     bases: dict[str, np.ndarray] = {}
     for name in mains:
-        bases[name] = _orthonormal(_project_out(_centred_onehot(_feature_values(stimuli, name)),
-                                                list(bases.values())))
+        onehot = _centred_onehot(_feature_values(stimuli, name))
+        bases[name] = orthonormal_columns(project_out(onehot, list(bases.values())))
         if bases[name].shape[1] == 0:
             raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, "
                              "or fully determined by the features before it)")
     for conj in (c for c in components if ":" in c):
         parts = conj.split(":")
         codes = np.stack([_feature_values(stimuli, p) for p in parts], axis=1)
-        bases[conj] = _orthonormal(_project_out(_centred_onehot(codes), list(bases.values())))
+        bases[conj] = orthonormal_columns(project_out(_centred_onehot(codes), list(bases.values())))
         if bases[conj].shape[1] == 0:
             raise ValueError(f"conjunction {conj!r} spans no variance beyond its main effects")
     return bases
@@ -189,7 +177,7 @@ def _residual_basis(bases: list[np.ndarray], n: int, rank: int | None,
         raise ValueError(f"residual_rank must be in [1, {free}] for these stimuli, got {rank}")
     z = rng.normal(size=(n, rank))
     z -= z.mean(axis=0)
-    return np.linalg.qr(_project_out(z, bases))[0]
+    return np.linalg.qr(project_out(z, bases))[0]
 
 
 def _components(bases: dict[str, np.ndarray], shares: dict[str, float], n_neurons: int,
