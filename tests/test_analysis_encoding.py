@@ -342,3 +342,19 @@ def test_warns_when_targets_choose_the_smallest_alpha():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AlphaGridWarning)
         RidgeEncoder([1.0, 10.0, 100.0]).fit(x, noise)
+
+
+def test_cross_validated_scores_warn_once_for_all_folds():
+    from rsa_bias.analysis.encoding import AlphaGridWarning, one_alpha_warning
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((120, 4))
+    y = x @ rng.standard_normal((4, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cross_validated_scores(x, y, cv=5, alphas=[1.0, 10.0])
+    edge = [w for w in caught if issubclass(w.category, AlphaGridWarning)]
+    assert len(edge) == 1
+    assert "in 5 ridge fit(s)" in str(edge[0].message)
+    with pytest.warns(RuntimeWarning, match="unrelated"), one_alpha_warning("x"):
+        warnings.warn("unrelated", RuntimeWarning, stacklevel=1)

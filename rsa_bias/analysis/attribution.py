@@ -50,7 +50,7 @@ from sklearn.model_selection import KFold
 from rsa_bias.analysis import kernel_alignment as ka
 from rsa_bias.analysis._align import ArrayLike, align_to, choose, stimulus_matrix
 from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder
+from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder, one_alpha_warning
 from rsa_bias.analysis.feature_subspaces import (
     _bases,
     _labelled,
@@ -187,13 +187,13 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
                                                  "orthogonalise": orthogonalise})
 
 
-
 def _out_of_fold(xv: np.ndarray, yv: np.ndarray, cv: int, alphas, seed: int) -> np.ndarray:
     """Pooled out-of-fold ridge predictions (alphas by leave-one-out within each fold)."""
     encoder = RidgeEncoder(alphas, device="cpu")
     pred = np.empty_like(yv)
-    for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
-        pred[test] = encoder.fit(xv[train], yv[train]).predict(xv[test])
+    with one_alpha_warning("encoding attribution"):
+        for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
+            pred[test] = encoder.fit(xv[train], yv[train]).predict(xv[test])
     return pred
 
 

@@ -19,10 +19,12 @@ Nested cross-validated scores and noise ceilings of the responses are in
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +89,23 @@ def _warn_lower_edge(chosen: np.ndarray, alphas: np.ndarray) -> None:
             f"({alphas.min():g}); a smaller alpha may fit better. Widen the grid, e.g. "
             f"alphas=np.logspace({int(np.floor(np.log10(alphas.min()))) - 4}, "
             f"{int(np.ceil(np.log10(alphas.max())))}, 15)", AlphaGridWarning, stacklevel=3)
+
+
+@contextlib.contextmanager
+def one_alpha_warning(what: str) -> Iterator[None]:
+    """Fold the :class:`AlphaGridWarning` of many fits (cross-validation folds, feature
+    subsets) into one warning about ``what``; other warnings pass through unchanged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    edge = [w for w in caught if issubclass(w.category, AlphaGridWarning)]
+    for w in caught:
+        if w not in edge:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if edge:
+        warnings.warn(f"{what}: in {len(edge)} ridge fit(s) some targets chose the smallest "
+                      f"alpha of the grid; a smaller alpha may fit better. First fit: "
+                      f"{edge[0].message}", AlphaGridWarning, stacklevel=3)
 
 
 def _check_alphas(alphas) -> np.ndarray:

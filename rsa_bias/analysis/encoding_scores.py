@@ -35,6 +35,7 @@ from rsa_bias.analysis.encoding import (
     _check_finite_at,
     _coord_or_range,
     _labelled_inputs,
+    one_alpha_warning,
 )
 
 
@@ -163,10 +164,11 @@ def cross_validated_scores(X, Y, *, cv: int = 5, alphas=DEFAULT_ALPHAS, inner_cv
     xv, yv = np.asarray(x.transpose("stimulus", ...).values, float), y_mean.values
     pred = np.empty(yv.shape)
     chosen = []
-    for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
-        enc.fit(xv[train], yv[train])
-        pred[test] = enc.predict(xv[test])
-        chosen.append(np.broadcast_to(enc.alpha_, yv.shape[1]))
+    with one_alpha_warning("cross_validated_scores"):
+        for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
+            enc.fit(xv[train], yv[train])
+            pred[test] = enc.predict(xv[test])
+            chosen.append(np.broadcast_to(enc.alpha_, yv.shape[1]))
     resid = yv - pred
     syy = np.sum((yv - yv.mean(0)) ** 2, axis=0)
     out = xr.Dataset(
