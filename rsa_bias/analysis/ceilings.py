@@ -107,10 +107,13 @@ def _ceiling_per_group(y: np.ndarray, groups: np.ndarray, method: str,
     kernel = _COMPARE[method]
     keep = np.ones(y.shape[1], dtype=bool) if keep is None else keep
     labels, first = np.unique(groups, return_index=True)
+    pooled = _pool(y, method)
+    if not np.all(np.isfinite(pooled)):  # a constant RDM cannot be z-scored: no ceiling
+        nan = np.full(labels.size, np.nan)
+        return nan, nan
+    upper = kernel(pooled, y[first], keep, None)[0]
     if labels.size < 2:  # rsatoolbox then trains and tests on the same RDMs
-        upper = kernel(_pool(y, method), y[first], keep, None)[0]
         return upper, upper
-    upper = kernel(_pool(y, method), y[first], keep, None)[0]
     lower = np.array([kernel(_pool(y[groups != g], method), y[[f]], keep, None)[0, 0]
                       for g, f in zip(labels, first, strict=True)])
     return lower, upper
