@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from rsa_bias.brain import patterns_from_nifti, to_nifti
 
@@ -209,3 +212,106 @@ def test_missing_files_are_named(synthetic, tmp_path):
         _fit(synthetic, runs=[tmp_path / "nowhere.nii.gz"], events=synthetic["events"][:1])
     with pytest.raises(FileNotFoundError, match="no_events.tsv"):
         _fit(synthetic, events=[tmp_path / "no_events.tsv"] * 3)
+
+
+# --------------------------------------------------------------------------- review fixes
+
+def _voxel_dataset(mask: np.ndarray, affine: np.ndarray | None = None) -> xr.Dataset:
+    affine = np.eye(4) if affine is None else affine
+    i, j, k = np.nonzero(mask)
+    return xr.Dataset(coords={"voxel": np.arange(i.size), "i": ("voxel", i),
+                              "j": ("voxel", j), "k": ("voxel", k)},
+                      attrs={"mask_shape": list(mask.shape),
+                             "affine": [float(a) for a in np.ravel(affine)]})
+
+
+def test_to_nifti_refuses_values_from_another_mask():
+    row, column = np.zeros((3, 3, 1), bool), np.zeros((3, 3, 1), bool)
+    row[0, :, 0] = column[:, 0, 0] = True
+    on_row, on_column = _voxel_dataset(row), _voxel_dataset(column)
+    values = xr.DataArray([1.0, 2.0, 3.0], dims="voxel", coords=on_row.coords)
+    with pytest.raises(ValueError, match=r"voxel coords i/j/k that differ from the dataset's "
+                                         r"at 2 of 3 voxels \(e\.g\. voxel 1: \(0, 1, 0\) in "
+                                         r"values, \(1, 0, 0\) in the dataset\)"):
+        to_nifti(values, on_column)
+    np.testing.assert_array_equal(to_nifti(values, on_row).get_fdata()[0, :, 0], [1, 2, 3])
+    # without i/j/k coords the voxel ids (or the order) are all there is to go by
+    np.testing.assert_array_equal(
+        to_nifti(values.drop_vars(["i", "j", "k"]), on_column).get_fdata()[:, 0, 0], [1, 2, 3])
+
+
+def _one_run(synthetic, tmp_path, tr_s: float, unit: str) -> Path:
+    img = nib.load(synthetic["runs"][0])
+    out = nib.Nifti1Image(img.get_fdata(dtype=np.float32), AFFINE)
+    out.header.set_xyzt_units("mm", unit)
+    out.header.set_zooms((3.0, 3.0, 4.0, tr_s))
+    nib.save(out, tmp_path / f"tr_{unit}.nii.gz")
+    return tmp_path / f"tr_{unit}.nii.gz"
+
+
+def _tr_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "TR in the image header" in str(w.message)]
+
+
+def test_t_r_differing_from_the_header_warns(synthetic, tmp_path):
+    in_s = _one_run(synthetic, tmp_path, 2.0, "sec")
+    in_ms = _one_run(synthetic, tmp_path, 2000.0, "msec")
+    kw = {"events": synthetic["events"][:1], "residuals": False, "signal_scaling": False}
+    with pytest.warns(UserWarning, match=r"t_r=2\.5 s differs from the TR in the image header "
+                                         r"of 2 run\(s\) \(run 1: 2 s\)"):
+        _fit(synthetic, runs=[in_s, in_ms], t_r=2.5, events=synthetic["events"][:2],
+             residuals=False, signal_scaling=False)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _fit(synthetic, runs=[in_ms], **kw)                          # 2000 ms = t_r
+        _fit(synthetic, runs=[in_s], t_r=2.01, **kw)                 # within 1 %
+        _fit(synthetic, runs=synthetic["runs"][:1], t_r=2.5, **kw)   # no TR in the header
+    assert _tr_warnings(record) == []
+
+
+@pytest.mark.parametrize("scaling", [1, True, (1, 0), (0, 1, 2), "psc", 0.5])
+def test_unsupported_signal_scaling_is_refused(synthetic, scaling):
+    with pytest.raises(ValueError, match=r"signal_scaling=.* is not supported; use 0 .*"
+                                         r"\(0, 1\) .*False"):
+        _fit(synthetic, signal_scaling=scaling)
+
+
+def test_grand_mean_scaling_is_labelled(synthetic):
+    ds = _fit(synthetic, runs=synthetic["runs"][:1], events=synthetic["events"][:1],
+              signal_scaling=(0, 1), residuals=False)
+    assert ds.attrs["units"] == "percent of the run's grand mean"
+    assert ds.attrs["signal_scaling"] == "(0, 1)"
+    bold = nib.load(synthetic["runs"][0]).get_fdata()[synthetic["mask"]]   # (voxel, time)
+    expected = 100 * synthetic["truth"][synthetic["mask"]] / bold.mean()
+    np.testing.assert_allclose(ds["response"].isel(run=0).values.T, expected, rtol=0.03)
+
+
+def test_confound_names_of_every_run_are_recorded(synthetic):
+    rng = np.random.default_rng(4)
+    confounds = [pd.DataFrame(rng.normal(size=(N_VOL, 1)), columns=["trans_x"]),
+                 pd.DataFrame(rng.normal(size=(N_VOL, 2)), columns=["trans_x", "csf"])]
+    ds = _fit(synthetic, runs=synthetic["runs"][:2], events=synthetic["events"][:2],
+              confounds=confounds, residuals=False)
+    assert ds.attrs["confounds"] == "trans_x, csf"
+    assert json.loads(ds.attrs["config_json"])["confounds"] == [["trans_x"], ["trans_x", "csf"]]
+
+
+def test_axial_cuts_follow_a_rotated_affine():
+    from nibabel.affines import apply_affine
+
+    from rsa_bias.plotting.brain_maps import _axial_cuts
+
+    angle = np.deg2rad(30)                                           # tilt about the x axis
+    rotation = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)],
+                         [0, np.sin(angle), np.cos(angle)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([3.0, 3.0, 4.0])
+    affine[:3, 3] = [-10.0, 5.0, 20.0]
+    mask = np.zeros((4, 5, 3), bool)
+    mask[1:3, 1:5, :] = True
+    ds = _voxel_dataset(mask, affine)
+    ijk = np.c_[ds["i"], ds["j"], ds["k"]]
+    z = apply_affine(affine, ijk)[:, 2]
+    expected = [z[ijk[:, 2] == k].mean() for k in range(3)]
+    np.testing.assert_allclose(_axial_cuts(ds, affine, n_cuts=5), expected)
+    np.testing.assert_allclose(_axial_cuts(ds, affine, n_cuts=2), [expected[0], expected[2]])

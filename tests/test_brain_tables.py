@@ -124,3 +124,73 @@ def test_csv_errors(table, tmp_path):
                          feature_columns=["category"])
     with pytest.raises(FileNotFoundError, match="nowhere.csv"):
         dataset_from_csv(tmp_path / "nowhere.csv", stimulus_column="image")
+
+
+def test_labelled_features_are_matched_by_stimulus_id():
+    x = np.arange(6.0).reshape(3, 2)
+    table = pd.DataFrame({"animate": [1, 0, 0], "size": [0.1, 0.2, 0.3]}, index=list("abc"))
+    shuffled = table.loc[["c", "a", "b"]]
+    ds = dataset_from_arrays(x, stimulus_ids=["a", "b", "c"], features=shuffled)
+    np.testing.assert_array_equal(ds["feature_animate"].values, [1, 0, 0])
+    np.testing.assert_array_equal(ds["feature_size"].values, [0.1, 0.2, 0.3])
+    series = table["animate"].loc[["b", "c", "a"]]
+    ds = dataset_from_arrays(x, stimulus_ids=["a", "b", "c"], features={"animate": series})
+    np.testing.assert_array_equal(ds["feature_animate"].values, [1, 0, 0])
+    # a larger feature table is fine: the stimuli's rows are picked out
+    ds = dataset_from_arrays(x[:2], stimulus_ids=["c", "a"], features=table)
+    np.testing.assert_array_equal(ds["feature_animate"].values, [0, 1])
+    # the default 0..n-1 index (and plain arrays) mean stimulus order
+    ds = dataset_from_arrays(x, stimulus_ids=["z", "y", "x"], features=table.reset_index())
+    np.testing.assert_array_equal(ds["feature_animate"].values, [1, 0, 0])
+    with pytest.raises(ValueError, match=r"feature 'animate' .* lacks 1 stimulus id\(s\), "
+                                         r"e\.g\. \['d'\].*reset_index"):
+        dataset_from_arrays(x, stimulus_ids=["a", "b", "d"], features=table)
+    with pytest.raises(ValueError, match=r"repeated labels \(e\.g\. \['a'\]\)"):
+        dataset_from_arrays(x, stimulus_ids=["a", "b", "c"],
+                            features={"f": pd.Series([1, 2, 3], index=list("aab"))})
+
+
+@pytest.mark.parametrize(("ids", "message"), [
+    ([1.0, np.nan, 2.0], r"1 stimulus id\(s\) are empty or NaN \(at position\(s\) \[1\]\)"),
+    (["a", None, "c"], r"empty or NaN \(at position\(s\) \[1\]\)"),
+    (["a", "b", " "], r"empty or NaN \(at position\(s\) \[2\]\)"),
+    (["a", 1, "1"], r"stimulus ids mix types: 'a' \(str\), 1 \(number\)"),
+])
+def test_bad_stimulus_ids_are_refused(ids, message):
+    with pytest.raises(ValueError, match=message):
+        dataset_from_arrays(np.zeros((3, 2)), stimulus_ids=ids)
+
+
+def test_feature_nan_is_refused_unless_allowed(table, tmp_path):
+    with pytest.raises(ValueError, match=r"feature 'x' is missing \(NaN\) for 1 stimuli "
+                                         r"\(ids \['b'\]\).*allow_nan=True"):
+        dataset_from_arrays(np.zeros((3, 2)), stimulus_ids=["a", "b", "c"],
+                            features={"x": [1, np.nan, 2]})
+    _, df = table
+    df = df.copy()
+    df.loc[2, "category"] = np.nan
+    df.to_csv(tmp_path / "f.csv", index=False)
+    with pytest.raises(ValueError, match=r"feature 'category' is missing .*'img02'"):
+        dataset_from_csv(tmp_path / "f.csv", stimulus_column="image",
+                         feature_columns=["category", "size"])
+    ds = dataset_from_csv(tmp_path / "f.csv", stimulus_column="image",
+                          feature_columns=["category", "size"], allow_nan=True)
+    assert pd.isna(ds["feature_category"].sel(stimulus="img02").item())
+
+
+def test_csv_ids_and_response_columns_are_checked(table, tmp_path):
+    path, df = table
+    blank = df.copy()
+    blank.loc[3, "image"] = None
+    blank.to_csv(tmp_path / "blank.csv", index=False)
+    with pytest.raises(ValueError, match=r"1 stimulus id\(s\) are empty or NaN \(at "
+                                         r"position\(s\) \[3\]\)"):
+        dataset_from_csv(tmp_path / "blank.csv", stimulus_column="image",
+                         feature_columns=["category", "size"])
+    numbered = df.assign(image=np.arange(6))
+    numbered.to_csv(tmp_path / "numbered.csv", index=False)
+    with pytest.raises(ValueError, match="response_columns include the stimulus column 'image'"):
+        dataset_from_csv(tmp_path / "numbered.csv", stimulus_column="image",
+                         response_columns=["image", "n0"])
+    with pytest.raises(ValueError, match=r"response_columns repeat \['n1'\]"):
+        dataset_from_csv(path, stimulus_column="image", response_columns=["n1", "n0", "n1"])

@@ -114,6 +114,10 @@ def test_provenance_attrs(stimuli):
     ({"shares": {"a": 0.5}, "nonlinearity": "cubic"}, r"valid: \['none', 'relu', 'tanh'\]"),
     ({"shares": {"a": 0.5}, "residual_rank": 1000}, "residual_rank"),
     ({"shares": {"a": 0.5, "residual": 0.2}}, "residual"),
+    ({"shares": {"a:b:c": 0.3}}, r"'a:b:c' has 3 parts; only two-way"),
+    ({"shares": {"a": 0.3}, "nonlinearity": "relu", "residual_rank": 2},
+     r"residual_rank=2 cannot hold with nonlinearity='relu'.*residual_rank=None"),
+    ({"shares": {"a": 0.3}, "nonlinearity": "tanh", "residual_rank": 1}, "cannot hold"),
 ])
 def test_bad_requests_are_refused(stimuli, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -130,3 +134,28 @@ def test_no_room_for_residual_is_explained():
     pop = simulate_population(full, {"a": 0.5, "b": 0.2}, n_neurons=3)
     s, a, b = pop.signal.values, pop.feature_a.values, pop.feature_b.values
     assert _interaction_share(s, a, b) == pytest.approx(0.3, abs=1e-10)
+
+
+def test_conjunction_with_an_unlisted_feature_holds_no_main_effect(stimuli):
+    only_a = stimuli.assign_attrs(feature_names=["a"])
+    pop = simulate_population(only_a, {"a:c": 0.5}, n_neurons=40, seed=0)
+    s, a, c = pop.signal.values, pop.feature_a.values, pop.feature_c.values
+    assert _class_mean_share(s, c) == pytest.approx(0.0, abs=1e-12)
+    assert _class_mean_share(s, a) == pytest.approx(0.0, abs=1e-12)
+    assert _interaction_share(s, a, c) == pytest.approx(0.5, abs=1e-10)
+    assert float(pop.true_share.sel(component="c")) == 0.0
+    assert pop.attrs["feature_names"] == ["a"]
+
+
+def test_residual_avoids_main_effects_and_requested_conjunctions_only(stimuli):
+    """What the module docstring promises about the residual, and what it does not."""
+    f = {k: stimuli[f"feature_{k}"].values for k in "abc"}
+    pop = simulate_population(stimuli, {"a": 0.4, "b": 0.2, "a:b": 0.1}, n_neurons=40, seed=3)
+    s = pop.signal.values
+    assert _class_mean_share(s, f["c"]) == pytest.approx(0.0, abs=1e-12)
+    assert _interaction_share(s, f["a"], f["b"]) == pytest.approx(0.1, abs=1e-10)
+    assert _interaction_share(s, f["a"], f["c"]) > 1e-3      # unrequested: some residual
+    kept = simulate_population(stimuli, {"a": 0.4, "b": 0.2, "a:b": 0.1, "a:c": 0.0},
+                               n_neurons=40, seed=3).signal.values
+    assert _interaction_share(kept, f["a"], f["c"]) == pytest.approx(0.0, abs=1e-12)
+    assert _interaction_share(kept, f["b"], f["c"]) > 1e-3

@@ -115,9 +115,13 @@ def load_haxby(path: str | os.PathLike[str] | None = None, *, residuals: bool = 
     path : the ``haxby2001_pymvpa`` folder; default ``<data>/haxby2001_pymvpa``
         (``<data>`` = the repository's ``data/`` or ``$RSA_BIAS_DATA``).
     residuals : include the GLM residuals (for a crossnobis noise precision).
-    progress : show a progress bar over the 12 runs (only when the GLMs are fitted).
-    cache : reuse the GLMs fitted earlier in this Python session for the same folder
-        (a copy is returned, so changing it does not change the cache).
+    progress : show a progress bar over the 12 runs. It only has an effect when the GLMs
+        are fitted: with ``cache=True`` the first call for a folder fits them without a bar,
+        and later calls return the cached result at once.
+    cache : reuse the GLMs fitted earlier in this Python session for the same folder and
+        ``residuals`` (a copy is returned, so changing it does not change the cache). The
+        cache is keyed on the folder's path only: it does not notice files changed on disk
+        during the session; pass ``cache=False`` to refit after changing them.
 
     Returns
     -------

@@ -19,6 +19,7 @@ only when these functions run.
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -31,6 +32,13 @@ import xarray as xr
 
 EVENT_COLUMNS = ("onset", "duration", "trial_type")
 _TOL_S = 1e-6  # seconds of slack when checking that events end inside the run
+_TR_RTOL = 0.01  # relative difference between t_r and a header's TR that earns a warning
+_TIME_UNITS_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
+UNITS = {  # signal_scaling -> units of the betas (see nilearn.glm.first_level.mean_scaling)
+    "0": "percent signal change",  # of each voxel's own mean over the run
+    "(0, 1)": "percent of the run's grand mean",  # one mean over all mask voxels and volumes
+    "False": "image units",
+}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -65,6 +73,46 @@ def _bold(img: Any, run: int) -> Any:
                          "a run needs a 4D image (x, y, z, time) — pass the time series, not a "
                          "single volume or a mean image")
     return bold
+
+
+def _header_tr(bold: Any) -> float | None:
+    """The TR (s) in a 4D image's header, or None where the header records none."""
+    header = bold.header
+    try:
+        zoom = float(header.get_zooms()[3])
+        unit = header.get_xyzt_units()[1] if hasattr(header, "get_xyzt_units") else "unknown"
+    except (IndexError, TypeError, ValueError):
+        return None
+    if unit not in _TIME_UNITS_S or zoom <= 0 or (unit == "unknown" and zoom == 1.0):
+        return None  # pixdim[4] = 1 without a time unit is nibabel's placeholder, not a TR
+    return zoom * _TIME_UNITS_S[unit]
+
+
+def _check_tr(bolds: list[Any], t_r: float) -> None:
+    off = {r: tr for r, bold in enumerate(bolds, start=1)
+           if (tr := _header_tr(bold)) is not None and abs(tr - t_r) > _TR_RTOL * t_r}
+    if off:
+        run, tr = next(iter(off.items()))
+        warnings.warn(f"t_r={t_r} s differs from the TR in the image header of {len(off)} "
+                      f"run(s) (run {run}: {tr:g} s); the model uses t_r — check which one is "
+                      "right (a wrong t_r misplaces every regressor)", UserWarning, stacklevel=3)
+
+
+def _scaling(signal_scaling: Any) -> int | bool | tuple[int, int]:
+    """``signal_scaling`` as nilearn takes it, if it is one of the supported settings."""
+    if signal_scaling is False:
+        return False
+    if (isinstance(signal_scaling, numbers.Integral) and not isinstance(signal_scaling, bool)
+            and signal_scaling == 0):
+        return 0
+    if (isinstance(signal_scaling, tuple | list) and len(signal_scaling) == 2
+            and not any(isinstance(a, bool) for a in signal_scaling)
+            and tuple(signal_scaling) == (0, 1)):
+        return (0, 1)
+    raise ValueError(f"signal_scaling={signal_scaling!r} is not supported; use 0 (each voxel "
+                     "divided by its mean over the run: percent signal change, the default), "
+                     "(0, 1) (divided by the run's grand mean over voxels and volumes) or "
+                     "False (the image's own units)")
 
 
 def _binary_mask(mask_img: Any, bold: Any) -> np.ndarray:
@@ -207,16 +255,20 @@ def patterns_from_nifti(bold_imgs: Any, events: Any, *, mask_img: Any, t_r: floa
         with columns ``onset``, ``duration`` (s, from the run's first volume) and
         ``trial_type``.
     mask_img : 3D mask (path or image) on the BOLD grid; non-zero voxels are analysed.
-    t_r : repetition time in seconds.
+    t_r : repetition time in seconds. A UserWarning is raised when it differs by more than
+        1 % from the TR recorded in an image header.
     confounds : ``None`` or one table per run (DataFrame, ``(n_volumes, k)`` array, or path:
         ``.tsv``/``.csv`` with a header, anything else read by ``numpy.loadtxt``), e.g.
         motion estimates; one row per volume.
     conditions : the trial types whose betas are returned, in this order; default: every
         trial type, sorted. All trial types are modelled either way.
     hrf_model, drift_model, high_pass, noise_model, signal_scaling : passed to
-        ``nilearn.glm.first_level.FirstLevelModel``. ``signal_scaling=0`` (nilearn's default)
-        divides each voxel by its mean, so betas are in percent signal change;
-        ``False`` keeps the image's units.
+        ``nilearn.glm.first_level.FirstLevelModel``. ``signal_scaling`` is one of ``0``
+        (nilearn's default: each voxel is divided by its mean over the run, so betas are in
+        percent signal change), ``(0, 1)`` (grand-mean scaling: every voxel is divided by
+        one number, the mean over all mask voxels and volumes of the run, so betas are in
+        percent of that grand mean) or ``False`` (the image's units); ``attrs["units"]``
+        says which.
     residuals : also return the GLM residuals (needed for a noise precision; run x time x
         voxel float64, which can be large for whole-brain data).
     progress : show a tqdm progress bar over runs.
@@ -236,7 +288,9 @@ def patterns_from_nifti(bold_imgs: Any, events: Any, *, mask_img: Any, t_r: floa
     * coords ``i``, ``j``, ``k`` (voxel indices in the mask grid, C order as nilearn's
       maskers), ``n_volumes(run)``, ``frame_time(time)`` (s, with residuals);
     * attrs ``t_r``, ``mask_shape``, ``affine`` (16 numbers, row-major), the GLM settings,
-      ``units`` and provenance (``method``, ``config_json``, ``rsa_bias_version``, ...).
+      ``units``, ``confounds`` (the confound names of all runs together; ``config_json``
+      lists them per run) and provenance (``method``, ``config_json``, ``rsa_bias_version``,
+      ...).
 
     Raises
     ------
@@ -263,8 +317,10 @@ def patterns_from_nifti(bold_imgs: Any, events: Any, *, mask_img: Any, t_r: floa
     cfs = [_confounds(c, r, n) for r, (c, n) in enumerate(zip(confs, n_vols, strict=True),
                                                           start=1)]
     names = _conditions(evs, conditions)
+    _check_tr(bolds, float(t_r))
     settings = dict(t_r=float(t_r), hrf_model=hrf_model, drift_model=drift_model,
-                    high_pass=high_pass, noise_model=noise_model, signal_scaling=signal_scaling)
+                    high_pass=high_pass, noise_model=noise_model,
+                    signal_scaling=_scaling(signal_scaling))
     import nibabel as nib
 
     masker = NiftiMasker(mask_img=nib.Nifti1Image(mask.astype(np.uint8), bolds[0].affine),
@@ -320,23 +376,40 @@ def _attrs(settings: dict[str, Any], mask: np.ndarray, ref: Any,
            confounds: list[pd.DataFrame | None]) -> dict[str, Any]:
     from rsa_bias.provenance import provenance_attrs
 
-    scaling = settings["signal_scaling"]
     flat = {k: ("none" if v is None else v) for k, v in settings.items()}
-    flat["signal_scaling"] = str(scaling)
-    conf_names = [] if confounds[0] is None else [str(c) for c in confounds[0].columns]
-    config = {**flat, "confounds": conf_names, "estimator": "nilearn FirstLevelModel"}
+    flat["signal_scaling"] = str(settings["signal_scaling"])
+    per_run = [[] if c is None else [str(n) for n in c.columns] for c in confounds]
+    union = list(dict.fromkeys(n for names in per_run for n in names))
+    config = {**flat, "confounds": per_run, "estimator": "nilearn FirstLevelModel"}
     attrs: dict[str, Any] = dict(flat)
     attrs.update(
         mask_shape=list(mask.shape), affine=[float(a) for a in np.asarray(ref.affine).ravel()],
-        n_voxels=int(mask.sum()), confounds=", ".join(conf_names) or "none",
-        units=("percent signal change" if scaling is not False and scaling is not None
-               else "image units"),
+        n_voxels=int(mask.sum()), confounds=", ".join(union) or "none",
+        units=UNITS[flat["signal_scaling"]],
         **provenance_attrs(config=config, method="first-level GLM effect sizes per run"),
     )
     return attrs
 
 
 # --------------------------------------------------------------------------- back to space
+
+def _check_same_voxels(values: xr.DataArray, dataset: xr.Dataset) -> None:
+    """Raise if ``values`` carry ``i``/``j``/``k`` coords other than the dataset's."""
+    carried = [c for c in ("i", "j", "k") if c in values.coords
+               and values[c].dims == ("voxel",) and c in dataset.coords]
+    if not carried:
+        return
+    theirs = np.stack([values[c].values for c in carried], axis=1)
+    ours = np.stack([dataset[c].values for c in carried], axis=1)
+    off = np.flatnonzero((theirs != ours).any(axis=1))
+    if off.size:
+        v = off[0]
+        raise ValueError(f"values carry voxel coords {'/'.join(carried)} that differ from the "
+                         f"dataset's at {off.size} of {ours.shape[0]} voxels (e.g. voxel "
+                         f"{dataset['voxel'].values[v].item()!r}: {tuple(theirs[v].tolist())} in "
+                         f"values, {tuple(ours[v].tolist())} in the dataset); they were computed "
+                         "on another mask — pass the dataset they come from")
+
 
 def to_nifti(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
              fill: float = 0.0) -> Any:
@@ -345,7 +418,9 @@ def to_nifti(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
     Parameters
     ----------
     values : xarray.DataArray with dims ("voxel",) or (<other>, "voxel") — aligned on the
-        ``voxel`` ids of ``dataset`` — or a numpy vector in the dataset's voxel order.
+        ``voxel`` ids of ``dataset``; ``i``/``j``/``k`` coords it carries must equal the
+        dataset's (else ValueError: another mask) — or a numpy vector in the dataset's voxel
+        order.
     dataset : the output of :func:`patterns_from_nifti` (or a loader built on it), which
         records ``i``/``j``/``k``, ``mask_shape`` and ``affine``.
     fill : value outside the mask (``numpy.nan`` hides it in most viewers).
@@ -377,6 +452,8 @@ def to_nifti(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
         arr = np.asarray(values)
     if arr.shape[-1] != ids.size or arr.ndim > 2:
         raise ValueError(f"values have shape {arr.shape}; expected ({ids.size},) voxels")
+    if isinstance(values, xr.DataArray):
+        _check_same_voxels(values, dataset)
     shape = tuple(int(s) for s in dataset.attrs["mask_shape"])
     lead = arr.shape[:-1]
     out = np.full(shape + lead, fill, dtype=np.float32)

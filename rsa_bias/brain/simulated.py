@@ -6,24 +6,32 @@ a population ``response(stimulus, neuron[, repeat])`` whose noise-free part ``si
 *exactly* the requested share of its variance in each feature's subspace.
 
 Construction. Over the ``n`` stimuli, the *subspace* of feature ``f`` is spanned by its centred
-one-hot indicators (``levels - 1`` dimensions); a *conjunction* ``"a:b"`` is spanned by the
-centred indicators of the joint ``(a, b)`` cells with the main effects of ``a`` and ``b``
-projected out (the interaction of a two-way ANOVA). In a balanced, independent design — a full
-factorial, or every split of :func:`rsa_bias.tasks.make_binary_task` — these subspaces are
-mutually orthogonal; otherwise each is orthogonalised against the ones before it (features in
-order, then conjunctions), so earlier components keep the variance they share with later ones.
+one-hot indicators (``levels - 1`` dimensions); a *conjunction* ``"a:b"`` (two features only)
+is spanned by the centred indicators of the joint ``(a, b)`` cells with the main effects of
+``a`` and ``b`` projected out (the interaction of a two-way ANOVA). The main effects are those
+of every listed feature (``attrs["feature_names"]``), of every feature named in ``shares`` and
+of both parts of every conjunction, listed or not; those not given a share get exactly 0. In a
+balanced, independent design — a full factorial, or every split of
+:func:`rsa_bias.tasks.make_binary_task` — these subspaces are mutually orthogonal; otherwise
+each is orthogonalised against the ones before it (main effects in that order, then
+conjunctions), so earlier components keep the variance they share with later ones.
 Component ``c`` contributes ``Q_c G_c`` (``Q_c`` an orthonormal basis of its subspace, ``G_c``
 Gaussian neuron weights), scaled so that ``||Q_c G_c||² = share_c · n · n_neurons``; the
-*residual* ``1 - Σ share_c`` is random variance orthogonal to every feature and conjunction
-subspace (stimulus-specific structure no feature describes). The signal therefore has mean 0
-and total variance 1 per neuron on average, and the realised shares equal the requested ones to
-floating-point precision.
+*residual* ``1 - Σ share_c`` is random variance orthogonal to those main effects and to the
+requested conjunctions. It is *not* kept out of conjunctions nobody asked for: in a design with
+room for them, an unrequested interaction such as ``"a:c"`` (or ``"a:b"`` when only ``a`` and
+``b`` are requested) holds whatever part of the residual falls in its subspace. Request such a
+conjunction with share 0 to keep it empty. Altogether the signal has mean 0 and total variance 1
+per neuron on average, and the realised shares equal the requested ones to floating-point
+precision.
 
 ``nonlinearity`` mixes the components through a pointwise nonlinearity (with a random offset per
 neuron), which creates mixed, conjunctive tuning; the requested shares are then re-imposed by
 rescaling each component's projection, so they stay exact, while the interactions the
-nonlinearity created stay in the residual. Trial noise (independent Gaussian, variance
-``noise_ratio`` × the signal's) is added to ``response``, once or for each of ``n_repeats``.
+nonlinearity created stay in the residual (which then spans every free direction, so a
+``residual_rank`` cannot be combined with a nonlinearity). Trial noise (independent Gaussian,
+variance ``noise_ratio`` × the signal's) is added to ``response``, once or for each of
+``n_repeats``.
 """
 
 from __future__ import annotations
@@ -120,15 +128,35 @@ def _feature_values(stimuli: xr.Dataset, name: str) -> np.ndarray:
     return np.asarray(stimuli[key].values)
 
 
+def _conjunction_parts(conj: str) -> list[str]:
+    parts = conj.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"conjunction {conj!r} has {len(parts)} parts; only two-way "
+                         "conjunctions 'a:b' are supported (a higher-order one would also need "
+                         "its lower-order interactions projected out)")
+    return parts
+
+
+def _main_effects(stimuli: xr.Dataset, components: list[str]) -> list[str]:
+    """Features whose main effects are built: the listed ones, then the other features named
+    in ``components`` (alone or as a part of a conjunction), in order of appearance."""
+    names = listed_features(stimuli)
+    for comp in components:
+        for part in _conjunction_parts(comp) if ":" in comp else [comp]:
+            if part not in names:
+                names.append(part)
+    return names
+
+
 def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.ndarray]:
     """Orthonormal ``(n_stimulus, dim)`` bases of feature and conjunction subspaces.
 
-    Main effects of every feature in ``attrs["feature_names"]`` are built first (so
-    conjunctions and the residual are orthogonal to them), each orthogonalised against the
-    ones before it; then the conjunctions named in ``components``.
+    Main effects (every feature in ``attrs["feature_names"]`` and every
+    feature in ``components``, including both parts of each conjunction) are built first, so
+    conjunctions and the residual are orthogonal to them, each orthogonalised against the
+    ones before it; then the two-way conjunctions named in ``components``.
     """
-    names = listed_features(stimuli)
-    mains = names + [c for c in components if ":" not in c and c not in names]
+    mains = _main_effects(stimuli, components)
     bases: dict[str, np.ndarray] = {}
     for name in mains:
         onehot = _centred_onehot(_feature_values(stimuli, name))
@@ -137,7 +165,7 @@ def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.
             raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, "
                              "or fully determined by the features before it)")
     for conj in (c for c in components if ":" in c):
-        parts = conj.split(":")
+        parts = _conjunction_parts(conj)
         codes = np.stack([_feature_values(stimuli, p) for p in parts], axis=1)
         bases[conj] = orthonormal_columns(project_out(_centred_onehot(codes), list(bases.values())))
         if bases[conj].shape[1] == 0:
@@ -225,8 +253,9 @@ def simulate_population(stimuli: xr.Dataset, shares: Mapping[str, float], *,
         ``attrs["feature_names"]`` (e.g. :func:`factorial_stimuli` or
         :func:`rsa_bias.tasks.make_binary_task`).
     shares : component -> fraction of the signal variance, e.g. ``{"a": 0.6, "b": 0.1}``;
-        a component is a feature or a conjunction ``"a:b"``. Listed features left out get
-        exactly 0; the remainder ``1 - Σ shares`` is residual variance (see the module docstring).
+        a component is a feature or a two-way conjunction ``"a:b"``. Listed features left out,
+        and the parts of a conjunction not given a share, get exactly 0; the remainder
+        ``1 - Σ shares`` is residual variance (see the module docstring).
     n_neurons : number of simulated neurons (``neuron`` dim).
     noise_ratio : variance of the trial noise / variance of the signal (0: noiseless).
     n_repeats : None for a single trial per stimulus; else a ``repeat`` dim of that size,
@@ -235,6 +264,7 @@ def simulate_population(stimuli: xr.Dataset, shares: Mapping[str, float], *,
         re-imposed afterwards, see the module docstring).
     residual_rank : dimension of the residual subspace (default: all free directions).
         A low rank gives a few loud idiosyncratic directions, as trained networks have.
+        Only with ``nonlinearity="none"`` (a nonlinearity fills every free direction).
     seed : seeds every random draw.
 
     Returns
@@ -261,7 +291,12 @@ def simulate_population(stimuli: xr.Dataset, shares: Mapping[str, float], *,
                          f"got {n_neurons}, {noise_ratio}, {n_repeats}")
     if "stimulus" not in stimuli.dims:
         raise ValueError("stimuli need a 'stimulus' dim (see factorial_stimuli)")
-    wanted = _checked_shares(shares, listed_features(stimuli))
+    if residual_rank is not None and nonlinearity != "none":
+        raise ValueError(f"residual_rank={residual_rank} cannot hold with nonlinearity="
+                         f"{nonlinearity!r}: the nonlinearity spreads the residual over every "
+                         "free direction; pass residual_rank=None or nonlinearity='none'")
+    wanted = _checked_shares(shares, _main_effects(stimuli, [str(k) for k in shares
+                                                             if str(k) != RESIDUAL]))
     bases = component_bases(stimuli, [c for c in wanted if c != RESIDUAL])
     rng = np.random.default_rng(seed)
     signal = sum(_components(bases, wanted, n_neurons, residual_rank, rng).values())

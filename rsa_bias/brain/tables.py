@@ -13,6 +13,7 @@ explained by a feature, encoding models) runs on it unchanged::
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,11 +24,43 @@ import pandas as pd
 import xarray as xr
 
 
+def _is_missing(value: Any) -> bool:
+    if isinstance(value, str | bytes):
+        return not value.strip()
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # array-like element: not a missing scalar
+        return False
+
+
+def _id_kind(value: Any) -> str:
+    if isinstance(value, str | bytes):
+        return "str"
+    if isinstance(value, numbers.Number):
+        return "number"
+    return type(value).__name__
+
+
 def _checked_ids(stimulus_ids: Any, n: int) -> np.ndarray:
-    ids = np.asarray(stimulus_ids)
-    if ids.ndim != 1 or ids.size != n:
-        raise ValueError(f"{ids.size} stimulus ids for {n} stimuli (responses along "
+    given = np.asarray(stimulus_ids)
+    if given.ndim != 1 or given.size != n:
+        raise ValueError(f"{given.size} stimulus ids for {n} stimuli (responses along "
                          "'stimulus'); pass exactly one id per stimulus")
+    # element by element: np.asarray(["a", 1]) would silently turn 1 into "1"
+    elements = np.asarray(stimulus_ids, dtype=object).tolist()
+    empty = [pos for pos, v in enumerate(elements) if _is_missing(v)]
+    if empty:
+        raise ValueError(f"{len(empty)} stimulus id(s) are empty or NaN (at position(s) "
+                         f"{empty[:5]}); every stimulus needs an id: fill them in or drop "
+                         "those stimuli")
+    kinds: dict[str, Any] = {}
+    for v in elements:
+        kinds.setdefault(_id_kind(v), v)
+    if len(kinds) > 1:
+        examples = ", ".join(f"{v!r} ({k})" for k, v in kinds.items())
+        raise ValueError(f"stimulus ids mix types: {examples}; use one type for all ids, e.g. "
+                         "[str(i) for i in ids]")
+    ids = given if given.dtype != object else np.asarray(elements)
     uniq, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
         dup = uniq[counts > 1]
@@ -54,16 +87,39 @@ def _nan_report(values: np.ndarray, ids: np.ndarray, axis_names: Sequence[Any] |
                      "to keep them (RDMs and encoding models will then refuse those stimuli)")
 
 
-def _feature_coords(features: Mapping[str, Any] | pd.DataFrame | None, n: int
-                    ) -> tuple[dict[str, Any], list[str]]:
+def _aligned(name: Any, values: Any, ids: np.ndarray) -> np.ndarray:
+    """Feature values in the order of ``ids``: by index for a pandas Series with an index
+    other than the default ``0..n-1``, else by position."""
+    if not isinstance(values, pd.Series) or values.index.equals(pd.RangeIndex(len(values))):
+        return np.asarray(values)
+    if not values.index.is_unique:
+        dup = values.index[values.index.duplicated()].unique()
+        raise ValueError(f"feature {name!r} has an index with repeated labels (e.g. "
+                         f"{dup[:5].tolist()}); give one row per stimulus id")
+    missing = pd.Index(ids).difference(values.index)
+    if missing.size:
+        raise ValueError(f"feature {name!r} is indexed by labels but lacks {missing.size} "
+                         f"stimulus id(s), e.g. {missing[:5].tolist()}; index it by the "
+                         "stimulus ids, or pass it in stimulus order without an index "
+                         "(.to_numpy() or .reset_index(drop=True))")
+    return values.reindex(ids).to_numpy()
+
+
+def _feature_coords(features: Mapping[str, Any] | pd.DataFrame | None, ids: np.ndarray,
+                    allow_nan: bool) -> tuple[dict[str, Any], list[str]]:
     if features is None:
         return {}, []
     coords, names = {}, []
     for name, values in features.items():
-        arr = np.asarray(values)
-        if arr.ndim != 1 or arr.size != n:
-            raise ValueError(f"feature {name!r} has {arr.size} values for {n} stimuli; a "
-                             "feature needs one value per stimulus")
+        arr = _aligned(name, values, ids)
+        if arr.ndim != 1 or arr.size != ids.size:
+            raise ValueError(f"feature {name!r} has {arr.size} values for {ids.size} stimuli; "
+                             "a feature needs one value per stimulus")
+        empty = np.flatnonzero(pd.isna(arr))
+        if empty.size and not allow_nan:
+            raise ValueError(f"feature {name!r} is missing (NaN) for {empty.size} stimuli (ids "
+                             f"{ids[empty][:5].tolist()}); fill or drop them, or pass "
+                             "allow_nan=True to keep them")
         coords[f"feature_{name}"] = ("stimulus", arr)
         names.append(str(name))
     return coords, names
@@ -79,13 +135,16 @@ def dataset_from_arrays(responses: Any, *, stimulus_ids: Sequence[Any] | np.ndar
     ----------
     responses : numeric array, one axis per name in ``dims`` (e.g. stimuli x neurons, or
         stimuli x neurons x repeats with ``dims=("stimulus", "neuron", "repeat")``).
-    stimulus_ids : one id per stimulus (int or str), unique.
+    stimulus_ids : one id per stimulus, unique, all str or all numbers (no empty or NaN id).
     dims : dim names; must contain ``"stimulus"``. Other dims get ``0..n-1`` coords.
-    features : ``{name: per-stimulus values}`` (or a DataFrame with one column per
-        feature, in stimulus order), stored as coords ``feature_<name>``.
+    features : ``{name: per-stimulus values}`` or a DataFrame with one column per feature,
+        stored as coords ``feature_<name>``. A pandas Series (or DataFrame) indexed by labels
+        is matched to ``stimulus_ids`` by its index (every id must be there; extra rows are
+        dropped); plain arrays, lists and the default ``0..n-1`` index are taken in stimulus
+        order.
     name : name of the data variable.
-    allow_nan : keep NaN/inf (e.g. missing repeats); by default they are an error naming
-        the stimuli.
+    allow_nan : keep NaN/inf responses (e.g. missing repeats) and NaN feature values; by
+        default they are an error naming the stimuli.
 
     Returns
     -------
@@ -115,7 +174,7 @@ def dataset_from_arrays(responses: Any, *, stimulus_ids: Sequence[Any] | np.ndar
         _nan_report(np.moveaxis(values, axis, 0), ids, None, "responses")
     coords: dict[str, Any] = {d: np.arange(n) for d, n in zip(dims, arr.shape, strict=True)}
     coords["stimulus"] = ids
-    feats, names = _feature_coords(features, ids.size)
+    feats, names = _feature_coords(features, ids, allow_nan)
     coords.update(feats)
     ds = xr.Dataset({name: (dims, values)}, coords=coords)
     ds.attrs["feature_names"] = names
@@ -134,6 +193,16 @@ def _read_table(path: str | os.PathLike[str], sep: str | None) -> pd.DataFrame:
         raise ValueError(f"{file} could not be read as a table ({err})") from err
 
 
+def _check_response_columns(path: Any, columns: list[str], stimulus_column: str) -> None:
+    if stimulus_column in columns:
+        raise ValueError(f"{path}: response_columns include the stimulus column "
+                         f"{stimulus_column!r}; list only the unit columns")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{path}: response_columns repeat {repeated}; list each unit column "
+                         "once")
+
+
 def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
                      feature_columns: Sequence[str] = (),
                      response_columns: Sequence[str] | None = None, unit_dim: str = "neuron",
@@ -145,12 +214,12 @@ def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
     path : CSV file (``.tsv``/``.tab``: tab-separated) with a header row.
     stimulus_column : column holding the stimulus ids (unique).
     feature_columns : columns describing the stimuli, stored as ``feature_<column>``.
-    response_columns : the unit columns; default: every column that is neither the stimulus
-        column nor a feature column. They must be numeric.
+    response_columns : the unit columns, each once; default: every column that is neither the
+        stimulus column nor a feature column. They must be numeric.
     unit_dim : name of the unit dim (``"neuron"``, ``"voxel"``, ``"electrode"``, ...); its
         coord holds the column names.
-    allow_nan : keep empty cells (NaN); by default they are an error naming the columns and
-        stimuli.
+    allow_nan : keep empty response or feature cells (NaN); by default they are an error
+        naming the columns and stimuli. An empty stimulus id is always an error.
     sep : column separator; default from the file suffix.
 
     Returns
@@ -169,6 +238,7 @@ def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
         skip = {stimulus_column, *feature_columns}
         response_columns = [c for c in table.columns if c not in skip]
     response_columns = list(response_columns)
+    _check_response_columns(path, response_columns, stimulus_column)
     if not response_columns:
         raise ValueError(f"{path}: no response columns left after the stimulus and feature "
                          "columns")
@@ -183,7 +253,7 @@ def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
         _nan_report(values, ids, response_columns, f"{path}: responses")
     ds = dataset_from_arrays(values, stimulus_ids=ids, dims=("stimulus", unit_dim),
                              features={c: table[c].to_numpy() for c in feature_columns},
-                             allow_nan=True)
+                             allow_nan=allow_nan)
     ds = ds.assign_coords({unit_dim: np.asarray(response_columns, dtype=str)})
     ds.attrs["source"] = str(Path(path).expanduser())
     return ds

@@ -32,11 +32,19 @@ def _background(dataset: xr.Dataset, background: Any, affine: np.ndarray) -> Any
 
 
 def _axial_cuts(dataset: xr.Dataset, affine: np.ndarray, n_cuts: int) -> list[float]:
-    """z (mm) of up to ``n_cuts`` axial slices spread over the mask's slices."""
-    ks = np.unique(dataset["k"].values)
+    """World z (mm) of up to ``n_cuts`` axial slices spread over the mask's slices.
+
+    Each cut is the mean world z of the mask voxels in one voxel slice ``k``, mapped through
+    the full affine, so a rotated (oblique) grid gets the height of the slice's voxels rather
+    than that of one corner.
+    """
+    from nibabel.affines import apply_affine
+
+    ijk = np.stack([dataset[c].values for c in ("i", "j", "k")], axis=1)
+    z = apply_affine(affine, ijk)[:, 2]
+    ks = np.unique(ijk[:, 2])
     picks = ks[np.unique(np.linspace(0, ks.size - 1, min(n_cuts, ks.size)).round().astype(int))]
-    i0, j0 = dataset["i"].values[0], dataset["j"].values[0]
-    return [float((affine @ np.array([i0, j0, k, 1.0]))[2]) for k in picks]
+    return [float(z[ijk[:, 2] == k].mean()) for k in picks]
 
 
 def plot_voxel_map(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
