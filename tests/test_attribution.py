@@ -193,6 +193,49 @@ def test_encoding_shares_follow_the_targets_feature_variance(brain):
     np.testing.assert_allclose(out.share_per_target.mean("neuron"), out.share, rtol=1e-12)
 
 
+def test_encoding_does_not_depend_on_row_order(stimuli, brain):
+    x = _model(stimuli, {"a": 0.4, "b": 0.3}, seed=6)
+    perm = np.random.default_rng(1).permutation(144)
+    kw = {"alphas": ALPHAS, "cv": 4}
+    out = attribute_encoding(x, brain.response, **kw)
+    shuffled = attribute_encoding(x.isel(stimulus=perm), brain.response.isel(stimulus=perm),
+                                  **kw)
+    xr.testing.assert_allclose(shuffled.share, out.share)
+    assert float(shuffled.total) == pytest.approx(float(out.total), abs=1e-12)
+    raw = compare_controlled(x, brain.response, measures=["encoding"], **kw).score
+    xr.testing.assert_allclose(compare_controlled(x.isel(stimulus=perm), brain.response,
+                                                  measures=["encoding"], **kw).score, raw)
+
+
+def test_median_encoding_score_splits_the_median_target(stimuli, brain):
+    x = _model(stimuli, {"a": 0.4, "b": 0.3}, seed=6)
+    out = attribute_encoding(x, brain.response, alphas=ALPHAS, summary="median")
+    r2 = cross_validated_scores(x, brain.response.mean("repeat"), alphas=ALPHAS, device="cpu").r2
+    assert float(out.total) == pytest.approx(float(r2.median()), abs=1e-8)
+    assert float(out.share.sum() + out.residual) == pytest.approx(float(out.total), abs=1e-12)
+    with pytest.raises(ValueError, match="summary='median' needs method='target'"):
+        attribute_encoding(x, brain.response, method="predictor", summary="median")
+
+
+def test_numpy_responses_with_repeats(brain):
+    x, y = brain.signal, brain.response.transpose("stimulus", "neuron", "repeat")
+    out = attribute_encoding(x.values, y.values, alphas=ALPHAS, features=["a"],
+                             stimuli=brain.drop_vars(["signal", "response"]))
+    assert out.share_per_target.dims == ("feature", "unit")
+    labelled = attribute_encoding(x, y, alphas=ALPHAS, features=["a"])
+    assert float(out.total) == pytest.approx(float(labelled.total), abs=1e-12)
+
+
+def test_constant_pattern_gets_the_rdm_error(brain):
+    x = brain.signal.copy()
+    x[3] = 1.0
+    with pytest.raises(ValueError, match=r"x \(positions.*undefined for 1 stimuli whose pattern "
+                       r"is constant \(positions \[3\]\).*rdm_method='sqeuclidean'"):
+        attribute_rsa(x, brain.signal, rdm_method="correlation")
+    with pytest.raises(ValueError, match=r"^y .*all zero"):
+        attribute_rsa(brain.signal, x - 1.0, rdm_method="cosine")
+
+
 # --- bias control ------------------------------------------------------------------------------
 
 
@@ -215,6 +258,23 @@ def test_equalised_comparison_sees_what_is_computed_not_how_loudly(stimuli):
     assert (raw.sel(measure=["rsa", "cka"]) < 0.5).all()
     np.testing.assert_allclose(equalised.sel(measure=["rsa", "cka"]), 1.0, atol=1e-10)
     assert float(equalised.sel(measure="encoding")) > 0.99
+
+
+def test_equalisation_leaves_a_feature_at_chance_level_alone():
+    """B is not coded: its share is what noise puts in 3 of 7 dims, far below 4 x chance."""
+    a, b = np.repeat(np.arange(2), 4), np.tile(np.arange(4), 2)
+    rng = np.random.default_rng(0)
+    x = xr.DataArray(3 * rng.normal(size=(2, 5))[a] + 0.1 * rng.normal(size=(8, 5)),
+                     dims=("stimulus", "unit"), coords={"feature_A": ("stimulus", a),
+                                                         "feature_B": ("stimulus", b)},
+                     attrs={"feature_names": ["A", "B"]})
+    eq = equalise_feature_variance(x)
+    xr.testing.assert_allclose(variance_shares(eq).share, variance_shares(x).share)
+    assert eq.attrs["equalised_features"] == ["A"] and eq.attrs["equalised_f_ratio"][1] < 4
+    old = variance_shares(equalise_feature_variance(x, min_f_ratio=0)).share  # boosts noise
+    np.testing.assert_allclose(old, float(old.mean()), rtol=1e-10)
+    with pytest.raises(ValueError, match="min_f_ratio must be >= 0"):
+        equalise_feature_variance(x, min_f_ratio=-1)
 
 
 # --- RDM-level view ----------------------------------------------------------------------------
@@ -240,6 +300,28 @@ def test_pair_rdms_capture_any_geometry_of_a_feature(stimuli):
     assert float(rdm_variance_partition(target, pairs).r2) == pytest.approx(1.0)
     assert float(rdm_variance_partition(target, feature_model_rdms(stimuli, ["c"])).r2) < 0.9
     np.testing.assert_allclose(residualise_rdm(target, pairs), 0, atol=1e-10)
+
+
+def test_pair_rdms_are_partitioned_by_feature():
+    stim = factorial_stimuli({"a": 3, "b": 4}, repeats=2)
+    x = simulate_population(stim, {"a": 0.6, "b": 0.2}, n_neurons=20, seed=0).signal
+    target, pairs = rdm(x), feature_model_rdms(stim, geometry="pairs")
+    assert pairs.sizes["model"] == 16  # one predictor per value pair: 6 + 10
+    out = rdm_variance_partition(target, pairs)
+    assert list(out.model.values) == ["a", "b"] and list(out.n_predictors.values) == [6, 10]
+    design = condensed(pairs).values.T
+    full = LinearRegression().fit(design, condensed(target).values)
+    assert float(out.r2) == pytest.approx(full.score(design, condensed(target).values))
+    assert float(out.share.sum()) == pytest.approx(float(out.r2), abs=1e-12)
+    assert float(out.share.sel(model="a")) > float(out.share.sel(model="b"))
+    a_only = [m for m in pairs.model.values if m.startswith("a[")]
+    with pytest.raises(ValueError, match=r"11 predictor groups.*groups=\{name"):
+        rdm_variance_partition(target, pairs, groups={"A": a_only})  # + 10 b's alone
+    same_b = [f"b[{k},{k}]" for k in range(4)]
+    mixed = rdm_variance_partition(target, pairs, groups={"A": a_only, "b same": same_b})
+    assert mixed.sizes["model"] == 8 and float(mixed.r2) == pytest.approx(float(out.r2))
+    with pytest.raises(ValueError, match="'a\\[9,9\\]'.*the predictors are"):
+        rdm_variance_partition(target, pairs, groups={"A": ["a[9,9]"]})
 
 
 def test_string_valued_features(stimuli, brain):
@@ -303,6 +385,11 @@ def test_unbalanced_features_are_orthogonalised_with_a_warning(brain):
     x = brain.signal.isel(stimulus=keep)
     with pytest.warns(UserWarning, match="not orthogonal"):
         parts = feature_decomposition(x)
+    for call in (variance_shares, lambda v: attribute_cka(v, v), equalise_feature_variance,
+                 lambda v: compare_controlled(v, v, measures=["cka"])):
+        with pytest.warns(UserWarning, match="not orthogonal") as record:
+            call(x)
+        assert {w.filename for w in record} == {__file__}  # points at the user's call
     np.testing.assert_allclose(parts.sum("component") + x.mean("stimulus"), x, atol=1e-10)
     with pytest.raises(ValueError, match="orthogonalise='sequential'"):
         attribute_cka(x, x, orthogonalise="strict")

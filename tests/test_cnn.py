@@ -156,6 +156,27 @@ def test_build_model_applies_the_family_to_every_layer():
                                        atol=1e-5, rtol=0)
 
 
+def test_families_reset_normalisation_layers():
+    """The module docstring's promise: every family leaves normalisation layers at weight 1,
+    bias 0 and fresh running statistics, also on a model whose norms were changed (trained)."""
+    for norm in ("batch", "group"):
+        model = build_model((3, 16, 16), HEADS, ModelConfig(
+            arch="cnn", cnn=CNNConfig(channels=(4, 8), fc_widths=(16,), norm=norm)))
+        norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+        assert norms, norm
+        with torch.no_grad():
+            for m in norms:
+                m.weight.fill_(3.0)
+                m.bias.fill_(-2.0)
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.fill_(5.0)
+        initialise(model, "xavier_uniform", seed=0)
+        for m in norms:
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0), norm
+            if isinstance(m, nn.BatchNorm2d):
+                assert torch.all(m.running_mean == 0) and torch.all(m.running_var == 1)
+
+
 # --- image preparation -----------------------------------------------------------------------
 
 

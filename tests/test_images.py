@@ -12,7 +12,7 @@ from rsa_bias.activations import activation_tree
 from rsa_bias.config import ConfigError, ImageTaskConfig, TaskConfig, config_from_dict
 from rsa_bias.store import read_activations, write_activations
 from rsa_bias.tasks import make_image_task, make_task, n_classes
-from rsa_bias.tasks.images import RGB, to_uint8
+from rsa_bias.tasks.images import RGB, SHAPE_MASKS, render, to_uint8
 
 FEATURES = ("colour", "shape", "texture")
 
@@ -126,6 +126,30 @@ def test_texture_is_the_spatial_frequency_content_of_the_shape(ds):
     assert acc >= 0.95
 
 
+def test_every_pair_of_shapes_differs_in_15_percent_of_the_smaller_shape():
+    """At the default 32 px, radius 0.3, two shape masks differ in at least 15 % of the smaller
+    shape's pixels (the closest pairs, circle/ring and cross/diamond, differ in ~20 %)."""
+    masks = {s: np.abs(render("red", s, "solid") - 0.5).sum(axis=0) > 1e-6 for s in SHAPE_MASKS}
+    assert len(masks) == 8
+    for a, b in itertools.combinations(masks, 2):
+        smaller = min(masks[a].sum(), masks[b].sum())
+        assert (masks[a] ^ masks[b]).sum() >= 0.15 * smaller, (a, b)
+
+
+def test_positions_repeat_only_after_all_are_used():
+    """A combination with more images than positions uses each position once before reusing
+    any: 11 images and 9 positions give every position, two of them twice."""
+    ds = make_image_task(TaskConfig(kind="images", n_train=8 * 9, val_size=8, test_size=8,
+                                    images=ImageTaskConfig(size=16, n_colours=2, n_shapes=2,
+                                                           n_textures=2, shape_radius=0.3,
+                                                           jitter=1)))
+    cells = _values(ds) @ np.array([4, 2, 1])
+    for c in range(8):
+        pos = [(x, y) for x, y in zip(ds.offset_x.values[cells == c],
+                                      ds.offset_y.values[cells == c], strict=True)]
+        assert len(pos) == 11 and len(set(pos)) == 9
+
+
 def test_binary_version_and_more_values():
     binary = make_task(TaskConfig(kind="images", n_train=16, val_size=8, test_size=8,
                                   images=ImageTaskConfig(n_colours=2, n_shapes=2,
@@ -149,6 +173,8 @@ def test_noise_and_no_jitter():
         base, images=dataclasses.replace(base.images, noise=0.1)))
     diff = noisy.inputs.values - clean.inputs.values
     assert abs(diff.std() - 0.1) < 0.005 and abs(diff.mean()) < 0.005
+    assert float(np.abs(noisy.inputs).max()) > 1.0  # unclipped, as documented
+    assert "unclipped" in noisy.attrs["pixel_range"] and "noise" not in clean.attrs["pixel_range"]
 
 
 def test_to_uint8_round_trip(ds):

@@ -77,6 +77,16 @@ def test_layer_activations_carry_the_brain_ids(rsa92):
         xr.testing.assert_allclose(shuffled[name].sel(stimulus=a.stimulus), a)
     with pytest.raises(ValueError, match="stimulus_ids are required"):
         layer_activations(_tiny(), rsa92["image"].values)
+    same = layer_activations(_tiny(), rsa92["image"], stimulus_ids=rsa92.stimulus.values,
+                             image_size=SIZE, layers=["fc_0"])
+    xr.testing.assert_identical(same["fc_0"], acts["fc_0"])
+    with pytest.raises(ValueError, match="stimulus_ids differ from the images' own"):
+        layer_activations(_tiny(), rsa92["image"], stimulus_ids=rsa92.stimulus.values[perm])
+
+
+def test_rsa_scores_are_target_model_layer(rsa):
+    assert rsa.score.dims == ("target", "model", "layer")
+    assert rsa.score_subject.dims == ("target", "model", "layer", "subject")
 
 
 def test_flatten_and_random_projection(rsa92):

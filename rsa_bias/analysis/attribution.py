@@ -23,17 +23,21 @@ normalisation of the full score kept**, so that a loud feature counts as loud:
 ``v(all features ∪ R)`` is the full score. Each feature gets its exact Shapley value over the
 ``2^k`` subsets (``k <= MAX_EXACT_FEATURES``); the shares add up to ``v(all features)``
 (efficiency), equal roles get equal shares (symmetry), a feature absent from either
-representation gets 0, and ``residual = full score − v(all features)``. Both HSIC and RDM
+representation gets 0 when the features are balanced (with unbalanced ones, sequential
+orthogonalisation hands a feature listed earlier the variance it shares with later ones, so an
+uncoded feature can get a share), and ``residual = full score − v(all features)``. Both HSIC and RDM
 correlations are quadratic in the variance, so a feature holding a share ``s`` of both
 representations carries about ``s² / Σ s²`` of their similarity — louder than its variance.
 
-Encoding (``x`` predicts ``y`` by cross-validated ridge regression; mean R² over targets):
-``method="target"`` splits the explained variance of each target exactly by where it lies,
-``(||P_f y||² − ||P_f (y − ŷ)||²) / ||y_c||²`` (no Shapley needed, one fit);
-``method="predictor"`` gives Shapley values of ``v(S) = R²(X_S → y)``.
+Encoding (``x`` predicts ``y`` by cross-validated ridge regression, folds drawn over the
+stimuli sorted by id; mean R² over targets): ``method="target"`` splits the explained variance
+of each target exactly by where it lies, ``(||P_f y||² − ||P_f (y − ŷ)||²) / ||y_c||²`` (no
+Shapley needed, one fit); ``method="predictor"`` gives Shapley values of
+``v(S) = R²(X_S → y)``.
 
-Bias control: :func:`equalise_feature_variance` gives every coded feature the same share of the
-variance (what is computed, not how loudly); :func:`compare_controlled` reports raw and equalised
+Bias control: :func:`equalise_feature_variance` gives every coded feature (variance per dimension
+well above the residual's, an F-like ratio) the same share of the variance (what is computed,
+not how loudly); :func:`compare_controlled` reports raw and equalised
 scores side by side. The RDM-level view (feature-model RDMs, variance partitioning, residualised
 RDMs) is in :mod:`rsa_bias.analysis.rdm_partition`.
 """
@@ -58,22 +62,22 @@ from rsa_bias.analysis.feature_subspaces import (
     _parts,
     equalise_feature_variance,
 )
-from rsa_bias.analysis.rdms import rdm, triu_vectors
+from rsa_bias.analysis.rdms import _unit_rows, rdm, triu_vectors
 
 MAX_EXACT_FEATURES = 10
-
-
+SUMMARIES = ("mean", "median")
 
 
 # --- Shapley attribution -----------------------------------------------------------------------
 
 
-def _shapley(value: Callable[[tuple[int, ...]], float], k: int) -> tuple[np.ndarray, np.ndarray]:
+def _shapley(value: Callable[[tuple[int, ...]], float], k: int, *,
+             remedy: str = "pass features=[...] with at most {max} (group or drop some)",
+             what: str = "features") -> tuple[np.ndarray, np.ndarray]:
     """Exact Shapley values of ``value`` (over index tuples) and ``v`` of every subset mask."""
     if k > MAX_EXACT_FEATURES:
-        raise ValueError(f"exact Shapley values over {k} features need 2^{k} evaluations; "
-                         f"pass features=[...] with at most {MAX_EXACT_FEATURES} (group or drop "
-                         "some)")
+        raise ValueError(f"exact Shapley values over {k} {what} need 2^{k} evaluations; "
+                         + remedy.format(max=MAX_EXACT_FEATURES))
     v = np.array([value(tuple(i for i in range(k) if m >> i & 1)) if m else 0.0
                   for m in range(2**k)])
     phi = np.zeros(k)
@@ -137,8 +141,9 @@ def attribute_cka(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
 
 
 def _row_unit(x: np.ndarray, centre: bool) -> np.ndarray:
+    """Unit rows; a constant (correlation) or zero (cosine) row raises :func:`rdm`'s error."""
     x = x - x.mean(axis=1, keepdims=True) if centre else x
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return _unit_rows(x, "correlation" if centre else "cosine", in_place=False)
 
 
 _RDM_PREP: dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]] = {
@@ -164,9 +169,14 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
     centre = choose(_CENTRE_RDM, compare, "comparison for attribution (additive ones only)")
     xl = _labelled(x, stimuli, "x")
     yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
-    names, _, (px, rx), (py, ry), _ = _pair(xl.copy(data=prep(stimulus_matrix(xl, "x"))),
-                                      yl.copy(data=prep(stimulus_matrix(yl, "y"))), None,
-                                      features, orthogonalise)
+    prepped = []
+    for name, a in (("x", xl), ("y", yl)):
+        try:
+            prepped.append(a.copy(data=prep(stimulus_matrix(a, name))))
+        except ValueError as err:  # rdm()'s message: constant / all-zero patterns
+            msg = str(err).replace("method='", "rdm_method='")
+            raise ValueError(f"{name} (positions in x's stimulus order): {msg}") from None
+    names, _, (px, rx), (py, ry), _ = _pair(*prepped, None, features, orthogonalise)
 
     def vector(parts: list[np.ndarray]) -> np.ndarray:
         d = triu_vectors(ka.squared_distances(sum(parts)))
@@ -197,47 +207,78 @@ def _out_of_fold(xv: np.ndarray, yv: np.ndarray, cv: int, alphas, seed: int) -> 
     return pred
 
 
+def _r2(yv: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Out-of-fold R² of each target (column)."""
+    return 1.0 - np.sum((yv - pred) ** 2, axis=0) / np.sum((yv - yv.mean(0)) ** 2, axis=0)
+
+
 def _mean_r2(yv: np.ndarray, pred: np.ndarray) -> float:
-    sst = np.sum((yv - yv.mean(0)) ** 2, axis=0)
-    return float(np.mean(1.0 - np.sum((yv - pred) ** 2, axis=0) / sst))
+    return float(np.mean(_r2(yv, pred)))
+
+
+def _middle(values: np.ndarray) -> np.ndarray:
+    """Indices of the middle element(s) of ``values``: their mean is the median."""
+    order = np.argsort(values, kind="stable")
+    n = len(order)
+    return order[(n - 1) // 2: n // 2 + 1]
+
+
+def _sorted_by_id(x: xr.DataArray) -> xr.DataArray:
+    """``x`` in ascending stimulus-id order, so that seeded folds do not depend on the input's
+    row order."""
+    return x.isel(stimulus=np.argsort(x["stimulus"].values, kind="stable"))
 
 
 def attribute_encoding(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
                        features: Sequence[str] | None = None, method: str = "target",
                        cv: int = 5, alphas=DEFAULT_ALPHAS, seed: int = 0,
-                       orthogonalise: str = "sequential") -> xr.Dataset:
-    """Attribution of an encoding score: ``x`` predicts ``y``, mean cross-validated R².
+                       orthogonalise: str = "sequential", summary: str = "mean") -> xr.Dataset:
+    """Attribution of an encoding score: ``x`` predicts ``y``, cross-validated R² over targets.
 
     Parameters
     ----------
     x : model representation (stimulus, unit); ``y`` : responses (stimulus, target
-        [, repeat]), repeats averaged. Predictions are the pooled out-of-fold predictions of
-        a :class:`RidgeEncoder` (outer shuffled ``KFold(cv)`` seeded by ``seed``, alphas by
-        leave-one-out within each training part).
+        [, repeat]), repeats averaged (a numpy ``y`` is read as (stimulus, unit[, repeat])).
+        Predictions are the pooled out-of-fold predictions of a :class:`RidgeEncoder` (outer
+        shuffled ``KFold(cv)`` seeded by ``seed`` over the stimuli sorted by id, so the
+        result does not depend on the row order; alphas by leave-one-out within each
+        training part).
     method : ``"target"``: exact split of each target's explained variance by the subspace
         it lies in (adds ``share_per_target(feature, <target dim>)``); ``"predictor"``:
         Shapley values over encoders fitted on the feature-restricted ``x`` (2^k fits).
+    summary : ``"mean"`` (default) or ``"median"`` R² over targets (``"target"`` only). The
+        median is robust to a few targets with a very negative out-of-fold R²; its shares are
+        the split of the median target's R² (the mean over the two middle targets for an even
+        count), so they still add up to the score.
 
     Returns
     -------
-    xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (mean R² over targets) and
-    ``features_score``; ``subset_score`` for ``"predictor"``.
+    xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (mean or median R² over
+    targets) and ``features_score``; ``subset_score`` for ``"predictor"``.
     """
     choose(dict.fromkeys(("target", "predictor")), method, "encoding attribution method")
-    names, bases, (px, rx), (py, ry), yl = _pair(x, y, stimuli, features, orthogonalise)
+    choose(dict.fromkeys(SUMMARIES), summary, "summary over targets")
+    if summary != "mean" and method == "predictor":
+        raise ValueError("summary='median' needs method='target' (a median has no Shapley "
+                         "game over predictors); use summary='mean' with method='predictor'")
+    names, bases, (px, rx), (py, ry), yl = _pair(_sorted_by_id(_labelled(x, stimuli, "x")), y,
+                                                 None, features, orthogonalise)
     xv, yv = sum(px) + rx, sum(py) + ry
     config = {"method": method, "cv": cv, "alphas": [float(a) for a in np.ravel(alphas)],
-              "seed": seed, "orthogonalise": orthogonalise}
-    total = _mean_r2(yv, _out_of_fold(xv, yv, cv, alphas, seed))
+              "seed": seed, "orthogonalise": orthogonalise, "summary": summary}
+    pred = _out_of_fold(xv, yv, cv, alphas, seed)
     if method == "predictor":
         phi, v = _shapley(lambda s: _mean_r2(yv, _out_of_fold(sum(px[i] for i in s), yv, cv,
                                                               alphas, seed)), len(names))
-        return _result(names, phi, v, total, "encoding", config)
-    err = yv - _out_of_fold(xv, yv, cv, alphas, seed)
+        return _result(names, phi, v, _mean_r2(yv, pred), "encoding", config)
+    r2 = _r2(yv, pred)
+    err = yv - pred
     per_target = np.stack([np.sum(p**2, 0) - np.sum((q @ (q.T @ err)) ** 2, 0)
                            for p, q in zip(py, bases, strict=True)]) / np.sum(yv**2, 0)
-    phi = per_target.mean(axis=1)
-    ds = _result(names, phi, np.array([0.0, phi.sum()]), total, "encoding", config)
+    keep = _middle(r2) if summary == "median" else np.arange(len(r2))
+    phi = per_target[:, keep].mean(axis=1)
+    ds = _result(names, phi, np.array([0.0, phi.sum()]), float(r2[keep].mean()), "encoding",
+                 config)
     target_dim = str(yl.dims[1])
     return ds.drop_vars(["subset_score", "subset"]).assign(
         share_per_target=(("feature", target_dim), per_target)).assign_coords(
@@ -258,6 +299,7 @@ def _score_cka(x, y, opts) -> float:
 
 
 def _score_encoding(x, y, opts) -> float:
+    x = _sorted_by_id(x)  # folds independent of the row order
     xv, yv = stimulus_matrix(x, "x"), stimulus_matrix(align_to(x, y, ("x", "y")), "y")
     return _mean_r2(yv, _out_of_fold(xv, yv, opts["cv"], opts["alphas"], opts["seed"]))
 
@@ -276,7 +318,10 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = 
 
     ``"equalised"`` recomputes each measure on :func:`equalise_feature_variance` of ``x`` and
     of ``y`` (RSA: ``compare_rdms(rdm(x, method=rdm_method), ..., method=compare)``, any
-    methods; CKA with ``hsic``; encoding: mean cross-validated R² of ``x`` predicting ``y``).
+    methods; CKA with ``hsic``; encoding: mean cross-validated R² of ``x`` predicting ``y``,
+    folds over the stimuli sorted by id). Each representation is equalised on its own: a
+    feature it does not code (variance per dimension at the residual's chance level) is left
+    alone in it, not amplified.
 
     Returns
     -------

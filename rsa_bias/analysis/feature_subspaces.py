@@ -13,6 +13,8 @@ a warning) and ``"strict"`` refuses. :mod:`rsa_bias.analysis.attribution` builds
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -24,14 +26,29 @@ from rsa_bias.analysis._align import ArrayLike, as_labelled, choose, stimulus_ma
 from rsa_bias.analysis._labels import attach_stimulus_coords, feature_names_of
 
 ORTHOGONALISE = ("sequential", "strict")
+MIN_F_RATIO = 4.0
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that makes a warning raised by the caller of this function point at the
+    first frame outside :mod:`rsa_bias.analysis` (the user's call, however deep the chain)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # --- labelled inputs and feature subspaces -----------------------------------------------------
 
 
 def _labelled(x: ArrayLike, stimuli: xr.Dataset | None, name: str) -> xr.DataArray:
-    """(stimulus, unit) DataArray with the stimulus coords attached; repeats averaged."""
-    x = as_labelled(x, name=name)
+    """(stimulus, unit) DataArray with the stimulus coords attached; repeats averaged.
+
+    A numpy array is read as (stimulus, unit) or, with 3 dims, (stimulus, unit, repeat)."""
+    dims = ("stimulus", "unit", "repeat") if not isinstance(x, xr.DataArray) and \
+        np.ndim(x) == 3 else ("stimulus", "unit")
+    x = as_labelled(x, name=name, dims=dims)
     if "repeat" in x.dims:
         x = x.mean("repeat", keep_attrs=True)
     other = [d for d in x.dims if d != "stimulus"]
@@ -82,7 +99,8 @@ def _bases(x: xr.DataArray, names: list[str], orthogonalise: str,
         raise ValueError(msg + "; balance the stimuli or pass orthogonalise='sequential'")
     if warn:
         warnings.warn(msg + f"; orthogonalised sequentially in the order {names}, so earlier "
-                      "features take the shared variance", UserWarning, stacklevel=3)
+                      "features take the shared variance", UserWarning,
+                      stacklevel=_caller_stacklevel())
     bases: list[np.ndarray] = []
     for n in names:
         bases.append(_own_basis(x, n, bases))
@@ -163,26 +181,46 @@ def remove_features(x: ArrayLike, features: Sequence[str],
 
 
 def equalise_feature_variance(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
-                              features: Sequence[str] | None = None, min_share: float = 1e-6,
+                              features: Sequence[str] | None = None,
+                              min_f_ratio: float = MIN_F_RATIO, min_share: float = 1e-6,
                               orthogonalise: str = "sequential") -> xr.DataArray:
     """Rescale each coded feature's part so that all of them take the same variance share.
 
-    Every feature whose share exceeds ``min_share`` is rescaled to the mean share of those
-    features; features below it (not coded) are left alone rather than amplified from
-    nothing, and the residual and total variance are unchanged. The result represents what
-    ``x`` computes, not how loudly. On noisy data a quiet feature's part includes its share
-    of the noise, which is amplified with it.
+    A feature is *coded* when its variance per dimension of its subspace (``L − 1`` for ``L``
+    values) is more than ``min_f_ratio`` times the residual variance per residual dimension
+    (``n − 1 − Σ dims``; the residual is everything the listed features do not describe), and
+    its share exceeds ``min_share`` (so that round-off is never amplified). This is an F
+    ratio: a feature the representation does not code still takes, by chance, about its
+    dimension's worth of the noise, a ratio near 1. The default 4 is above the 95th percentile
+    of the null F distribution for one unit and a one-dimensional subspace (F(1, ∞): 3.84),
+    and more so for more units or dimensions. Coded features are rescaled to their mean
+    share; the others are left alone rather than amplified from noise, and the residual and
+    total variance are unchanged. The result represents what ``x`` computes, not how loudly.
+    On noisy data a quiet coded feature's part includes its share of the noise, which is
+    amplified with it. Without residual dimensions only ``min_share`` applies.
+
+    Returns ``x`` rescaled, with ``attrs`` ``equalised_features``, ``equalised_gain`` and
+    ``equalised_f_ratio`` (per listed feature; ``inf`` without residual variance).
     """
+    if not min_f_ratio >= 0:
+        raise ValueError(f"min_f_ratio must be >= 0 (1 is chance level), got {min_f_ratio}")
     xl = _labelled(x, stimuli, "x")
     values = stimulus_matrix(xl, "x")
     names = _names(xl, features)
-    parts, rest = _parts(values, _bases(xl, names, orthogonalise))
+    bases = _bases(xl, names, orthogonalise)
+    parts, rest = _parts(values, bases)
     energy = np.array([np.sum(p**2) for p in parts])
     shares = energy / max(np.sum((values - values.mean(axis=0)) ** 2), 1e-300)
-    coded = shares > min_share
+    dims = np.array([q.shape[1] for q in bases])
+    rest_dims = values.shape[0] - 1 - int(dims.sum())
+    per_dim_rest = np.sum(rest**2) / rest_dims if rest_dims > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(energy > 0, energy / dims / per_dim_rest, 0.0)
+    coded = (shares > min_share) & (ratio > min_f_ratio)
     target = shares[coded].mean() if coded.any() else 0.0
     gains = np.where(coded, np.sqrt(target / np.where(coded, shares, 1.0)), 1.0)
     out = values.mean(axis=0) + rest + sum(g * p for g, p in zip(gains, parts, strict=True))
     attrs = {**xl.attrs, "equalised_features": [n for n, c in zip(names, coded, strict=True)
-                                                if c], "equalised_gain": gains.tolist()}
+                                                if c], "equalised_gain": gains.tolist(),
+             "equalised_f_ratio": ratio.tolist()}
     return xl.copy(data=out).assign_attrs(attrs)

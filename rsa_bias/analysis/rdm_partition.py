@@ -4,10 +4,11 @@ A target RDM (a brain region's, a layer's) is regressed on model RDMs — typica
 feature, from :func:`feature_model_rdms` — by ordinary least squares with an intercept over
 the condensed (upper-triangle) dissimilarities:
 
-* :func:`rdm_variance_partition` splits the R² among the models: exact Shapley values of
-  ``R²(S)`` over all subsets (the Lindeman–Merenda–Gold decomposition, which adds up to the
-  full R² whatever the correlations between models), each model's *unique* variance (the R²
-  lost when it is dropped) and the *shared* rest;
+* :func:`rdm_variance_partition` splits the R² among the models, or among groups of models
+  (e.g. all pair RDMs of one feature): exact Shapley values of ``R²(S)`` over all subsets (the
+  Lindeman–Merenda–Gold decomposition, which adds up to the full R² whatever the correlations
+  between models), each one's *unique* variance (the R² lost when it is dropped) and the
+  *shared* rest;
 * :func:`residualise_rdm` keeps what the models do not explain, so that two RDMs can be
   compared beyond, say, a loud feature (a partial correlation).
 
@@ -19,6 +20,7 @@ activations; it describes the RDM's geometry, which is exactly what rank or line
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -122,7 +124,39 @@ def _ols(t: np.ndarray, design: np.ndarray) -> tuple[float, np.ndarray]:
     return 1.0 - float(resid @ resid) / float(np.sum((t - t.mean()) ** 2)), resid
 
 
-def rdm_variance_partition(target: ArrayLike, predictors: RdmInput) -> xr.Dataset:
+def _grouped(names: list[str], groups: Mapping[str, Sequence[str]] | None,
+             ) -> dict[str, list[int]]:
+    """Group name -> column indices. Default: by the name before ``"["`` (the pair RDMs
+    ``"a[k,l]"`` of :func:`feature_model_rdms` form the group ``"a"``); other names alone."""
+    if groups is None:
+        out: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            out.setdefault(n.split("[")[0] if n.endswith("]") else n, []).append(i)
+        return out
+    out, seen = {}, {}
+    for g, members in groups.items():
+        members = [members] if isinstance(members, str) else list(members)
+        unknown = [m for m in members if m not in names]
+        if unknown or not members:
+            raise ValueError(f"group {g!r} names {unknown or 'no'} predictors; the predictors "
+                             f"are {names}")
+        for m in members:
+            if m in seen:
+                raise ValueError(f"predictor {m!r} is in groups {seen[m]!r} and {g!r}; put "
+                                 "each predictor in one group")
+            seen[m] = str(g)
+        out[str(g)] = [names.index(m) for m in members]
+    for i, n in enumerate(names):  # ungrouped predictors enter alone
+        if n not in seen:
+            if n in out:
+                raise ValueError(f"predictor {n!r} is not in any group but a group has its "
+                                 "name; add it to a group or rename the group")
+            out[n] = [i]
+    return out
+
+
+def rdm_variance_partition(target: ArrayLike, predictors: RdmInput, *,
+                           groups: Mapping[str, Sequence[str]] | None = None) -> xr.Dataset:
     """Partition the variance of an RDM among predictor RDMs (OLS with an intercept).
 
     Parameters
@@ -130,12 +164,19 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput) -> xr.Datase
     target : one RDM (square or condensed; labelled or numpy).
     predictors : a stack with one leading dim (e.g. :func:`feature_model_rdms`) or a mapping
         name -> RDM. Labelled RDMs are aligned on stimulus ids and must cover the same set.
+    groups : group name -> predictor names; the variance is partitioned among the groups
+        (a group enters or leaves the regression with all its predictors), and predictors in
+        no group enter alone. Default: the pair RDMs ``"a[k,l]"`` of
+        ``feature_model_rdms(..., geometry="pairs")`` are grouped by feature ``"a"``, every
+        other predictor alone; ``{m: [m] for m in names}`` gives one entry per predictor. At
+        most 10 groups (exact Shapley values over all subsets).
 
     Returns
     -------
-    xarray.Dataset with dim ``model``: ``share`` (Shapley values of R²; they add up to
-    ``r2``), ``unique`` (R² lost when the model is dropped), ``shared`` (``r2 − Σ unique``),
-    ``r2``, ``unexplained`` (``1 − r2``) and ``subset_score(subset)`` (R² of every subset).
+    xarray.Dataset with dim ``model`` (one entry per group): ``share`` (Shapley values of R²;
+    they add up to ``r2``), ``unique`` (R² lost when the group is dropped), ``shared``
+    (``r2 − Σ unique``), ``r2``, ``unexplained`` (``1 − r2``), ``subset_score(subset)`` (R² of
+    every subset) and ``n_predictors(model)``; ``attrs["groups"]`` lists the members (JSON).
 
     Examples
     --------
@@ -148,14 +189,23 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput) -> xr.Datase
     t, design, names, _ = _design(target, predictors)
     if not np.var(t) > 0:
         raise ValueError("the target RDM is constant; it has no variance to partition")
-    phi, v = _shapley(lambda s: _ols(t, design[:, list(s)])[0], len(names))
+    grouped = _grouped(names, groups)
+    cols = list(grouped.values())
+    phi, v = _shapley(lambda s: _ols(t, design[:, [c for i in s for c in cols[i]]])[0],
+                      len(cols), what="predictor groups",
+                      remedy="group the predictors, groups={{name: [predictor, ...]}}, into at "
+                      "most {max} groups (ungrouped predictors count as one each), or pass "
+                      "fewer predictors")
     full = float(v[-1])
-    everyone = 2 ** len(names) - 1
-    unique = np.array([full - v[everyone & ~(1 << i)] for i in range(len(names))])
-    ds = _result(names, phi, v, full, "rdm_regression", {"regression": "ols_intercept"})
+    everyone = 2 ** len(cols) - 1
+    unique = np.array([full - v[everyone & ~(1 << i)] for i in range(len(cols))])
+    members = {g: [names[c] for c in cs] for g, cs in grouped.items()}
+    ds = _result(list(grouped), phi, v, full, "rdm_regression",
+                 {"regression": "ols_intercept", "groups": members})
     ds = ds.rename(feature="model").drop_vars(["residual", "total", "features_score"])
+    ds.attrs["groups"] = json.dumps(members)
     return ds.assign(unique=("model", unique), shared=full - unique.sum(), r2=full,
-                     unexplained=1.0 - full)
+                     unexplained=1.0 - full, n_predictors=("model", [len(c) for c in cols]))
 
 
 def residualise_rdm(target: ArrayLike, predictors: RdmInput) -> xr.DataArray:

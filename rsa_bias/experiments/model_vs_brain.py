@@ -6,7 +6,10 @@ Every model is the same small CNN (:func:`comparison_config`): at random initial
 several initialisation families and activations (:data:`RANDOM_FAMILIES`, all seeded), and
 trained on the Trifeature-like images (:func:`train_trifeature_cnn`). Photographs are
 resized to ``image_size`` pixels and scaled to [-1, 1] by
-:func:`rsa_bias.networks.prepare_images`, the range of the synthetic training images.
+:func:`rsa_bias.networks.prepare_images`, the range of the synthetic training images. Scale:
+trained on 32 px synthetic images, the network is scored on photographs resized to
+``image_size=64`` (more of their detail; convolutions and readout work at any size), so its
+filters meet structures at about twice their training scale; ``image_size=32`` avoids that.
 
 Readout: a conv layer's feature map becomes ``activation(stimulus, unit)`` by averaging each
 channel over space (``readout="gap"``, the default: position-invariant, one unit per
@@ -110,8 +113,8 @@ def layer_activations(model: nn.Module, images: xr.DataArray | np.ndarray | torc
     Parameters
     ----------
     images : uint8 ``image(stimulus, y, x, channel)`` DataArray (its ``stimulus`` coord
-        gives the ids), a uint8 array ``(n, y, x, 3)``, or a prepared float tensor
-        ``(n, 3, y, x)``; for the last two ``stimulus_ids`` are required.
+        gives the ids; ``stimulus_ids``, if given, must equal them), a uint8 array ``(n, y, x,
+        3)`` or a prepared float tensor ``(n, 3, y, x)`` (both need ``stimulus_ids``).
     layers : default every layer (without ``pool`` under ``readout="gap"``).
     image_size : side the photographs are resized to (ignored for a tensor).
     readout, n_components, seed : see the module docstring; the projection is drawn from
@@ -123,15 +126,16 @@ def layer_activations(model: nn.Module, images: xr.DataArray | np.ndarray | torc
     every analysis aligns them with brain data by id.
     """
     if isinstance(images, xr.DataArray):
-        ids = images["stimulus"].values if stimulus_ids is None else np.asarray(stimulus_ids)
-        x = prepare_images(images, size=image_size)
+        own = images["stimulus"].values
+        if stimulus_ids is not None and not np.array_equal(np.asarray(stimulus_ids), own):
+            raise ValueError("stimulus_ids differ from the images' own stimulus coord; pass a "
+                             "labelled DataArray without stimulus_ids (its ids are used)")
+        stimulus_ids = own
     elif stimulus_ids is None:
         raise ValueError("stimulus_ids are required for unlabelled images; pass the brain "
                          "dataset's ids in the images' order")
-    else:
-        ids = np.asarray(stimulus_ids)
-        x = images if isinstance(images, torch.Tensor) else prepare_images(images,
-                                                                           size=image_size)
+    ids = np.asarray(stimulus_ids)
+    x = images if isinstance(images, torch.Tensor) else prepare_images(images, size=image_size)
     if len(ids) != len(x):
         raise ValueError(f"{len(ids)} stimulus ids for {len(x)} images")
     layers = list(layers or _default_layers(model, readout))
@@ -199,8 +203,8 @@ def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, 
     Returns
     -------
     xarray.Dataset with ``score``, ``ci_low``, ``ci_high``, ``standard_error``
-    (model, layer, target), ``noise_ceiling_lower``/``_upper`` (target; NaN for monkey IT),
-    ``score_subject(model, layer, target, subject)``; targets ``human_it``, ``monkey_it``.
+    (target, model, layer), ``noise_ceiling_lower``/``_upper`` (target; NaN for monkey IT),
+    ``score_subject(target, model, layer, subject)``; targets ``human_it``, ``monkey_it``.
     """
     from rsa_bias.brain import load_rsa92
 
@@ -340,14 +344,6 @@ def trifeature_variance(models: Mapping[str, nn.Module], stimuli: xr.Dataset, *,
     return out
 
 
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def run_model_vs_brain(out_dir: str | Path, *, small: bool = True, seed: int = 0,
                        image_size: int = 64, progress: bool = False) -> dict[str, Path]:
     """Train the Trifeature CNN, compare it and the random CNNs with IT and V4, save it all.
@@ -361,6 +357,8 @@ def run_model_vs_brain(out_dir: str | Path, *, small: bool = True, seed: int = 0
 
     Returns ``{name: path}`` of every file written.
     """
+    import matplotlib.pyplot as plt
+
     from rsa_bias.brain import load_rsa92, load_v4
     from rsa_bias.plotting.cka import plot_cka_heatmap
     from rsa_bias.plotting.rdms import plot_rdm_row
@@ -408,7 +406,9 @@ def run_model_vs_brain(out_dir: str | Path, *, small: bool = True, seed: int = 0
              **{f"{m} {layer}": rdm(a[layer]) for m, a in acts92.items()
                 for layer in list(a)[-1:]}}, order_by=rsa92["category"]),
     }
-    paths.update({k: _save(fig, out_dir / k.replace("_png", ".png"))
-                  for k, fig in figures.items()})
+    for k, fig in figures.items():
+        paths[k] = out_dir / k.replace("_png", ".png")
+        fig.savefig(paths[k], dpi=110, bbox_inches="tight")
+        plt.close(fig)
     return paths
 

@@ -1,9 +1,11 @@
 """Initialisation families, for comparisons of networks at random initialisation.
 
-Every family sets the weight of each ``Conv*d`` and ``Linear`` layer from its fan-in
-(``in_channels * kernel area``) and fan-out, multiplied by a gain ``scale``, and sets the
-biases to 0; normalisation layers keep weight 1 and bias 0. With ``W`` the weight viewed as
-``(fan_out, fan_in)``:
+Every family but ``default`` sets the weight of each ``Conv*d`` and ``Linear`` layer from its
+fan-in (``in_channels * kernel area``) and fan-out, multiplied by a gain ``scale``, sets the
+biases to 0, and resets every normalisation layer (batch, instance, group, layer norm) to
+weight 1, bias 0 and fresh running statistics — also on a trained model. ``default`` only
+multiplies the parameters the model has by ``scale``, normalisation weights and biases
+included. With ``W`` the weight viewed as ``(fan_out, fan_in)``:
 
 ===================  ====================================================================
 family               distribution of the weights
@@ -88,6 +90,11 @@ FAMILIES: dict[str, _Init] = {
 }
 
 
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm,
+               nn.LayerNorm)
+
+
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
     """The conv and linear layers whose weights a family sets, in module order."""
     kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -127,4 +134,6 @@ def initialise(model: nn.Module, family: str = "kaiming_normal", *, scale: float
         init(layer.weight, gen, scale)
         if layer.bias is not None:
             layer.bias.zero_()
+    for norm in (m for m in model.modules() if isinstance(m, NORM_LAYERS)):
+        norm.reset_parameters()  # weight 1, bias 0, running statistics cleared; no randomness
     return model

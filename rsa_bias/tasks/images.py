@@ -6,16 +6,20 @@ statistically independent by construction: splits are drawn *stratified* on the 
 feature values, so every combination of (colour, shape, texture) appears equally often in
 every split (as in :mod:`rsa_bias.tasks.binary`). Nuisance variation: the shape's centre
 moves by up to ``jitter`` pixels (positions drawn without replacement within a combination
-while the positions last, so no two images of a combination share a position), the texture
-has a random phase, and optional Gaussian pixel noise is added.
+while the positions last: no two images of a combination share a position unless it has more
+images than the ``(2 jitter + 1)²`` positions, and then every position is used once before
+any is used again), the texture has a random phase, and optional Gaussian pixel noise is
+added.
 
 Rendering is numpy only: shapes and textures are evaluated on a 4x supersampled grid and
 box-averaged, so edges are anti-aliased. A texture-"on" pixel has the full colour, an "off"
 pixel the colour at 35% brightness, so colour and texture never coincide with the grey
 background and a shape's outline is always visible.
 
-Pixel values: ``inputs`` lie in [-1, 1] (``2 * intensity - 1``), the same range that
-:func:`rsa_bias.networks.cnn.prepare_images` gives photographs.
+Pixel values: ``inputs`` are ``2 * intensity - 1``, in [-1, 1] (the range that
+:func:`rsa_bias.networks.cnn.prepare_images` gives photographs) when ``noise`` is 0. Pixel
+noise is added afterwards and not clipped (so it stays Gaussian): with ``noise > 0`` values
+leave [-1, 1] by a few ``noise`` standard deviations.
 """
 
 from __future__ import annotations
@@ -60,8 +64,9 @@ SHAPE_MASKS: dict[str, _Mask] = {
     "star": _star,
     "diamond": lambda u, v: abs(u) + abs(v) <= 1.05,
     "ring": lambda u, v: (u**2 + v**2 <= 1.0) & (u**2 + v**2 >= 0.45**2),
-    "x": lambda u, v: ((abs(u - v) <= 0.45) | (abs(u + v) <= 0.45)) & (np.maximum(abs(u), abs(v))
-                                                                     <= 0.8),
+    # thin diagonal bands (half-width 0.2): thicker ones fill most of the square
+    "x": lambda u, v: ((abs(u - v) <= 0.2) | (abs(u + v) <= 0.2)) & (np.maximum(abs(u), abs(v))
+                                                                   <= 0.8),
 }
 
 # Textures: "on" (True) / "off" of pixel coordinates (x, y) relative to the centre, in units
@@ -136,6 +141,15 @@ def _cells(n_values: tuple[int, ...]) -> np.ndarray:
                     axis=-1).reshape(-1, len(n_values))
 
 
+def _positions(rng: np.random.Generator, n_positions: int, n: int) -> np.ndarray:
+    """``n`` position indices, without replacement while the positions last: full shuffled
+    rounds of all positions, then a draw without replacement for the rest."""
+    if n <= n_positions:
+        return rng.choice(n_positions, n, replace=False)
+    rounds = [rng.permutation(n_positions) for _ in range(n // n_positions)]
+    return np.concatenate([*rounds, rng.choice(n_positions, n % n_positions, replace=False)])
+
+
 def _draw(cfg: TaskConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per stimulus: split, feature values, offsets and phases (before rendering)."""
     cells = _cells(cfg.images.n_values)
@@ -147,7 +161,7 @@ def _draw(cfg: TaskConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
     total = sum(per_cell.values())
     rows: dict[str, list[np.ndarray]] = {"values": [], "offset": [], "split": []}
     for cell in cells:
-        take = rng.choice(len(positions), total, replace=total > len(positions))
+        take = _positions(rng, len(positions), total)
         rows["values"].append(np.broadcast_to(cell, (total, cell.size)))
         rows["offset"].append(positions[take])
         rows["split"].append(np.repeat(np.array(SPLITS), [per_cell[s] for s in SPLITS]))
@@ -172,7 +186,8 @@ def make_image_task(cfg: TaskConfig | None = None) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        ``inputs(stimulus, channel, y, x)`` float32 in [-1, 1]; coords ``stimulus``
+        ``inputs(stimulus, channel, y, x)`` float32, in [-1, 1] without pixel noise
+        (noise is added unclipped); coords ``stimulus``
         (integer id), ``split`` (train/val/test), ``feature_colour``, ``feature_shape``,
         ``feature_texture`` (integer class ids; each coord's ``attrs["values"]`` names
         them), ``offset_x``/``offset_y`` (pixels) and ``texture_phase_x``/``_y``;
@@ -222,7 +237,9 @@ def _dataset(inputs: np.ndarray, drawn: dict[str, np.ndarray], names: dict[str, 
     ds = xr.Dataset({"inputs": (("stimulus", "channel", "y", "x"), inputs)}, coords=coords)
     ds.attrs.update(feature_names=list(FEATURES),
                     feature_n_values=[len(names[f]) for f in FEATURES],
-                    pixel_range="[-1, 1] = 2 * intensity - 1; background 0",
+                    pixel_range="[-1, 1] = 2 * intensity - 1; background 0"
+                    + (f"; plus unclipped Gaussian pixel noise, sd {cfg.images.noise}"
+                       if cfg.images.noise > 0 else ""),
                     task_json=json.dumps(dataclasses.asdict(cfg), sort_keys=True))
     return ds
 
