@@ -21,12 +21,12 @@ from rsa_bias.analysis import (
 )
 from rsa_bias.brain import load_rsa92, load_v4
 from rsa_bias.config import CNNConfig, ModelConfig, TaskConfig
+from rsa_bias.experiments.brain_comparison import run_model_vs_brain
 from rsa_bias.experiments.model_vs_brain import (
     ALPHAS,
     encoding_vs_v4,
     layer_activations,
     rsa_vs_it,
-    run_model_vs_brain,
     v4_responses,
 )
 from rsa_bias.networks import build_model

@@ -326,8 +326,7 @@ def run_demo(name: str, out_dir: str | Path, *, seed: int = 0, quick: bool = Fal
     Figures go to ``figures_dir`` (default ``out_dir``) as ``<demo>_<figure>.png`` with the
     demo name's dashes as underscores. Returns the results and the written paths.
     """
-    import matplotlib.pyplot as plt
-
+    from rsa_bias.plotting import save_figure
     from rsa_bias.store import write_results
 
     if name not in DEMOS:
@@ -339,8 +338,5 @@ def run_demo(name: str, out_dir: str | Path, *, seed: int = 0, quick: bool = Fal
     fig_dir.mkdir(parents=True, exist_ok=True)
     paths = [write_results(res, out_dir / "results.nc")]
     for key, fig in figures.items():
-        path = fig_dir / f"{name.replace('-', '_')}_{key}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, fig_dir / f"{name.replace('-', '_')}_{key}.png", dpi=100))
     return res, paths

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from rsa_bias.plotting._save import save_figure
 from rsa_bias.plotting.attribution import (
     attribution_table,
     plot_attribution,
@@ -36,7 +37,7 @@ def plot_voxel_map(*args, **kwargs):
     return _plot(*args, **kwargs)
 
 
-__all__ = ["plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures",
+__all__ = ["save_figure", "plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures",
            "plot_rdm", "plot_rdm_row", "category_order", "plot_scores_with_ceiling",
            "plot_cka_heatmap", "plot_voxel_map", "attribution_table", "plot_attribution",
            "plot_scores", "plot_similarity_matrices"]

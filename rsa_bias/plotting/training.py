@@ -9,6 +9,8 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
+from rsa_bias.plotting._save import save_figure
+
 
 def _final(da: xr.DataArray) -> xr.DataArray:
     return da.isel(step=-1) if "step" in da.dims else da
@@ -76,9 +78,5 @@ def save_figures(res: xr.Dataset, out_dir: str | Path) -> list[Path]:
     paths = []
     for name, fn in (("r2_by_layer", plot_r2_by_layer), ("training_curves",
                      plot_training_curves), ("pca", plot_pca)):
-        fig = fn(res)
-        path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fn(res), out_dir / f"{name}.png"))
     return paths
