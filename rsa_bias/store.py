@@ -22,6 +22,7 @@ from pathlib import Path
 import xarray as xr
 
 from rsa_bias._atomic import atomic_path
+from rsa_bias._features import feature_names
 
 ENGINE = "netcdf4"
 FILE_KIND = "rsa_bias_file"
@@ -61,12 +62,6 @@ def _check_kind(attrs: dict, kind: str, path: Path) -> None:
     found = attrs.get(FILE_KIND)
     if found != kind:
         raise StoreError(f"{path} is not an rsa_bias {kind} file ({FILE_KIND}={found!r})")
-
-
-def feature_names(attrs: dict) -> list[str]:
-    """``attrs["feature_names"]`` as a list (netCDF returns a one-element list as a str)."""
-    names = attrs.get("feature_names", [])
-    return [names] if isinstance(names, str) else [str(n) for n in names]
 
 
 def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int = 1) -> Path:

@@ -8,13 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._features import feature_names
 from rsa_bias.analysis._align import check_finite
-
-
-def _listed_features(attrs: dict) -> list[str]:
-    """``attrs["feature_names"]`` as a list (netCDF reads a one-element list back as a str)."""
-    names = attrs.get("feature_names", [])
-    return [names] if isinstance(names, str) else list(names)
 
 
 def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None) -> xr.DataArray:
@@ -40,7 +35,7 @@ def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None)
     extra = {k: ("stimulus", sel[k].values) for k in sel.coords
              if k != "stimulus" and sel[k].dims == ("stimulus",)}
     out = activation.assign_coords(extra)
-    out.attrs = {**activation.attrs, "feature_names": _listed_features(stimuli.attrs)}
+    out.attrs = {**activation.attrs, "feature_names": feature_names(stimuli.attrs)}
     return out
 
 
@@ -48,7 +43,7 @@ def feature_names_of(activation: xr.DataArray, features: Sequence[str] | None) -
     """Names of the features to analyse; checks each ``feature_<name>`` coord exists."""
     available = [str(c)[len("feature_"):] for c in activation.coords
                  if str(c).startswith("feature_")]
-    listed = _listed_features(activation.attrs)
+    listed = feature_names(activation.attrs)
     names = list(features) if features is not None else (listed or available)
     missing = [n for n in names if n not in available]
     if missing or not names:

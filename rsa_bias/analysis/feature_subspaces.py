@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._features import centred_onehot
 from rsa_bias._linalg import orthonormal_columns, project_out
 from rsa_bias.analysis._align import ArrayLike, as_labelled, choose, stimulus_matrix
 from rsa_bias.analysis._labels import attach_stimulus_coords, feature_names_of
@@ -65,11 +66,7 @@ def _names(x: xr.DataArray, features: Sequence[str] | None) -> list[str]:
 
 
 def _indicators(x: xr.DataArray, parts: list[str]) -> np.ndarray:
-    codes = np.stack([np.unique(np.asarray(x[f"feature_{p}"].values), return_inverse=True)[1]
-                      .ravel() for p in parts], axis=1)  # integer codes: strings work too
-    _, inverse = np.unique(codes, axis=0, return_inverse=True)
-    onehot = np.eye(int(inverse.max()) + 1)[inverse.ravel()]
-    return onehot - onehot.mean(axis=0)
+    return centred_onehot(np.stack([np.asarray(x[f"feature_{p}"].values) for p in parts], axis=1))
 
 
 def _own_basis(x: xr.DataArray, name: str, before: Sequence[np.ndarray]) -> np.ndarray:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._features import joint_cells
 from rsa_bias.analysis._align import ArrayLike
 from rsa_bias.analysis._labels import feature_names_of
 from rsa_bias.analysis._rdm_stack import _as_stack, _common_ids, _select_pairs, _Stack
@@ -74,10 +75,8 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray,
             models.append(np.any(codes[:, None, :] != codes[None, :, :], axis=2).astype(float))
             labels.append(name)
             continue
-        ints = np.stack([np.unique(c, return_inverse=True)[1].ravel() for c in codes.T], axis=1)
-        _, first, cell = np.unique(ints, axis=0, return_index=True, return_inverse=True)
+        cell, first = joint_cells(codes)
         values = codes[first]
-        cell = cell.ravel()
         for k, m in itertools.combinations_with_replacement(range(len(values)), 2):
             hit = (cell[:, None] == k) & (cell[None, :] == m)
             models.append((hit | hit.T).astype(float))

@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import xarray as xr
 
+from rsa_bias._features import centred_onehot, feature_names
 from rsa_bias._linalg import orthonormal_columns, project_out
 
 RESIDUAL = "residual"
@@ -107,16 +108,7 @@ def factorial_stimuli(levels: Mapping[str, int], *, repeats: int = 1) -> xr.Data
 
 def listed_features(stimuli: xr.Dataset) -> list[str]:
     """``attrs["feature_names"]`` as a list (netCDF reads a one-element list back as a str)."""
-    names = stimuli.attrs.get("feature_names", [])
-    return [names] if isinstance(names, str) else [str(n) for n in names]
-
-
-def _centred_onehot(codes: np.ndarray) -> np.ndarray:
-    codes = codes.reshape(len(codes), -1)
-    codes = np.stack([np.unique(c, return_inverse=True)[1].ravel() for c in codes.T], axis=1)
-    _, inverse = np.unique(codes, return_inverse=True, axis=0)
-    onehot = np.eye(inverse.max() + 1)[inverse.ravel()]
-    return onehot - onehot.mean(axis=0)
+    return feature_names(stimuli.attrs)
 
 
 def _feature_values(stimuli: xr.Dataset, name: str) -> np.ndarray:
@@ -159,7 +151,7 @@ def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.
     mains = _main_effects(stimuli, components)
     bases: dict[str, np.ndarray] = {}
     for name in mains:
-        onehot = _centred_onehot(_feature_values(stimuli, name))
+        onehot = centred_onehot(_feature_values(stimuli, name))
         bases[name] = orthonormal_columns(project_out(onehot, list(bases.values())))
         if bases[name].shape[1] == 0:
             raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, "
@@ -167,7 +159,7 @@ def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.
     for conj in (c for c in components if ":" in c):
         parts = _conjunction_parts(conj)
         codes = np.stack([_feature_values(stimuli, p) for p in parts], axis=1)
-        bases[conj] = orthonormal_columns(project_out(_centred_onehot(codes), list(bases.values())))
+        bases[conj] = orthonormal_columns(project_out(centred_onehot(codes), list(bases.values())))
         if bases[conj].shape[1] == 0:
             raise ValueError(f"conjunction {conj!r} spans no variance beyond its main effects")
     return bases
