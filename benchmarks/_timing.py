@@ -1,7 +1,8 @@
-"""Timing helper shared by the benchmark scripts."""
+"""Timing and command-line helpers shared by the benchmark scripts."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -14,3 +15,13 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - t0)
     return min(times), result
+
+
+def int_options(description: str | None, **defaults: int) -> argparse.ArgumentParser:
+    """A parser with one ``--name`` integer option per keyword (``units_x`` -> ``--units-x``);
+    the script adds any other options before parsing."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in defaults.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    return p

@@ -16,10 +16,8 @@ Run: ``python benchmarks/bench_cka.py [--stimuli 10000] [--units-x 1024] [--unit
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from _timing import best_of
+from _timing import best_of, int_options
 
 from rsa_bias.analysis.kernel_alignment import cka
 
@@ -35,15 +33,9 @@ def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.vdot(k, l) / (np.linalg.norm(k) * np.linalg.norm(l)))
 
 
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--stimuli", type=int, default=10_000)
-    p.add_argument("--units-x", type=int, default=1024)
-    p.add_argument("--units-y", type=int, default=512)
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args()
+    args = int_options(__doc__, stimuli=10_000, units_x=1024, units_y=512,
+                       repeats=5).parse_args()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.stimuli, args.units_x))
     y = np.tanh(x[:, : args.units_y]) + rng.normal(size=(args.stimuli, args.units_y))

@@ -11,11 +11,9 @@ Run: ``python benchmarks/bench_compare.py [--stimuli 1000] [--rdms 100] [--repea
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import xarray as xr
-from _timing import best_of
+from _timing import best_of, int_options
 
 from rsa_bias.analysis.compare import compare_rdms
 from rsa_bias.analysis.rdms import condensed, squareform
@@ -39,11 +37,7 @@ def make_rdms(n_stim: int, n_rdms: int, seed: int = 0) -> tuple[xr.DataArray, xr
 def main() -> None:
     from rsatoolbox.rdm import RDMs, compare
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--stimuli", type=int, default=1000)
-    p.add_argument("--rdms", type=int, default=100)
-    p.add_argument("--repeats", type=int, default=2)
-    args = p.parse_args()
+    args = int_options(__doc__, stimuli=1000, rdms=100, repeats=2).parse_args()
     stack, one = make_rdms(args.stimuli, args.rdms)
     stack_sq, one_sq = squareform(stack), squareform(one)
 

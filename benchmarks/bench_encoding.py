@@ -20,11 +20,10 @@ Run: ``python benchmarks/bench_encoding.py [--samples 2000 --features 1024 --tar
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
-from _timing import best_of
+from _timing import best_of, int_options
 
 from rsa_bias.analysis.encoding import RidgeEncoder
 
@@ -39,8 +38,6 @@ def make_data(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     w = rng.normal(size=(p, t)) / np.sqrt(p)
     y = x @ w * np.logspace(-1, 1, t) + rng.normal(size=(n, t))
     return x, y
-
-
 
 
 def sklearn_loo(x, y):
@@ -77,12 +74,7 @@ def report(label: str, ref_name: str, t_ref: float, alpha_ref, rows) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=int, default=2000)
-    p.add_argument("--features", type=int, default=1024)
-    p.add_argument("--targets", type=int, default=5000)
-    p.add_argument("--repeats", type=int, default=2)
+    p = int_options(__doc__, samples=2000, features=1024, targets=5000, repeats=2)
     p.add_argument("--skip", choices=["loo", "kfold"], default=None)
     args = p.parse_args()
     x, y = make_data(args.samples, args.features, args.targets)

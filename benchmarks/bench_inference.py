@@ -24,18 +24,15 @@ Run: ``python benchmarks/bench_inference.py [--method pearson] [--boot 1000]
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
-from _timing import best_of
+from _timing import best_of, int_options
 
 from rsa_bias.analysis.inference import evaluate_models
 
 RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
                     "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov"}
-
-
 
 
 def make_rdms(n_stim: int, n_models: int, n_subjects: int,
@@ -76,15 +73,9 @@ def run_rsatoolbox(models: np.ndarray, data: np.ndarray, method: str, n_boot: in
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--stimuli", type=int, default=100)
-    p.add_argument("--models", type=int, default=5)
-    p.add_argument("--subjects", type=int, default=20)
-    p.add_argument("--boot", type=int, default=1000)
-    p.add_argument("--rt-boot", type=int, default=100)
+    p = int_options(__doc__, stimuli=100, models=5, subjects=20, boot=1000, rt_boot=100,
+                    repeats=3, seed=0)
     p.add_argument("--method", default="pearson", choices=sorted(RSATOOLBOX_NAMES))
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     models, data = make_rdms(args.stimuli, args.models, args.subjects)
     draws = replay(args.stimuli, args.boot, args.seed)

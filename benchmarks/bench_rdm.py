@@ -9,11 +9,9 @@ Run: ``python benchmarks/bench_rdm.py [--stimuli 1000] [--units 4096] [--repeats
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import xarray as xr
-from _timing import best_of
+from _timing import best_of, int_options
 
 from rsa_bias.analysis.rdms import condensed, rdm
 
@@ -22,11 +20,7 @@ def main() -> None:
     from rsatoolbox.data import Dataset
     from rsatoolbox.rdm import calc_rdm
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--stimuli", type=int, default=1000)
-    p.add_argument("--units", type=int, default=4096)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
+    args = int_options(__doc__, stimuli=1000, units=4096, repeats=3).parse_args()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.stimuli, args.units))
     da = xr.DataArray(x, dims=("stimulus", "unit"), coords={"stimulus": np.arange(args.stimuli)})

@@ -11,11 +11,9 @@ Run: ``python benchmarks/bench_variance_explained.py [--units 1024] [--slices 20
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import xarray as xr
-from _timing import best_of
+from _timing import best_of, int_options
 from sklearn.linear_model import LinearRegression
 
 from rsa_bias.analysis import feature_variance_explained
@@ -47,15 +45,9 @@ def sklearn_loop(act: xr.DataArray, f: np.ndarray, split: np.ndarray) -> np.ndar
     return out
 
 
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--stimuli", type=int, default=4096)
-    p.add_argument("--units", type=int, default=1024)
-    p.add_argument("--slices", type=int, default=20)
-    p.add_argument("--features", type=int, default=2)
-    args = p.parse_args()
+    args = int_options(__doc__, stimuli=4096, units=1024, slices=20,
+                       features=2).parse_args()
     act, f, split = make_data(args.stimuli, args.units, args.slices, args.features)
     t_ours, ours = best_of(lambda: feature_variance_explained(act))
     t_ref, ref = best_of(lambda: sklearn_loop(act, f, split))

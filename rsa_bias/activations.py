@@ -79,19 +79,15 @@ def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
     """
     root = stimuli.copy()
     root.attrs = {**stimuli.attrs, **(attrs or {})}
-    lead = (["seed"] if seeds is not None else []) + (["step"] if steps is not None else [])
+    lead = {k: np.asarray(v) for k, v in (("seed", seeds), ("step", steps)) if v is not None}
+    dims = (*lead, "stimulus", "unit")
     children = {}
     for name, arr in layers.items():
-        dims = (*lead, "stimulus", "unit")
         if arr.ndim != len(dims):
             raise ValueError(f"layer {name!r} has {arr.ndim} dims, expected {dims}")
         if arr.shape[-2] != stimuli.sizes["stimulus"]:
             raise ValueError(f"layer {name!r} has {arr.shape[-2]} stimuli, the stimulus set "
                              f"{stimuli.sizes['stimulus']}")
-        coords: dict = {"unit": np.arange(arr.shape[-1])}
-        if seeds is not None:
-            coords["seed"] = np.asarray(seeds)
-        if steps is not None:
-            coords["step"] = np.asarray(steps)
+        coords = {"unit": np.arange(arr.shape[-1]), **lead}
         children[name] = xr.Dataset({"activation": (dims, arr)}, coords=coords)
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})

@@ -103,11 +103,17 @@ def _result(names: list[str], phi: np.ndarray, v: np.ndarray, total: float, meas
     return ds
 
 
+def _labelled_xy(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None,
+                 ) -> tuple[xr.DataArray, xr.DataArray]:
+    """x labelled (stimulus coords from ``stimuli`` attached) and y labelled, aligned to x."""
+    xl = _labelled(x, stimuli, "x")
+    return xl, align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+
+
 def _pair(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None,
           features: Sequence[str] | None, orthogonalise: str):
     """Names, bases, feature parts of x and of y (aligned to x by id), and y labelled."""
-    xl = _labelled(x, stimuli, "x")
-    yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+    xl, yl = _labelled_xy(x, y, stimuli)
     names = _names(xl, features)
     bases = _bases(xl, names, orthogonalise)
     return names, bases, _parts(stimulus_matrix(xl, "x"), bases), \
@@ -167,8 +173,7 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
     """
     prep, take_sqrt = choose(_RDM_PREP, rdm_method, "rdm_method for attribution")
     centre = choose(_CENTRE_RDM, compare, "comparison for attribution (additive ones only)")
-    xl = _labelled(x, stimuli, "x")
-    yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+    xl, yl = _labelled_xy(x, y, stimuli)
     prepped = []
     for name, a in (("x", xl), ("y", yl)):
         try:
@@ -329,8 +334,7 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = 
     """
     for m in measures:
         choose(MEASURES, m, "measure")
-    xl = _labelled(x, stimuli, "x")
-    yl = align_to(xl, _labelled(y, None, "y"), ("x", "y"))
+    xl, yl = _labelled_xy(x, y, stimuli)
     yl = yl.assign_coords({k: c for k, c in xl.coords.items() if str(k).startswith("feature_")})
     yl.attrs["feature_names"] = xl.attrs.get("feature_names", [])
     pairs = {"raw": (xl, yl), "equalised": (equalise_feature_variance(xl, features=features),

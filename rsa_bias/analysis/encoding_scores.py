@@ -160,8 +160,8 @@ def cross_validated_scores(X, Y, *, cv: int = 5, alphas=DEFAULT_ALPHAS, inner_cv
     enc = RidgeEncoder(alphas, cv=inner_cv, alpha_per_target=alpha_per_target,
                        fit_intercept=fit_intercept, solver=solver, device=device,
                        search_dtype=search_dtype)
-    _labelled_inputs(x, y_mean)  # NaN / shape checks naming stimuli before any fitting
-    xv, yv = np.asarray(x.transpose("stimulus", ...).values, float), y_mean.values
+    xv, yv, _ = _labelled_inputs(x, y_mean)  # NaN / shape checks naming stimuli, before fitting
+    xv = np.asarray(xv, float)
     pred = np.empty(yv.shape)
     chosen = []
     with one_alpha_warning("cross_validated_scores"):

@@ -62,16 +62,22 @@ def correct_pvalues(p: np.ndarray, *, correction: str = "holm") -> np.ndarray:
 
 # --------------------------------------------------------------------------- model tests
 
+def _finite_replicates(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap scores ``(B, K)`` and lower ceilings ``(B,)`` of the replicates without NaN."""
+    scores = result["score_bootstrap"].values
+    nc = result["noise_ceiling_bootstrap"].sel(bound="lower").values
+    ok = np.isfinite(scores).all(axis=1)
+    return scores[ok], nc[ok]
+
+
 def _bootstrap_tests(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """rsatoolbox's bootstrap tests (``bootstrap_pair_tests`` and its 0 / ceiling tests)."""
     if "score_bootstrap" not in result:
         raise ValueError("test='bootstrap' needs a bootstrap distribution; run "
                          "evaluate_models with bootstrap='stimulus'|'subject'|'both' or use "
                          "test='t'")
-    e = result["score_bootstrap"].values
-    nc = result["noise_ceiling_bootstrap"].sel(bound="lower").values
-    ok = np.isfinite(e).all(axis=1)
-    e, nc, n = e[ok], nc[ok], int(ok.sum())
+    e, nc = _finite_replicates(result)
+    n = e.shape[0]
     less = (e[:, :, None] < e[:, None, :]).sum(axis=0)
     ties = (e[:, :, None] == e[:, None, :]).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -85,10 +91,8 @@ def _bootstrap_tests(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.nda
 def _t_tests(result: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """t tests with variances of contrasts from the bootstrap (or across subjects)."""
     if "score_bootstrap" in result:
-        z = result["score_bootstrap"].values
-        nc = result["noise_ceiling_bootstrap"].sel(bound="lower").values
-        ok = np.isfinite(z).all(axis=1)
-        z, nc, factor = z[ok], nc[ok], 1.0
+        z, nc = _finite_replicates(result)
+        factor = 1.0
         n = {"stimulus": result.attrs["n_stimuli"], "subject": result.attrs["n_subjects"],
              "both": min(result.attrs["n_stimuli"], result.attrs["n_subjects"])}
         dof = n[result.attrs["bootstrap"]] - 1

@@ -77,11 +77,10 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike, *, metric: str = "euclidean"
     >>> round(procrustes_distance(x, 2 * x @ q + 1), 6)
     0.0
     """
-    choose(PROCRUSTES_METRICS, metric, "metric")
+    distance = choose(PROCRUSTES_METRICS, metric, "metric")
     xc, yc = _centred(x, y)
     xn, yn = _unit_norm(xc, "x"), _unit_norm(yc, "y")
-    nuclear = float(np.linalg.svd(yn.T @ xn, compute_uv=False).sum())
-    return PROCRUSTES_METRICS[metric](nuclear)
+    return distance(float(np.linalg.svd(yn.T @ xn, compute_uv=False).sum()))
 
 
 def _basis(xc: np.ndarray) -> np.ndarray:

@@ -58,7 +58,8 @@ def pca_summary(activation: xr.DataArray, features: Sequence[str] | None = None,
     fvals = _features(activation, names, mask)
 
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:
-        x = phi[mask] - phi[mask].mean(axis=0)
+        x = phi[mask]
+        x = x - x.mean(axis=0)
         u, s, _ = np.linalg.svd(x, full_matrices=False)
         var = s**2
         k = min(n_pcs, len(s))
@@ -95,9 +96,10 @@ def unit_tuning(activation: xr.DataArray, features: Sequence[str] | None = None,
     fvals = _features(activation, names, mask)
 
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:
-        r2 = _abs_corr(phi[mask], fvals) ** 2
+        x = phi[mask]
+        r2 = _abs_corr(x, fvals) ** 2
         return {"unit_r2": r2, "n_selective": (r2 > threshold).sum(axis=0),
-                "n_silent": np.sum(np.ptp(phi[mask], axis=0) == 0)}
+                "n_silent": np.sum(np.ptp(x, axis=0) == 0)}
 
     ds = map_over_extra_dims(activation, one,
                              {"unit_r2": ("unit", "feature"), "n_selective": ("feature",),

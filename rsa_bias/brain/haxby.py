@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from rsa_bias.brain._paths import dataset_file
+from rsa_bias.brain._paths import data_dir, dataset_file
 from rsa_bias.brain.nifti import patterns_from_nifti
 
 FOLDER = "haxby2001_pymvpa"
@@ -144,8 +144,6 @@ def load_haxby(path: str | os.PathLike[str] | None = None, *, residuals: bool = 
     FileNotFoundError naming a missing file; ValueError for a damaged or inconsistent one.
     """
     if path is None and cache:
-        from rsa_bias.brain._paths import data_dir
-
         path = data_dir() / FOLDER
     if not cache:
         return _load(path, residuals, progress)

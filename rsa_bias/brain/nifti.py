@@ -61,13 +61,15 @@ def _fit_run(bold: Any, events: pd.DataFrame, confounds: pd.DataFrame | None, ma
     design = glm.design_matrices_[0].to_numpy()
     # one-hot contrast vectors, not names (nilearn parses a name such as "a-b" as an
     # expression): theta (regressor, voxel) = the effect size of every design column
+    # (every column is needed only for the residuals; otherwise just the conditions')
     eye = np.eye(len(columns))
-    theta = np.stack([glm.compute_contrast(row, output_type="effect_size").get_fdata()[mask]
-                      for row in eye])
-    betas = theta[[columns.index(c) for c in conditions]]
+    wanted = [columns.index(c) for c in conditions]
+    theta = np.stack([glm.compute_contrast(eye[c], output_type="effect_size").get_fdata()[mask]
+                      for c in (range(len(columns)) if residuals else wanted)])
     dof = design.shape[0] - int(np.linalg.matrix_rank(design))
     if not residuals:
-        return betas, None, dof
+        return theta, None, dof
+    betas = theta[wanted]
     # nilearn's residuals_ subtract the *whitened* design's prediction from the unwhitened
     # data under AR noise models (nilearn issue #2964); their sum with predicted_ is the
     # (scaled) data exactly, so the residuals are recomputed with the design itself.

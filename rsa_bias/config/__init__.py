@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +146,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             _fail(key, f"expected a list, got {value!r}")
         inner = typing.get_args(tp)[0]
         return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(tp):
             try:
                 return _coerce(value, option, key)

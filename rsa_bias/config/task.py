@@ -138,10 +138,8 @@ class TaskConfig:
             _fail("task.n_train", f"must be a positive integer or 'all', got {self.n_train!r}")
         if isinstance(self.n_train, int) and self.n_train < 1:
             _fail("task.n_train", f"must be >= 1, got {self.n_train}")
-        for key in ("val_size", "test_size"):
-            if getattr(self, key) < 1:
-                _fail(f"task.{key}", f"must be >= 1, got {getattr(self, key)}")
-        self._validate_sizes()
+        self._check_split_sizes()
+        self._check_capacity()
 
     def _validate_images(self) -> None:
         defaults = TaskConfig()
@@ -153,12 +151,13 @@ class TaskConfig:
         if not isinstance(self.n_train, int) or self.n_train < 1:
             _fail("task.n_train", f"an image task needs a positive integer number of training "
                   f"images, got {self.n_train!r}")
+        self._check_split_sizes()
+
+    def _check_split_sizes(self) -> None:
+        """``val_size``/``test_size`` >= 1 and every split a multiple of :attr:`n_cells`."""
         for key in ("val_size", "test_size"):
             if getattr(self, key) < 1:
                 _fail(f"task.{key}", f"must be >= 1, got {getattr(self, key)}")
-        self._check_multiples()
-
-    def _check_multiples(self) -> None:
         n_cells = self.n_cells
         for key in ("n_train", "val_size", "test_size"):
             n = getattr(self, key)
@@ -174,8 +173,7 @@ class TaskConfig:
             return math.prod(self.images.n_values)
         return 2 ** len(self.features)
 
-    def _validate_sizes(self) -> None:
-        self._check_multiples()
+    def _check_capacity(self) -> None:
         capacity = 2 ** self.n_bits
         held_out = self.val_size + self.test_size
         wanted = held_out + (self.n_train if isinstance(self.n_train, int) else 0)

@@ -11,8 +11,8 @@ from pathlib import Path
 from rsa_bias.analysis import cka_matrix, rdm
 from rsa_bias.experiments.model_vs_brain import (
     HEADS,
+    _all_layers,
     encoding_vs_v4,
-    layer_activations,
     random_models,
     rsa_vs_it,
     train_trifeature_cnn,
@@ -51,13 +51,15 @@ def run_model_vs_brain(out_dir: str | Path, *, small: bool = True, seed: int = 0
     n_boot = 500 if small else 1000
     rsa92, v4 = load_rsa92(), load_v4()
     kw = {"image_size": image_size, "seed": seed}
+    # the 92 images' activations serve the RSA scores, the CKA matrix and the RDM figure
+    acts = _all_layers(models, rsa92["image"], **kw)
     results = {
         "trifeature": trifeature_variance(models, stimuli).assign(test_accuracy=(
             "feature", [trained.history["test"]["accuracy"][f][-1] for f in HEADS])),
-        "rsa_it": rsa_vs_it(models, rsa92, n_boot=n_boot, **kw),
+        "rsa_it": rsa_vs_it(models, rsa92, activations=acts, n_boot=n_boot, **kw),
         "encoding_v4": encoding_vs_v4(models, v4, n_boot=n_boot, **kw),
     }
-    acts92 = {m: layer_activations(models[m], rsa92["image"], image_size=image_size)
+    acts92 = {m: {layer: a for (name, layer), a in acts.items() if name == m}
               for m in ("trained", "random kaiming relu")}
     cka = cka_matrix(acts92["trained"], acts92["random kaiming relu"])
     results["cka"] = cka.rename(layer_a="layer_trained", layer_b="layer_random").to_dataset()

@@ -187,7 +187,9 @@ def _rsa_target(rdms: xr.DataArray, keys: list, data: xr.DataArray, **kw) -> xr.
 def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, *,
               layers: Sequence[str] | None = None, image_size: int = 64, readout: str = "gap",
               n_components: int | None = None, rdm_method: str = "correlation",
-              method: str = "spearman", n_boot: int = 1000, seed: int = 0) -> xr.Dataset:
+              method: str = "spearman", n_boot: int = 1000, seed: int = 0,
+              activations: Mapping[tuple[str, str], xr.DataArray] | None = None
+              ) -> xr.Dataset:
     """RSA of every model x layer against human IT and monkey IT on the 92 images.
 
     Each layer's RDM is ``rdm(activation, method=rdm_method)`` (default 1 - Pearson r, as
@@ -195,6 +197,8 @@ def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, 
     subjects as subjects of :func:`~rsa_bias.analysis.evaluate_models` (score = mean over
     subjects of ``method``, default Spearman; 95% stimulus-bootstrap interval; noise ceiling
     as :func:`~rsa_bias.analysis.rdm_noise_ceiling`). Monkey IT: one group RDM (no ceiling).
+    ``activations``: the ``{(model, layer): activation}`` of the 92 images when already
+    computed (as by ``_all_layers`` with the same readout arguments), to skip the forward passes.
 
     Returns
     -------
@@ -205,8 +209,19 @@ def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, 
     from rsa_bias.brain import load_rsa92
 
     rsa92 = load_rsa92() if rsa92 is None else rsa92
-    acts = _all_layers(models, rsa92["image"], layers=layers, image_size=image_size,
-                       readout=readout, n_components=n_components, seed=seed)
+    acts = activations if activations is not None else _all_layers(
+        models, rsa92["image"], layers=layers, image_size=image_size, readout=readout,
+        n_components=n_components, seed=seed)
+    return _rsa_scores(acts, rsa92, image_size=image_size, readout=readout,
+                       n_components=n_components, rdm_method=rdm_method, method=method,
+                       n_boot=n_boot, seed=seed)
+
+
+def _rsa_scores(acts: Mapping[tuple[str, str], xr.DataArray], rsa92: xr.Dataset, *,
+                image_size: int, readout: str, n_components: int | None, rdm_method: str,
+                method: str, n_boot: int, seed: int) -> xr.Dataset:
+    """:func:`rsa_vs_it` of activations already computed by :func:`_all_layers` (the
+    readout arguments only go into the provenance attrs)."""
     keys = list(acts)
     rdms = xr.concat([rdm(a, method=rdm_method) for a in acts.values()], dim="model",
                      coords="minimal", compat="override", join="exact")

@@ -107,12 +107,14 @@ def _draw_sampled(cfg: TaskConfig, sizes: dict[str, int | None],
     used: set[int] = set()
     out: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     blocks = _blocks(cfg.features)
+    # per feature, the bit patterns of its block giving value 0 and value 1
+    by_value = []
+    for f in cfg.features:
+        all_blocks = _bits_of(np.arange(2 ** f.k, dtype=np.int64), f.k)
+        values = feature_function(f.type)(all_blocks)
+        by_value.append([all_blocks[values == v] for v in (0, 1)])
     for c in range(n_cells):
-        values = [(c >> i) & 1 for i in range(len(cfg.features))]
-        patterns = []
-        for f, v in zip(cfg.features, values, strict=True):
-            all_blocks = _bits_of(np.arange(2 ** f.k, dtype=np.int64), f.k)
-            patterns.append(all_blocks[feature_function(f.type)(all_blocks) == v])
+        patterns = [pats[(c >> i) & 1] for i, pats in enumerate(by_value)]
         for split in ("test", "val", "train"):
             need = sizes[split] // n_cells
             got: list[int] = []
@@ -160,12 +162,8 @@ def make_binary_task(cfg: TaskConfig | None = None) -> xr.Dataset:
     rng = np.random.default_rng(cfg.seed)
     draw = _draw_enumerated if cfg.n_bits <= ENUMERATE_MAX_BITS else _draw_sampled
     codes_by_split = draw(cfg, sizes, rng)
-    codes, split = [], []
-    for s in SPLITS:
-        order = rng.permutation(len(codes_by_split[s]))
-        codes.append(codes_by_split[s][order])
-        split += [s] * len(order)
-    codes_all = np.concatenate(codes)
+    codes_all = np.concatenate([rng.permutation(codes_by_split[s]) for s in SPLITS])
+    split = np.repeat(SPLITS, [len(codes_by_split[s]) for s in SPLITS])
     bits = _bits_of(codes_all, cfg.n_bits)
     values = compute_features(bits, cfg.features)
     inputs = bits.astype(np.float32) if cfg.coding == "01" else 2.0 * bits - 1.0
@@ -175,7 +173,7 @@ def make_binary_task(cfg: TaskConfig | None = None) -> xr.Dataset:
     names = [f.name for f in cfg.features]
     coords = {
         "stimulus": codes_all,
-        "split": ("stimulus", np.array(split, dtype=object).astype(str)),
+        "split": ("stimulus", split),
         "input_role": ("input", np.array(roles).astype(str)),
         **{f"feature_{n}": ("stimulus", values[:, i]) for i, n in enumerate(names)},
     }

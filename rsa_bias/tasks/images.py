@@ -32,8 +32,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias.config import COLOURS, SHAPES, TEXTURES, ImageTaskConfig, TaskConfig
+from rsa_bias.tasks.binary import SPLITS, _split_sizes
 
-SPLITS = ("train", "val", "test")
 FEATURES = ("colour", "shape", "texture")
 BACKGROUND = 0.5
 OFF_BRIGHTNESS = 0.35
@@ -153,19 +153,16 @@ def _positions(rng: np.random.Generator, n_positions: int, n: int) -> np.ndarray
 def _draw(cfg: TaskConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per stimulus: split, feature values, offsets and phases (before rendering)."""
     cells = _cells(cfg.images.n_values)
-    sizes = {"train": cfg.n_train, "val": cfg.val_size, "test": cfg.test_size}
-    per_cell = {s: n // len(cells) for s, n in sizes.items()}
+    sizes = _split_sizes(cfg)
+    per_cell = [sizes[s] // len(cells) for s in SPLITS]
     j = cfg.images.jitter
     positions = np.stack(np.meshgrid(np.arange(-j, j + 1), np.arange(-j, j + 1),
                                      indexing="xy"), axis=-1).reshape(-1, 2)
-    total = sum(per_cell.values())
-    rows: dict[str, list[np.ndarray]] = {"values": [], "offset": [], "split": []}
-    for cell in cells:
-        take = _positions(rng, len(positions), total)
-        rows["values"].append(np.broadcast_to(cell, (total, cell.size)))
-        rows["offset"].append(positions[take])
-        rows["split"].append(np.repeat(np.array(SPLITS), [per_cell[s] for s in SPLITS]))
-    values, offset, split = (np.concatenate(rows[k]) for k in ("values", "offset", "split"))
+    total = sum(per_cell)
+    offset = np.concatenate([positions[_positions(rng, len(positions), total)]
+                             for _ in cells])
+    values = np.repeat(cells, total, axis=0)
+    split = np.tile(np.repeat(SPLITS, per_cell), len(cells))
     order = np.concatenate([rng.permutation(np.flatnonzero(split == s)) for s in SPLITS])
     phase = rng.random((len(order), 2))
     return {"values": values[order], "offset": offset[order], "split": split[order],

@@ -58,10 +58,12 @@ def _inputs(stimuli: xr.Dataset, mask: np.ndarray, flat: bool, device: torch.dev
     return torch.as_tensor(x.reshape(len(x), -1) if flat else x, device=device)
 
 
-def _split_tensors(stimuli: xr.Dataset, split: str, device: torch.device, flat: bool = True):
+def _split_tensors(stimuli: xr.Dataset, features: np.ndarray, split: str,
+                   device: torch.device, flat: bool):
+    """Inputs and ``(n, feature)`` targets of one split; ``features``: the feature matrix."""
     mask = stimuli.split.values == split
     x = _inputs(stimuli, mask, flat, device)
-    y = torch.as_tensor(feature_matrix(stimuli)[mask], dtype=torch.float32, device=device)
+    y = torch.as_tensor(features[mask], dtype=torch.float32, device=device)
     return x, y
 
 
@@ -132,8 +134,9 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed
     if snapshot_mask is None:
         snapshot_mask = np.isin(stimuli.split.values, EVAL_SPLITS)
     flat = model_cfg.arch == "mlp"
-    x_train, y_train = _split_tensors(stimuli, "train", device, flat)
-    data = {s: _split_tensors(stimuli, s, device, flat) for s in EVAL_SPLITS}
+    features = feature_matrix(stimuli)
+    x_train, y_train = _split_tensors(stimuli, features, "train", device, flat)
+    data = {s: _split_tensors(stimuli, features, s, device, flat) for s in EVAL_SPLITS}
     x_snap = _inputs(stimuli, snapshot_mask, flat, device)
 
     torch.manual_seed(seed)
