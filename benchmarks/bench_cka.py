@@ -2,7 +2,7 @@
 
 On ``--stimuli`` stimuli with ``--units-x`` and ``--units-y`` units we time
 
-* ``rsa_bias.analysis.kernel_alignment`` (biased and unbiased HSIC; feature space),
+* ``rsa_bias.analysis.similarity._hsic`` (biased and unbiased HSIC; feature space),
 * the Gram-matrix CKA users write by hand from the formula
   (K = XX', L = YY', centred with H, then <HKH, HLH> / (||HKH|| ||HLH||)),
 * the three GEMMs the feature-space form cannot avoid: X'X, Y'Y and Y'X, each
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from _timing import best_of, int_options
 
-from rsa_bias.analysis.kernel_alignment import cka
+from rsa_bias.analysis.similarity._hsic import cka
 
 
 def gram_cka(x: np.ndarray, y: np.ndarray) -> float:

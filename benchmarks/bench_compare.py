@@ -15,8 +15,8 @@ import numpy as np
 import xarray as xr
 from _timing import best_of, int_options
 
-from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.rdms import condensed, squareform
+from rsa_bias.analysis.rsa.compare import compare_rdms
+from rsa_bias.analysis.rsa.rdms import condensed, squareform
 
 
 def make_rdms(n_stim: int, n_rdms: int, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from _timing import best_of, int_options
 
-from rsa_bias.analysis.encoding import RidgeEncoder
+from rsa_bias.analysis.encoding.ridge import RidgeEncoder
 
 ALPHAS = np.logspace(-2, 6, 10)
 

@@ -3,7 +3,7 @@
 5 model RDMs are evaluated against 20 subjects' RDMs over 100 stimuli with a
 bootstrap over stimuli (1000 resamples), including the bootstrapped noise
 ceiling: ``rsatoolbox.inference.eval_bootstrap_pattern`` vs
-``rsa_bias.analysis.inference.evaluate_models(bootstrap="stimulus")``.
+``rsa_bias.analysis.rsa.inference.evaluate_models(bootstrap="stimulus")``.
 
 Both runs use the *same* resamples: rsatoolbox draws them from the global
 ``np.random`` stream after ``np.random.seed(seed)``; that stream is replayed and
@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 from _timing import best_of, int_options
 
-from rsa_bias.analysis.inference import evaluate_models
+from rsa_bias.analysis.rsa.inference import evaluate_models
 
 RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
                     "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov"}

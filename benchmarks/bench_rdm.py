@@ -1,4 +1,4 @@
-"""Correlation RDM: rsa_bias.analysis.rdms vs rsatoolbox.rdm.calc_rdm, side by side.
+"""Correlation RDM: rsa_bias.analysis.rsa.rdms vs rsatoolbox.rdm.calc_rdm, side by side.
 
 Both get the same 1000 stimuli x 4096 units (as a labelled DataArray for us, as an
 rsatoolbox Dataset for rsatoolbox; building either container is not timed). The
@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from _timing import best_of, int_options
 
-from rsa_bias.analysis.rdms import condensed, rdm
+from rsa_bias.analysis.rsa.rdms import condensed, rdm
 
 
 def main() -> None:

@@ -1,78 +1,37 @@
 """rsa_bias: see how representation biases distort RSA, CKA and encoding comparisons.
 
-The package follows one data flow (see DESIGN.md):
-``tasks -> networks -> training -> activations -> store -> analysis -> plotting -> cli``.
-torch is imported only by the modules that run networks; the measures exported
-here (RDMs, RSA, CKA, encoding models, variance explained) work without it.
+The package follows one data flow (``docs/architecture.md``):
+``tasks -> networks -> training -> store -> analysis -> plotting -> experiments / cli``,
+with ``brain`` (recorded and simulated data) feeding the analysis. Every public analysis
+function is importable from here (``from rsa_bias import rdm, cka, RidgeEncoder``); they are
+loaded on first use, so ``import rsa_bias`` stays light (no torch, scikit-learn, nilearn or
+matplotlib until a measure or a figure needs it).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-from rsa_bias.analysis import (  # noqa: E402
-    RidgeEncoder,
-    attribute_cka,
-    attribute_encoding,
-    attribute_rsa,
-    cca_similarity,
-    cka,
-    cka_bootstrap,
-    cka_matrix,
-    cka_permutation,
-    compare_controlled,
-    compare_rdms,
-    correct_pvalues,
-    cross_validated_scores,
-    equalise_feature_variance,
-    evaluate_models,
-    feature_decomposition,
-    feature_model_rdms,
-    feature_variance_explained,
-    minibatch_cka,
-    pairwise_model_tests,
-    permutation_test,
-    procrustes_distance,
-    rdm,
-    rdm_noise_ceiling,
-    rdm_variance_partition,
-    remove_features,
-    residualise_rdm,
-    response_noise_ceiling,
-    svcca,
-    variance_shares,
-)
+from rsa_bias._version import __version__ as __version__
 
-__all__ = [
-    "__version__",
-    "rdm",
-    "compare_rdms",
-    "cka",
-    "cka_matrix",
-    "minibatch_cka",
-    "cka_bootstrap",
-    "cka_permutation",
-    "procrustes_distance",
-    "cca_similarity",
-    "svcca",
-    "feature_variance_explained",
-    "RidgeEncoder",
-    "cross_validated_scores",
-    "response_noise_ceiling",
-    "evaluate_models",
-    "rdm_noise_ceiling",
-    "permutation_test",
-    "pairwise_model_tests",
-    "correct_pvalues",
-    "feature_decomposition",
-    "variance_shares",
-    "remove_features",
-    "equalise_feature_variance",
-    "attribute_cka",
-    "attribute_rsa",
-    "attribute_encoding",
-    "compare_controlled",
-    "feature_model_rdms",
-    "rdm_variance_partition",
-    "residualise_rdm",
-]
+
+def _analysis():
+    return importlib.import_module("rsa_bias.analysis")
+
+
+def __getattr__(name: str):
+    if name == "__all__":
+        return ["__version__", *_analysis().public_names()]
+    if not name.startswith("_"):
+        try:
+            value = getattr(_analysis(), name)
+        except AttributeError:
+            pass
+        else:
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_analysis().public_names()})

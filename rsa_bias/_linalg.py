@@ -1,4 +1,4 @@
-"""Small linear-algebra helpers shared by the analysis and the simulated brains."""
+"""Small linear-algebra helpers shared by the analysis families and the simulated brains."""
 
 from __future__ import annotations
 
@@ -22,3 +22,28 @@ def project_out(m: np.ndarray, bases: Sequence[np.ndarray]) -> np.ndarray:
     for q in bases:
         m = m - q @ (q.T @ m)
     return m
+
+
+def unit_rows(m: np.ndarray, what: str, *, in_place: bool) -> np.ndarray:
+    """Rows of ``m`` scaled to unit length; a zero row raises, naming the ``what`` distance
+    (``"correlation"`` for centred rows, whose zero means a constant pattern, or ``"cosine"``)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", m, m))
+    if np.any(norms == 0):
+        bad = np.flatnonzero(norms == 0)
+        raise ValueError(f"{what} distance is undefined for {bad.size} stimuli whose pattern "
+                         f"is {'constant' if what == 'correlation' else 'all zero'} (positions "
+                         f"{bad[:5].tolist()}); drop them or use method='sqeuclidean'")
+    if in_place:
+        m /= norms[:, None]
+        return m
+    return m / norms[:, None]
+
+
+def squared_distances(xc: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between rows, clipped at 0 with an exact zero diagonal."""
+    gram = xc @ xc.T
+    norms = np.diag(gram).copy()
+    d = norms[:, None] + norms[None, :] - 2.0 * gram
+    np.maximum(d, 0.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d

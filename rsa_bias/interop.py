@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import as_labelled
-from rsa_bias.analysis.crossnobis import stack_runs
-from rsa_bias.analysis.rdms import PAIR_DIM, RDM_DIMS, condensed, squareform
+from rsa_bias.analysis._inputs import as_labelled
+from rsa_bias.analysis.rsa.crossnobis import stack_runs
+from rsa_bias.analysis.rsa.rdms import PAIR_DIM, RDM_DIMS, condensed, squareform
 
 #: rsa_bias method name -> rsatoolbox name, for ``rdm`` and ``compare_rdms``.
 RDM_METHOD_NAMES = {"sqeuclidean": "euclidean", "mahalanobis": "mahalanobis",

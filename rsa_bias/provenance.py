@@ -1,4 +1,9 @@
-"""Provenance attributes recorded in every file rsa_bias writes."""
+"""Provenance attributes: how every file and every analysis result was made.
+
+:func:`provenance_attrs` describes a file (its config, seeds, package version, commit);
+:func:`result_attrs` is the one helper every public analysis result records its computation
+with (the function, its method, every parameter flat and as JSON, plus the provenance).
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,62 @@ import datetime as _dt
 import functools
 import json
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rsa_bias import __version__
+from rsa_bias._version import __version__
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    """stdout of ``git args`` in ``cwd``, or None when git fails or is missing."""
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _is_own_checkout(package_dir: Path) -> bool:
+    """True when ``package_dir`` sits at the top of a git work tree that is rsa_bias's own
+    (its ``pyproject.toml`` names the project), not inside some other repository."""
+    root = package_dir.parent
+    top = _git(["rev-parse", "--show-toplevel"], root)
+    if top is None or Path(top).resolve() != root.resolve():
+        return False
+    pyproject = root / "pyproject.toml"
+    return pyproject.is_file() and 'name = "rsa_bias"' in pyproject.read_text(errors="replace")
+
+
+def checkout_sha(package_dir: Path) -> str:
+    """Commit of the rsa_bias checkout holding ``package_dir`` (``-dirty`` marks uncommitted
+    changes to tracked files), or ``"unknown"`` when the package does not run from its own
+    checkout (an installed copy, or a copy inside another repository)."""
+    if not _is_own_checkout(package_dir):
+        return "unknown"
+    root = package_dir.parent
+    sha = _git(["rev-parse", "HEAD"], root)
+    if not sha:
+        return "unknown"
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    return sha + ("-dirty" if dirty else "")
 
 
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
-    """Commit of the rsa_bias source tree, ``"unknown"`` outside a git checkout.
+    """Commit of the running rsa_bias source tree; see :func:`checkout_sha`."""
+    return checkout_sha(_PACKAGE_DIR)
 
-    A ``-dirty`` suffix marks uncommitted changes, so a result can be traced to
-    exactly the code that produced it.
-    """
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
-        )
-        if sha.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=5,
-        )
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+
+def _base_attrs() -> dict[str, str]:
+    return {
+        "rsa_bias_version": __version__,
+        "git_sha": git_sha(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
@@ -47,12 +81,14 @@ def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
         Stored as JSON under ``seed``.
     method : str, optional
         Name of the computation, stored under ``method``.
+
+    Returns
+    -------
+    dict
+        ``rsa_bias_version``, ``git_sha``, ``created`` and those of ``config_json``,
+        ``seed`` and ``method`` that were given.
     """
-    attrs = {
-        "rsa_bias_version": __version__,
-        "git_sha": git_sha(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    attrs = _base_attrs()
     if config is not None:
         cfg = config.to_dict() if hasattr(config, "to_dict") else config
         attrs["config_json"] = json.dumps(cfg, sort_keys=True)
@@ -60,4 +96,68 @@ def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
         attrs["seed"] = json.dumps(seed)
     if method is not None:
         attrs["method"] = method
+    return attrs
+
+
+def _flat(value: Any) -> str | int | float:
+    """A netCDF-safe attribute value: numbers and strings as they are, None as ``"none"``,
+    booleans as 0/1, sequences and mappings as JSON, anything else as its ``str``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
+        return _flat(value.item())
+    if isinstance(value, (Mapping, Sequence)) or hasattr(value, "tolist"):
+        return json.dumps(_jsonable(value), sort_keys=True)
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def result_attrs(function: str, *, method: str | None = None, **params: Any) -> dict[str, Any]:
+    """The attrs every public analysis result records: how it was computed.
+
+    Parameters
+    ----------
+    function : str
+        The public function that computed the result (``"evaluate_models"``).
+    method : str, optional
+        The measure or variant it computed (``"corr_cov"``); default ``function``.
+    **params
+        Every option the result depends on (``seed=``, ``n_boot=``, ...), each stored flat
+        (see :func:`_flat`) and all together, with ``function`` and ``method``, as JSON
+        under ``config_json``.
+
+    Returns
+    -------
+    dict
+        ``function``, ``method``, the flat parameters, ``config_json``,
+        ``rsa_bias_version``, ``created`` and ``git_sha`` — all netCDF-safe.
+
+    Examples
+    --------
+    >>> attrs = result_attrs("cka_bootstrap", n_boot=100, seed=None)
+    >>> attrs["method"], attrs["seed"], attrs["n_boot"]
+    ('cka_bootstrap', 'none', 100)
+    """
+    method = function if method is None else method
+    attrs: dict[str, Any] = {k: _flat(v) for k, v in params.items()}
+    attrs.update(function=function, method=method)
+    attrs["config_json"] = json.dumps({"function": function, "method": method,
+                                       **{k: _jsonable(v) for k, v in params.items()}},
+                                      sort_keys=True)
+    attrs.update(_base_attrs())
     return attrs

@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
-from rsa_bias.analysis.cka_batches import cka_matrix, minibatch_cka
-from rsa_bias.analysis.cka_inference import (
+from rsa_bias.analysis.similarity import cka, hsic
+from rsa_bias.analysis.similarity._hsic import _cka_arrays, _prepared_pair
+from rsa_bias.analysis.similarity.cka_batches import cka_matrix, minibatch_cka
+from rsa_bias.analysis.similarity.cka_inference import (
     _weighted_unbiased_hsic,
     cka_bootstrap,
     cka_permutation,
 )
-from rsa_bias.analysis.kernel_alignment import _cka_arrays, _prepared_pair, cka, hsic
 
 # --- independent references, written from the formulas -----------------------------------------
 

@@ -13,8 +13,8 @@ from hypothesis.extra.numpy import arrays
 from realdata import rsa92_rdms
 from scipy.spatial.distance import squareform as scipy_squareform
 
-from rsa_bias.analysis.compare import compare_rdms, rank_rows
-from rsa_bias.analysis.rdms import condensed
+from rsa_bias.analysis.rsa.compare import compare_rdms, rank_rows
+from rsa_bias.analysis.rsa.rdms import condensed
 
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")
 

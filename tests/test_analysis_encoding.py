@@ -13,9 +13,13 @@ from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold, LeaveOneOut
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from rsa_bias.analysis import encoding
-from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder
-from rsa_bias.analysis.encoding_scores import cross_validated_scores, noise_ceiling, spearman_brown
+from rsa_bias.analysis.encoding import (
+    cross_validated_scores,
+    response_noise_ceiling,
+    spearman_brown,
+)
+from rsa_bias.analysis.encoding import ridge as encoding
+from rsa_bias.analysis.encoding.ridge import DEFAULT_ALPHAS, RidgeEncoder
 
 ALPHAS = np.logspace(-2, 6, 10)
 
@@ -172,7 +176,7 @@ def test_gpu_matches_cpu():
 
 
 def test_analysis_does_not_import_torch():
-    code = ("import sys, numpy as np; from rsa_bias.analysis.encoding import RidgeEncoder;"
+    code = ("import sys, numpy as np; from rsa_bias.analysis.encoding.ridge import RidgeEncoder;"
             "RidgeEncoder().fit(np.random.rand(9, 2), np.random.rand(9));"
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -282,7 +286,7 @@ def test_noise_ceiling_matches_analytic_reliability(n_repeats):
     resp = signal + noise_sd[None, :, None] * rng.normal(size=(n_stim, n_neur, n_repeats))
     da = xr.DataArray(resp, dims=("stimulus", "neuron", "repeat"),
                       coords={"neuron": [f"n{i}" for i in range(n_neur)]})
-    out = noise_ceiling(da)
+    out = response_noise_ceiling(da)
     assert out["reliability"].dims == ("neuron",) and out["neuron"].values[5] == "n5"
     expected = 1.0 / (1.0 + noise_sd**2 / n_repeats)
     rel = out["reliability"].values
@@ -297,14 +301,14 @@ def test_noise_ceiling_matches_analytic_reliability(n_repeats):
 def test_noise_ceiling_unreliable_targets_are_nan_and_bad_input():
     rng = np.random.default_rng(0)
     resp = rng.normal(size=(200, 40, 2))  # pure noise: reliability scatters around 0
-    out = noise_ceiling(resp)
+    out = response_noise_ceiling(resp)
     neg = out["reliability"].values <= 0
     assert neg.any() and np.isnan(out["ceiling_r"].values[neg]).all()
     with pytest.raises(ValueError, match="2 repeats"):
-        noise_ceiling(resp[:, :, :1])
+        response_noise_ceiling(resp[:, :, :1])
     resp[3, 1, 0] = np.nan
     with pytest.raises(ValueError, match="stimulus 3, target 1, repeat 0"):
-        noise_ceiling(resp)
+        response_noise_ceiling(resp)
 
 
 def test_normalised_scores_near_one_for_a_perfectly_predictable_signal():
@@ -331,7 +335,7 @@ def test_default_alphas_are_the_issue_grid():
 
 
 def test_warns_when_targets_choose_the_smallest_alpha():
-    from rsa_bias.analysis.encoding import AlphaGridWarning
+    from rsa_bias.analysis.encoding.ridge import AlphaGridWarning
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((200, 5))
@@ -345,7 +349,7 @@ def test_warns_when_targets_choose_the_smallest_alpha():
 
 
 def test_cross_validated_scores_warn_once_for_all_folds():
-    from rsa_bias.analysis.encoding import AlphaGridWarning, one_alpha_warning
+    from rsa_bias.analysis.encoding.ridge import AlphaGridWarning, one_alpha_warning
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((120, 4))

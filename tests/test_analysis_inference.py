@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 from realdata import rsa92_rdms
 from scipy.spatial.distance import squareform as scipy_squareform
 
-from rsa_bias.analysis import _resample as inference
-from rsa_bias.analysis.ceilings import noise_ceiling, weighted_ranks
-from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.inference import evaluate_models, permutation_test
-from rsa_bias.analysis.model_tests import correct_pvalues, pairwise_model_tests
+from rsa_bias.analysis.rsa import _resample as inference
+from rsa_bias.analysis.rsa import rdm_noise_ceiling
+from rsa_bias.analysis.rsa.ceilings import weighted_ranks
+from rsa_bias.analysis.rsa.compare import compare_rdms
+from rsa_bias.analysis.rsa.inference import evaluate_models, permutation_test
+from rsa_bias.analysis.rsa.model_tests import correct_pvalues, pairwise_model_tests
 
 rt_inference = pytest.importorskip("rsatoolbox.inference")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")
@@ -99,7 +100,7 @@ def rsatoolbox_bootstrap(x: np.ndarray, y: np.ndarray, method: str, kind: str, n
 @pytest.mark.parametrize("method", sorted(RSATOOLBOX_NAMES))
 def test_noise_ceiling_matches_rsatoolbox_random(small, method: str) -> None:
     _, y = small
-    ours = noise_ceiling(y, method=method)
+    ours = rdm_noise_ceiling(y, method=method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         low, up = rt_inference.boot_noise_ceiling(rt_rdm.RDMs(y), method=RSATOOLBOX_NAMES[method])
@@ -112,7 +113,7 @@ def test_noise_ceiling_matches_rsatoolbox_random(small, method: str) -> None:
 @pytest.mark.parametrize("method", ["corr_cov", "spearman", "pearson", "cosine"])
 def test_noise_ceiling_matches_rsatoolbox_on_human_it(rsa92, method: str) -> None:
     brain, _ = rsa92
-    ours = noise_ceiling(brain, method=method)
+    ours = rdm_noise_ceiling(brain, method=method)
     vectors = np.stack([scipy_squareform(r, checks=False) for r in brain.values])
     low, up = rt_inference.boot_noise_ceiling(rt_rdm.RDMs(vectors), method=RSATOOLBOX_NAMES[method])
     assert ours.lower.item() == pytest.approx(low, abs=1e-9)
@@ -122,7 +123,7 @@ def test_noise_ceiling_matches_rsatoolbox_on_human_it(rsa92, method: str) -> Non
 
 def test_noise_ceiling_brackets_identical_subjects() -> None:
     y = np.tile(np.random.default_rng(0).random(36), (3, 1))
-    nc = noise_ceiling(y, method="pearson")
+    nc = rdm_noise_ceiling(y, method="pearson")
     assert nc.lower.item() == pytest.approx(1.0) and nc.upper.item() == pytest.approx(1.0)
 
 
@@ -421,7 +422,7 @@ def test_bad_input_errors(small) -> None:
     with pytest.raises(ValueError, match=r"NaN.*\[2\]"):
         evaluate_models(x, bad)
     with pytest.raises(ValueError, match="at least 2 subjects"):
-        noise_ceiling(y[:1])
+        rdm_noise_ceiling(y[:1])
     with pytest.raises(ValueError, match=r"indices\['stimulus'\] must be integer positions"):
         evaluate_models(x, y, indices={"stimulus": np.full((2, 8), 8)})
 

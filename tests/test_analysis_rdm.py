@@ -15,8 +15,8 @@ from realdata import data_file
 from scipy.spatial.distance import pdist
 from scipy.spatial.distance import squareform as scipy_squareform
 
-from rsa_bias.analysis.crossnobis import noise_precision, stack_runs
-from rsa_bias.analysis.rdms import condensed, rdm, squareform
+from rsa_bias.analysis.rsa.crossnobis import noise_precision, stack_runs
+from rsa_bias.analysis.rsa.rdms import condensed, rdm, squareform
 
 rt_data = pytest.importorskip("rsatoolbox.data")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")

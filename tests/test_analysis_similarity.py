@@ -14,7 +14,7 @@ from scipy.stats import ortho_group
 from sklearn.cross_decomposition import CCA
 from sklearn.decomposition import PCA
 
-from rsa_bias.analysis.similarity import (
+from rsa_bias.analysis.similarity.shape_metrics import (
     canonical_correlations,
     cca_similarity,
     procrustes_distance,

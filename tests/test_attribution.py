@@ -25,8 +25,8 @@ from rsa_bias import (
     residualise_rdm,
     variance_shares,
 )
-from rsa_bias.analysis.attribution import MAX_EXACT_FEATURES
-from rsa_bias.analysis.rdms import condensed
+from rsa_bias.analysis.features._shapley import MAX_EXACT_FEATURES
+from rsa_bias.analysis.rsa.rdms import condensed
 from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
 
 SHARES = {"a": 0.5, "b": 0.2, "c": 0.1}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.rdms import rdm
+from rsa_bias.analysis.rsa.compare import compare_rdms
+from rsa_bias.analysis.rsa.rdms import rdm
 from rsa_bias.interop import (
     COMPARE_METHOD_NAMES,
     RDM_METHOD_NAMES,

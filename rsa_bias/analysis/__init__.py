@@ -1,89 +1,52 @@
-"""Pure analysis functions over xarray / numpy (no torch, no plotting, no file I/O)."""
+"""Pure analysis functions over xarray / numpy (no torch, no plotting, no file I/O).
+
+Four measure families, each a subpackage whose private kernels stay inside it:
+
+``rsa``          RDMs, crossnobis and noise precision, RDM comparisons, noise ceilings,
+                 bootstrap / permutation inference, tests between models
+``similarity``   CKA (all estimators, minibatch, layer x layer, inference), Procrustes,
+                 CCA, SVCCA
+``encoding``     the ridge encoding model, nested cross-validated scores, response ceilings
+``features``     feature variance explained, PCA and tuning, feature subspaces,
+                 attribution of scores to features, bias-controlled comparisons,
+                 feature-model RDMs and RDM variance partitioning
+
+The public API is the union of the families' ``__all__`` lists, in that order; each family
+is imported on first use (``import rsa_bias`` imports none of them, and neither scikit-learn
+nor torch until a measure needs it).
+"""
 
 from __future__ import annotations
 
-from rsa_bias.analysis.attribution import (
-    attribute_cka,
-    attribute_encoding,
-    attribute_rsa,
-    compare_controlled,
-)
-from rsa_bias.analysis.ceilings import noise_ceiling as rdm_noise_ceiling
-from rsa_bias.analysis.cka_batches import cka_matrix, minibatch_cka
-from rsa_bias.analysis.cka_inference import cka_bootstrap, cka_permutation
-from rsa_bias.analysis.compare import compare_rdms
-from rsa_bias.analysis.crossnobis import noise_precision, stack_runs
-from rsa_bias.analysis.encoding import RidgeEncoder
-from rsa_bias.analysis.encoding_scores import cross_validated_scores, spearman_brown
-from rsa_bias.analysis.encoding_scores import noise_ceiling as response_noise_ceiling
-from rsa_bias.analysis.feature_subspaces import (
-    equalise_feature_variance,
-    feature_decomposition,
-    remove_features,
-    variance_shares,
-)
-from rsa_bias.analysis.inference import evaluate_models, permutation_test
-from rsa_bias.analysis.kernel_alignment import cka, hsic
-from rsa_bias.analysis.model_tests import correct_pvalues, pairwise_model_tests
-from rsa_bias.analysis.rdm_partition import (
-    feature_model_rdms,
-    rdm_variance_partition,
-    residualise_rdm,
-)
-from rsa_bias.analysis.rdms import condensed, rdm, squareform
-from rsa_bias.analysis.similarity import (
-    canonical_correlations,
-    cca_similarity,
-    procrustes_distance,
-    svcca,
-)
-from rsa_bias.analysis.tuning import pca_summary, unit_tuning
-from rsa_bias.analysis.variance import (
-    feature_variance_explained,
-    normalise_by_final,
-    variance_explained_arrays,
-)
+import importlib
+from types import ModuleType
 
-__all__ = [
-    "feature_variance_explained",
-    "variance_explained_arrays",
-    "normalise_by_final",
-    "pca_summary",
-    "unit_tuning",
-    "rdm",
-    "condensed",
-    "squareform",
-    "noise_precision",
-    "stack_runs",
-    "compare_rdms",
-    "cka",
-    "hsic",
-    "minibatch_cka",
-    "cka_matrix",
-    "cka_bootstrap",
-    "cka_permutation",
-    "procrustes_distance",
-    "canonical_correlations",
-    "cca_similarity",
-    "svcca",
-    "RidgeEncoder",
-    "cross_validated_scores",
-    "response_noise_ceiling",
-    "spearman_brown",
-    "evaluate_models",
-    "rdm_noise_ceiling",
-    "permutation_test",
-    "pairwise_model_tests",
-    "correct_pvalues",
-    "feature_decomposition",
-    "variance_shares",
-    "remove_features",
-    "equalise_feature_variance",
-    "attribute_cka",
-    "attribute_rsa",
-    "attribute_encoding",
-    "compare_controlled",
-    "feature_model_rdms",
-    "rdm_variance_partition",
-    "residualise_rdm",
-]
+FAMILIES = ("rsa", "similarity", "encoding", "features")
+
+
+def _family(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def public_names() -> list[str]:
+    """Every public analysis name, family by family (imports all four families)."""
+    return [n for fam in FAMILIES for n in _family(fam).__all__]
+
+
+def __getattr__(name: str):
+    if name == "__all__":
+        return public_names()
+    if name in FAMILIES:
+        return _family(name)
+    if not name.startswith("_"):
+        for fam in FAMILIES:
+            module = _family(fam)
+            if name in module.__all__:
+                value = getattr(module, name)
+                globals()[name] = value  # later look-ups skip __getattr__
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *FAMILIES, *public_names()})

@@ -5,7 +5,7 @@
 * :func:`cka_matrix` — CKA between every layer of one mapping and every layer of
   another, each layer prepared once.
 
-Both use the estimators and kernels of :mod:`rsa_bias.analysis.kernel_alignment`.
+Both use the estimators and kernels of :mod:`rsa_bias.analysis.similarity._hsic`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import (
+from rsa_bias.analysis._inputs import (
     ArrayLike,
     align_to,
     as_labelled,
@@ -23,7 +23,7 @@ from rsa_bias.analysis._align import (
     paired_values,
     stimulus_matrix,
 )
-from rsa_bias.analysis.kernel_alignment import (
+from rsa_bias.analysis.similarity._hsic import (
     _choose_form,
     _hsic,
     _normalise,
@@ -82,14 +82,14 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
           when ``seed`` is given).
         Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
     batch_size : stimuli per batch for whole-array inputs (≥ 4 for unbiased).
-    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.kernel_alignment.cka`; the
+    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.similarity.cka`; the
         RBF bandwidth is set by the median rule within each batch.
     seed : shuffles whole-array inputs before batching.
 
     Returns
     -------
     float
-        With one batch this is :func:`~rsa_bias.analysis.kernel_alignment.cka` with the
+        With one batch this is :func:`~rsa_bias.analysis.similarity.cka` with the
         same estimator.
     """
     sums, count = np.zeros(3), 0
@@ -133,7 +133,7 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
     layers_a, layers_b : mapping of layer name -> DataArray ("stimulus", "unit") or array
         All layers are aligned on the stimulus ids of the first layer of
         ``layers_a``. ``layers_b=None`` compares ``layers_a`` with itself.
-    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.kernel_alignment.cka`.
+    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
     -------

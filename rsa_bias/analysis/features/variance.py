@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._labels import (
+from rsa_bias.analysis.features._labels import (
     attach_stimulus_coords,
     check_finite,
     feature_names_of,

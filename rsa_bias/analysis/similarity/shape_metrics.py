@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rsa_bias.analysis._align import ArrayLike, choose, paired_values
+from rsa_bias.analysis._inputs import ArrayLike, choose, paired_values
 
 
 def _centred(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ the condensed (upper-triangle) dissimilarities:
 * :func:`residualise_rdm` keeps what the models do not explain, so that two RDMs can be
   compared beyond, say, a loud feature (a partial correlation).
 
-Unlike the representation-level attribution of :mod:`rsa_bias.analysis.attribution`, this
+Unlike the representation-level attribution of :mod:`rsa_bias.analysis.features.attribution`, this
 works for any RDM (correlation distance, crossnobis, a shipped brain RDM) and needs no
 activations; it describes the RDM's geometry, which is exactly what rank or linear RSA sees.
 """
@@ -27,11 +27,11 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._features import joint_cells
-from rsa_bias.analysis._align import ArrayLike
-from rsa_bias.analysis._labels import feature_names_of
-from rsa_bias.analysis._rdm_stack import _as_stack, _common_ids, _select_pairs, _Stack
-from rsa_bias.analysis.attribution import _result, _shapley
-from rsa_bias.analysis.rdms import RDM_DIMS, squareform
+from rsa_bias.analysis._inputs import ArrayLike
+from rsa_bias.analysis._rdm_vectors import RDM_DIMS, RdmStack, as_stack, common_ids, select_pairs
+from rsa_bias.analysis.features._labels import feature_names_of
+from rsa_bias.analysis.features._shapley import _result, _shapley
+from rsa_bias.analysis.rsa import squareform
 
 RdmInput = ArrayLike | Mapping[str, ArrayLike]
 
@@ -87,30 +87,30 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray,
                         coords={"model": labels, "stimulus_i": ids, "stimulus_j": ids})
 
 
-def _predictor_stacks(predictors: RdmInput) -> list[tuple[str, _Stack]]:
+def _predictor_stacks(predictors: RdmInput) -> list[tuple[str, RdmStack]]:
     if isinstance(predictors, Mapping):
-        return [(str(k), _as_stack(v, f"predictors[{k!r}]")) for k, v in predictors.items()]
-    p = _as_stack(predictors, "predictors")
+        return [(str(k), as_stack(v, f"predictors[{k!r}]")) for k, v in predictors.items()]
+    p = as_stack(predictors, "predictors")
     if len(p.dims) > 1:
         raise ValueError(f"predictors have leading dims {p.dims}; give one stack dim "
                          "(e.g. 'model') or a mapping name -> RDM")
     labels = p.coords[p.dims[0]].values if p.dims and p.dims[0] in p.coords else \
         [f"model_{i}" for i in range(p.vectors.shape[0])]
-    return [(str(label), _Stack(p.vectors[i:i + 1], p.ids)) for i, label in enumerate(labels)]
+    return [(str(label), RdmStack(p.vectors[i:i + 1], p.ids)) for i, label in enumerate(labels)]
 
 
 def _design(target: ArrayLike, predictors: RdmInput,
             ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Target vector, design (pairs × models), model names and stimulus ids (target order)."""
-    t = _as_stack(target, "target")
+    t = as_stack(target, "target")
     if t.vectors.shape[0] != 1:
         raise ValueError("target must be one RDM, not a stack; loop over the stack")
     items = _predictor_stacks(predictors)
     if not items:
         raise ValueError("no predictor RDMs were given")
     for name, s in items:
-        _common_ids(t, s, ("target", name), "exact", "regressing RDMs")
-    design = np.column_stack([_select_pairs(s.vectors, s.ids, t.ids)[0] for _, s in items])
+        common_ids(t, s, ("target", name), "exact", "regressing RDMs")
+    design = np.column_stack([select_pairs(s.vectors, s.ids, t.ids)[0] for _, s in items])
     if np.isnan(design).any() or np.isnan(t.vectors).any():
         raise ValueError("RDMs with NaN dissimilarities cannot be regressed; drop those stimuli")
     return t.vectors[0], design, [name for name, _ in items], t.ids

@@ -15,8 +15,8 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import ArrayLike, paired_values
-from rsa_bias.analysis.kernel_alignment import (
+from rsa_bias.analysis._inputs import ArrayLike, paired_values
+from rsa_bias.analysis.similarity._hsic import (
     _cka_arrays,
     _hsic,
     _normalise,

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._features import feature_names
-from rsa_bias.analysis._align import check_finite
+from rsa_bias.analysis._inputs import check_finite
 
 
 def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None) -> xr.DataArray:

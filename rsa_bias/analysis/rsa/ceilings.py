@@ -13,7 +13,7 @@ for ``cosine``/``cosine_cov``, ranks for ``spearman``/``rho_a``/Kendall (the
 pooled ranks are ranked again by the comparison).
 
 The private helpers compute the same bounds for *weighted* resamples (the
-bootstrap of :func:`rsa_bias.analysis.inference.evaluate_models`): a subject
+bootstrap of :func:`rsa_bias.analysis.rsa.inference.evaluate_models`): a subject
 drawn ``v_s`` times enters the pooled RDM ``v_s`` times, and, as in
 rsatoolbox, the leave-one-out bound leaves out *all* copies of a subject and
 averages over the distinct subjects drawn.
@@ -21,26 +21,25 @@ averages over the distinct subjects drawn.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import choose
-from rsa_bias.analysis._rdm_stack import _as_stack, _Stack
-from rsa_bias.analysis.compare import _METHODS as _COMPARE
-from rsa_bias.analysis.compare import rank_rows
+from rsa_bias.analysis._inputs import choose
+from rsa_bias.analysis._rdm_vectors import RdmStack, as_stack
+from rsa_bias.analysis.rsa.compare import _METHODS as _COMPARE
+from rsa_bias.analysis.rsa.compare import rank_rows
+from rsa_bias.provenance import result_attrs
 
 RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a", "kendall_tau_b")
 
 
 # --------------------------------------------------------------------------- inputs
 
-def checked_stack(x: xr.DataArray | np.ndarray, name: str) -> _Stack:
+def checked_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
     """A stack of RDMs (at most one leading dim) as vectors, refusing NaN."""
-    stack = _as_stack(x, name)
+    stack = as_stack(x, name)
     if len(stack.dims) > 1:
         raise ValueError(f"{name} has leading dims {stack.dims}; stack them into one dim "
                          f"first (e.g. {name}.stack(subject=[...]) and reset the index)")
@@ -51,23 +50,12 @@ def checked_stack(x: xr.DataArray | np.ndarray, name: str) -> _Stack:
     return stack
 
 
-def lead_labels(stack: _Stack) -> np.ndarray:
+def lead_labels(stack: RdmStack) -> np.ndarray:
     """Coordinate values of the stack's leading dim (positions when it has none)."""
     n = stack.vectors.shape[0]
     if stack.dims and stack.dims[0] in stack.coords:
         return np.asarray(stack.coords[stack.dims[0]].values)
     return np.arange(n)
-
-
-def result_attrs(kind: str, **config: Any) -> dict[str, Any]:
-    """Flat, netCDF-safe attrs: the config values (None as "none") plus provenance."""
-    from rsa_bias.provenance import provenance_attrs
-
-    flat = {k: ("none" if v is None else v) for k, v in config.items()}
-    attrs = provenance_attrs(config={"function": kind, **config})
-    attrs.update(flat)
-    attrs["config_json"] = json.dumps({"function": kind, **config}, sort_keys=True, default=str)
-    return attrs
 
 
 # --------------------------------------------------------------------------- pooling
@@ -224,7 +212,7 @@ def _nc_from_ranks(ranks: np.ndarray, wp: np.ndarray, v: np.ndarray, method: str
 
 # --------------------------------------------------------------------------- public
 
-def noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") -> xr.Dataset:
+def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") -> xr.Dataset:
     """Lower and upper noise ceiling of RDM comparisons across subjects.
 
     Parameters
@@ -232,7 +220,7 @@ def noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") 
     data : xarray.DataArray with dims (<subject dim>, "stimulus_i", "stimulus_j")
         or (<subject dim>, "pair"); numpy ``(S, n, n)`` or ``(S, m)``. At least
         2 RDMs (subjects), 3 stimuli, no NaN.
-    method : comparison method of :func:`~rsa_bias.analysis.compare.compare_rdms`
+    method : comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
         (default ``"corr_cov"``).
 
     Returns
@@ -251,7 +239,7 @@ def noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") 
     >>> rng = np.random.default_rng(0)
     >>> truth = rng.random(45)
     >>> subjects = truth + 0.3 * rng.random((6, 45))
-    >>> nc = noise_ceiling(subjects, method="pearson")
+    >>> nc = rdm_noise_ceiling(subjects, method="pearson")
     >>> bool(nc.lower < nc.upper <= 1)
     True
     """
@@ -266,5 +254,5 @@ def noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") 
         {"lower": float(lower.mean()), "upper": float(upper.mean()),
          "lower_subject": ("subject", lower), "upper_subject": ("subject", upper)},
         coords={"subject": subjects},
-        attrs=result_attrs("noise_ceiling", method=method,
+        attrs=result_attrs("rdm_noise_ceiling", method=method,
                            subject_dim=stack.dims[0] if stack.dims else "none"))

@@ -2,7 +2,7 @@
 
 Definitions follow ``rsatoolbox.rdm.compare`` (v0.3) and agree with it to
 floating-point precision; every measure works on the upper-triangle vectors of
-the RDMs (:func:`rsa_bias.analysis.rdms.condensed`):
+the RDMs (:func:`rsa_bias.analysis.rsa.rdms.condensed`):
 
 ============== ============================================================ ==============
 method         similarity                                                   rsatoolbox
@@ -31,9 +31,14 @@ import scipy.sparse
 import scipy.stats
 import xarray as xr
 
-from rsa_bias.analysis._align import choose
-from rsa_bias.analysis._rdm_stack import _as_stack, _common_ids, _select_pairs, _Stack
-from rsa_bias.analysis.rdms import n_stimuli_from_pairs
+from rsa_bias.analysis._inputs import choose
+from rsa_bias.analysis._rdm_vectors import (
+    RdmStack,
+    as_stack,
+    common_ids,
+    n_stimuli_from_pairs,
+    select_pairs,
+)
 
 # --------------------------------------------------------------------------- kernels
 
@@ -189,11 +194,11 @@ _USES_SIGMA_K = ("cosine_cov", "corr_cov")
 
 # --------------------------------------------------------------------------- inputs
 
-def _align(a: _Stack, b: _Stack, join: str) -> np.ndarray:
+def _align(a: RdmStack, b: RdmStack, join: str) -> np.ndarray:
     """Stimulus ids both stacks are compared on (refuses mismatches, naming ids)."""
-    ids = _common_ids(a, b, ("a", "b"), join, "comparing RDMs")
-    a.vectors = _select_pairs(a.vectors, a.ids, ids)
-    b.vectors = _select_pairs(b.vectors, b.ids, ids)
+    ids = common_ids(a, b, ("a", "b"), join, "comparing RDMs")
+    a.vectors = select_pairs(a.vectors, a.ids, ids)
+    b.vectors = select_pairs(b.vectors, b.ids, ids)
     return ids
 
 
@@ -254,7 +259,7 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
     ----------
     a, b : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j") or (..., "pair")
         One RDM or a stack (leading dims such as ``model``, ``subject``, ``layer``).
-        The ``pair`` form is :func:`~rsa_bias.analysis.rdms.condensed`'s output.
+        The ``pair`` form is :func:`~rsa_bias.analysis.rsa.rdms.condensed`'s output.
         numpy input: a condensed vector ``(m,)``, a square ``(n, n)`` or a stack
         ``(k, n, n)`` or ``(k, m)`` (leading dim ``"rdm"``), stimulus ids ``0..n-1``;
         a 2-D array is read as one square RDM whenever it is square.
@@ -294,14 +299,14 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
     (('rdm_a', 'rdm_b'), True)
     """
     kernel = choose(_METHODS, method, "comparison method")
-    sa, sb = _as_stack(a, "a"), _as_stack(b, "b")
+    sa, sb = as_stack(a, "a"), as_stack(b, "b")
     ids = _align(sa, sb, join)
     sigma = _checked_sigma_k(sigma_k, method, ids.size)
     values = _compare_vectors(sa.vectors, sb.vectors, kernel, sigma)
     return _labelled_result(values, sa, sb, method)
 
 
-def _renamed(stack: _Stack, clash: set[str], suffix: str) -> tuple[list[str], dict[str, Any]]:
+def _renamed(stack: RdmStack, clash: set[str], suffix: str) -> tuple[list[str], dict[str, Any]]:
     def rename(d: str) -> str:
         return f"{d}{suffix}" if d in clash else d
 
@@ -311,7 +316,7 @@ def _renamed(stack: _Stack, clash: set[str], suffix: str) -> tuple[list[str], di
     return dims, coords
 
 
-def _labelled_result(values: np.ndarray, a: _Stack, b: _Stack, method: str) -> xr.DataArray:
+def _labelled_result(values: np.ndarray, a: RdmStack, b: RdmStack, method: str) -> xr.DataArray:
     from rsa_bias.provenance import provenance_attrs
 
     clash = (set(a.dims) | set(a.coords)) & (set(b.dims) | set(b.coords))

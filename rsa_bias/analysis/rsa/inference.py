@@ -1,7 +1,7 @@
 """Inference for RSA: bootstrap evaluation of model RDMs and permutation tests.
 
 A model's *score* is its comparison with each subject's data RDM
-(:func:`~rsa_bias.analysis.compare.compare_rdms`), averaged over subjects, as
+(:func:`~rsa_bias.analysis.rsa.compare.compare_rdms`), averaged over subjects, as
 rsatoolbox's ``eval_fixed`` / ``eval_bootstrap*``.
 
 Bootstrap over stimuli (rsatoolbox's ``bootstrap_sample_pattern``): a stimulus
@@ -23,8 +23,8 @@ from the weights* instead of building the resampled RDMs:
   compared one replicate at a time (slow, as in rsatoolbox).
 
 Replicates with fewer than 3 distinct stimuli are NaN (as rsatoolbox). They are
-computed in :mod:`rsa_bias.analysis._resample`; tests between models and p-value
-corrections are in :mod:`rsa_bias.analysis.model_tests`.
+computed in :mod:`rsa_bias.analysis.rsa._resample`; tests between models and p-value
+corrections are in :mod:`rsa_bias.analysis.rsa.model_tests`.
 """
 
 from __future__ import annotations
@@ -36,18 +36,19 @@ import numpy as np
 import scipy.stats
 import xarray as xr
 
-from rsa_bias.analysis._align import ArrayLike, choose
-from rsa_bias.analysis._rdm_stack import _pair_index
-from rsa_bias.analysis._resample import (
+from rsa_bias.analysis._inputs import ArrayLike, choose
+from rsa_bias.analysis._rdm_vectors import pair_index
+from rsa_bias.analysis.rsa._resample import (
     _BOOTSTRAPS,
     _draw_counts,
     _Problem,
     _problem,
     _replicates,
 )
-from rsa_bias.analysis.ceilings import _ceiling_per_group, result_attrs
-from rsa_bias.analysis.compare import _METHODS as _COMPARE
-from rsa_bias.analysis.compare import _centred, _centred_ranks, _whiten
+from rsa_bias.analysis.rsa.ceilings import _ceiling_per_group
+from rsa_bias.analysis.rsa.compare import _METHODS as _COMPARE
+from rsa_bias.analysis.rsa.compare import _centred, _centred_ranks, _whiten
+from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- evaluate
 
@@ -86,7 +87,7 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "corr_c
         names); a single RDM is one model. numpy: ``(K, n, n)`` or ``(K, m)``.
     data : xarray.DataArray with dims ("subject", "stimulus_i", "stimulus_j") or
         ("subject", "pair") (any leading dim name), one RDM per subject.
-    method : comparison method of :func:`~rsa_bias.analysis.compare.compare_rdms`
+    method : comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
         (default ``"corr_cov"``).
     bootstrap : ``"stimulus"`` (default; rsatoolbox's ``eval_bootstrap_pattern``),
         ``"subject"`` (``eval_bootstrap_rdm``), ``"both"`` (``eval_bootstrap``) or
@@ -207,7 +208,7 @@ _FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def _permuted_positions(perms: np.ndarray, n: int, with_diagonal: bool) -> np.ndarray:
     """Feature positions after relabelling stimulus ``i`` as ``perm[i]`` (one row per perm)."""
     i, j = np.triu_indices(n, 1)
-    pos = _pair_index(perms[:, i], perms[:, j], n)
+    pos = pair_index(perms[:, i], perms[:, j], n)
     return np.concatenate([pos, i.size + perms], axis=1) if with_diagonal else pos
 
 

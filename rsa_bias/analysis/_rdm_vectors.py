@@ -1,8 +1,11 @@
-"""RDM inputs as stacks of condensed vectors, shared by comparison, ceilings and inference.
+"""RDM forms (square <-> condensed) and RDM inputs read as stacks of condensed vectors.
+
+Shared by every family that takes RDMs (:mod:`rsa_bias.analysis.rsa` for comparisons,
+ceilings and inference; :mod:`rsa_bias.analysis.features` for RDM variance partitioning).
 
 Any accepted RDM input — a labelled ``(..., "stimulus_i", "stimulus_j")`` or
 ``(..., "pair")`` DataArray, a condensed vector, a square RDM or a stack of either
-— is read into a :class:`_Stack` of upper-triangle vectors plus the labels needed
+— is read into a :class:`RdmStack` of upper-triangle vectors plus the labels needed
 to rebuild a labelled result. Stacks over different stimulus sets are re-expressed
 over their common stimuli by id, never by position.
 """
@@ -15,12 +18,44 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import align_stimuli
-from rsa_bias.analysis.rdms import PAIR_DIM, RDM_DIMS, n_stimuli_from_pairs, triu_vectors
+from rsa_bias.analysis._inputs import align_stimuli
+
+RDM_DIMS = ("stimulus_i", "stimulus_j")
+PAIR_DIM = "pair"
+
+
+def triu_vectors(arr: np.ndarray) -> np.ndarray:
+    """Row-wise upper triangles of ``(..., n, n)``: one contiguous slice copy per row."""
+    n = arr.shape[-1]
+    stack = arr.reshape(-1, n, n)
+    out = np.empty((stack.shape[0], n * (n - 1) // 2), dtype=arr.dtype)
+    start = 0
+    for row in range(n - 1):
+        out[:, start:start + n - row - 1] = stack[:, row, row + 1:]
+        start += n - row - 1
+    return out.reshape(*arr.shape[:-2], out.shape[1])
+
+
+def n_stimuli_from_pairs(m: int) -> int:
+    """``n`` with ``n(n-1)/2 == m``; ValueError if ``m`` is not such a number."""
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m:
+        raise ValueError(f"{m} is not the length of a condensed RDM (n(n-1)/2)")
+    return n
+
+
+def vectors_to_square(v: np.ndarray) -> np.ndarray:
+    """Condensed vectors ``(..., m)`` to square RDMs ``(..., n, n)`` with a zero diagonal."""
+    n = n_stimuli_from_pairs(v.shape[-1])
+    out = np.zeros((*v.shape[:-1], n, n), dtype=v.dtype)
+    i, j = np.triu_indices(n, 1)
+    out[..., i, j] = v
+    out[..., j, i] = v
+    return out
 
 
 @dataclass
-class _Stack:
+class RdmStack:
     """RDMs as condensed vectors ``(k, m)`` plus the labels needed to rebuild the result."""
 
     vectors: np.ndarray
@@ -42,7 +77,7 @@ def _pair_ids(v: xr.DataArray, n: int) -> np.ndarray:
     return ids
 
 
-def _square_to_vectors(square: np.ndarray, name: str) -> np.ndarray:
+def square_to_vectors(square: np.ndarray, name: str) -> np.ndarray:
     """Upper triangles of square RDMs; asymmetry is detected through row vs column sums."""
     rows, cols = square.sum(axis=-1), square.sum(axis=-2)
     scale = np.nanmax(np.abs(rows), initial=0.0)
@@ -52,7 +87,7 @@ def _square_to_vectors(square: np.ndarray, name: str) -> np.ndarray:
     return triu_vectors(square).reshape(-1, square.shape[-1] * (square.shape[-1] - 1) // 2)
 
 
-def _from_dataarray(x: xr.DataArray, name: str) -> _Stack:
+def _from_dataarray(x: xr.DataArray, name: str) -> RdmStack:
     if PAIR_DIM in x.dims:
         lead = tuple(str(d) for d in x.dims if d != PAIR_DIM)
         x = x.transpose(*lead, PAIR_DIM)
@@ -70,28 +105,28 @@ def _from_dataarray(x: xr.DataArray, name: str) -> _Stack:
                                  f"{np.setdiff1d(jds, ids)[:3].tolist()}); an RDM is square "
                                  "over one stimulus set")
             x = x.sel(stimulus_j=ids)
-        vectors = _square_to_vectors(np.asarray(x.values, dtype=np.float64), name)
+        vectors = square_to_vectors(np.asarray(x.values, dtype=np.float64), name)
     else:
         raise ValueError(f"{name} has dims {x.dims}; expected (..., 'stimulus_i', "
                          "'stimulus_j') or (..., 'pair') from condensed()")
     coords = {k: c.variable for k, c in x.coords.items() if c.dims and set(c.dims) <= set(lead)}
-    return _Stack(vectors, ids, lead, tuple(x.shape[: len(lead)]), coords)
+    return RdmStack(vectors, ids, lead, tuple(x.shape[: len(lead)]), coords)
 
 
-def _as_stack(x: xr.DataArray | np.ndarray, name: str) -> _Stack:
+def as_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
     if isinstance(x, xr.DataArray):
         stack = _from_dataarray(x, name)
     else:
         arr = np.asarray(x, dtype=np.float64)
         if arr.ndim == 1:
-            stack = _Stack(arr[None, :], np.arange(n_stimuli_from_pairs(arr.size)))
+            stack = RdmStack(arr[None, :], np.arange(n_stimuli_from_pairs(arr.size)))
         elif arr.ndim in (2, 3) and arr.shape[-1] == arr.shape[-2]:
             lead = ("rdm",) if arr.ndim == 3 else ()
-            stack = _Stack(_square_to_vectors(arr, name), np.arange(arr.shape[-1]), lead,
+            stack = RdmStack(square_to_vectors(arr, name), np.arange(arr.shape[-1]), lead,
                            arr.shape[:-2])
         elif arr.ndim == 2:
             n = n_stimuli_from_pairs(arr.shape[1])
-            stack = _Stack(arr, np.arange(n), ("rdm",), arr.shape[:1])
+            stack = RdmStack(arr, np.arange(n), ("rdm",), arr.shape[:1])
         else:
             raise ValueError(f"{name} has shape {arr.shape}; expected a condensed vector "
                              "(m,), a square RDM (n, n) or a stack (k, n, n) / (k, m)")
@@ -102,7 +137,7 @@ def _as_stack(x: xr.DataArray | np.ndarray, name: str) -> _Stack:
     return stack
 
 
-def _select_pairs(vectors: np.ndarray, ids_from: np.ndarray, ids_to: np.ndarray) -> np.ndarray:
+def select_pairs(vectors: np.ndarray, ids_from: np.ndarray, ids_to: np.ndarray) -> np.ndarray:
     """Condensed vectors over ``ids_from`` re-expressed over ``ids_to`` (a subset, any order)."""
     if np.array_equal(ids_from, ids_to):
         return vectors
@@ -111,19 +146,19 @@ def _select_pairs(vectors: np.ndarray, ids_from: np.ndarray, ids_to: np.ndarray)
     i, j = np.triu_indices(ids_from.size, 1)
     keep = (pos[i] >= 0) & (pos[j] >= 0)
     n = ids_to.size
-    target = _pair_index(pos[i][keep], pos[j][keep], n)
+    target = pair_index(pos[i][keep], pos[j][keep], n)
     out = np.empty((vectors.shape[0], n * (n - 1) // 2))
     out[:, target] = vectors[:, keep]
     return out
 
 
-def _pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+def pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
     """Position of pair ``(i, j)``, ``i != j``, in a condensed vector over ``n`` stimuli."""
     lo, hi = np.minimum(i, j), np.maximum(i, j)
     return lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
 
 
-def _common_ids(a: _Stack, b: _Stack, names: tuple[str, str], join: str, purpose: str,
+def common_ids(a: RdmStack, b: RdmStack, names: tuple[str, str], join: str, purpose: str,
                 ) -> np.ndarray:
     """Stimulus ids shared by two stacks, in ``a``'s order (refuses mismatches, naming ids)."""
     def labels(ids: np.ndarray) -> xr.DataArray:

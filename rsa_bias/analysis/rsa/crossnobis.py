@@ -1,6 +1,6 @@
 """What cross-validated (crossnobis) RDMs need: patterns per run and a noise precision.
 
-The crossnobis distance of :func:`rsa_bias.analysis.rdms.rdm` (rsatoolbox's
+The crossnobis distance of :func:`rsa_bias.analysis.rsa.rdms.rdm` (rsatoolbox's
 ``"crossnobis"``) needs more than one pattern per stimulus:
 
 * patterns estimated separately in several runs (partitions) — :func:`stack_runs`
@@ -9,7 +9,7 @@ The crossnobis distance of :func:`rsa_bias.analysis.rdms.rdm` (rsatoolbox's
 * optionally a noise precision ``Λ`` — :func:`noise_precision` estimates it from
   residuals (``mahalanobis`` needs it too), with rsatoolbox's estimators;
 * ``_crossnobis_gram`` gives the leave-one-run-out inner products that
-  :func:`~rsa_bias.analysis.rdms.rdm` turns into distances.
+  :func:`~rsa_bias.analysis.rsa.rdms.rdm` turns into distances.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import choose
+from rsa_bias.analysis._inputs import choose
 
 # --------------------------------------------------------------------------- runs
 

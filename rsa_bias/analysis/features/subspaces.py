@@ -7,7 +7,8 @@ effects of ``a`` and ``b`` projected out. A representation ``X`` (stimulus × un
 splits into orthogonal parts ``X = Σ_f P_f X + R``. For balanced, independent features the
 ``P_f`` are mutually orthogonal; otherwise ``orthogonalise="sequential"`` (default)
 orthogonalises each subspace against the ones before it (Gram–Schmidt in the order given, with
-a warning) and ``"strict"`` refuses. :mod:`rsa_bias.analysis.attribution` builds on these parts.
+a warning) and ``"strict"`` refuses. :mod:`rsa_bias.analysis.features.attribution` builds on
+these parts.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import xarray as xr
 
 from rsa_bias._features import centred_onehot
 from rsa_bias._linalg import orthonormal_columns, project_out
-from rsa_bias.analysis._align import ArrayLike, as_labelled, choose, stimulus_matrix
-from rsa_bias.analysis._labels import attach_stimulus_coords, feature_names_of
+from rsa_bias.analysis._inputs import ArrayLike, as_labelled, choose, stimulus_matrix
+from rsa_bias.analysis.features._labels import attach_stimulus_coords, feature_names_of
 
 ORTHOGONALISE = ("sequential", "strict")
 MIN_F_RATIO = 4.0
@@ -143,7 +144,7 @@ def variance_shares(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
     """Share of a representation's variance in each feature subspace (in-sample).
 
     For balanced binary features ``share`` equals the in-sample R² of
-    :func:`~rsa_bias.analysis.variance.feature_variance_explained` (Lampinen et al.'s
+    :func:`~rsa_bias.analysis.features.variance.feature_variance_explained` (Lampinen et al.'s
     metric); multi-level features use all their levels (one-hot), not a linear code.
 
     Returns

@@ -2,7 +2,7 @@
 
 :func:`pairwise_model_tests` tests every pair of models, each model against 0
 and against the lower noise ceiling, from the output of
-:func:`~rsa_bias.analysis.inference.evaluate_models` (rsatoolbox's bootstrap
+:func:`~rsa_bias.analysis.rsa.inference.evaluate_models` (rsatoolbox's bootstrap
 tests or t tests); :func:`correct_pvalues` adjusts a family of p-values (Holm,
 Bonferroni, Benjamini–Hochberg).
 """
@@ -15,8 +15,8 @@ import numpy as np
 import scipy.stats
 import xarray as xr
 
-from rsa_bias.analysis._align import choose
-from rsa_bias.analysis.ceilings import result_attrs
+from rsa_bias.analysis._inputs import choose
+from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- corrections
 
@@ -121,7 +121,7 @@ def pairwise_model_tests(result: xr.Dataset, *, test: str = "bootstrap",
 
     Parameters
     ----------
-    result : the output of :func:`~rsa_bias.analysis.inference.evaluate_models`.
+    result : the output of :func:`~rsa_bias.analysis.rsa.inference.evaluate_models`.
     test : ``"bootstrap"`` (default; rsatoolbox's bootstrap tests on the
         replicates: two-sided for pairs, one-sided against 0 and against the
         lower noise ceiling) or ``"t"`` (rsatoolbox's t tests with the variance

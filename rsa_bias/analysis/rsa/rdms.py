@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._align import as_labelled, choose
-from rsa_bias.analysis.crossnobis import _crossnobis_gram, _one_channel_dim, stack_runs
-
-RDM_DIMS = ("stimulus_i", "stimulus_j")
-PAIR_DIM = "pair"
-
+from rsa_bias._linalg import unit_rows
+from rsa_bias.analysis._inputs import as_labelled, choose
+from rsa_bias.analysis._rdm_vectors import (
+    PAIR_DIM,
+    RDM_DIMS,
+    triu_vectors,
+    vectors_to_square,
+)
+from rsa_bias.analysis.rsa.crossnobis import _crossnobis_gram, _one_channel_dim, stack_runs
 
 # --------------------------------------------------------------------------- kernels
 
@@ -75,19 +78,6 @@ def _mahalanobis(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
     return _from_gram(_gram(m, m, precision), m.shape[1], clip=True)
 
 
-def _unit_rows(m: np.ndarray, what: str, *, in_place: bool) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", m, m))
-    if np.any(norms == 0):
-        bad = np.flatnonzero(norms == 0)
-        raise ValueError(f"{what} distance is undefined for {bad.size} stimuli whose pattern "
-                         f"is {'constant' if what == 'correlation' else 'all zero'} (positions "
-                         f"{bad[:5].tolist()}); drop them or use method='sqeuclidean'")
-    if in_place:
-        m /= norms[:, None]
-        return m
-    return m / norms[:, None]
-
-
 def _angular(u: np.ndarray) -> np.ndarray:
     """``1 - u uᵀ`` for unit rows; ``u @ u.T`` is one symmetric rank-k update (syrk)."""
     out = u @ u.T
@@ -100,11 +90,11 @@ def _angular(u: np.ndarray) -> np.ndarray:
 def _correlation(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
     m = _mean_pattern(x)
     centred = m - m.mean(axis=1, keepdims=True)
-    return _angular(_unit_rows(centred, "correlation", in_place=True))
+    return _angular(unit_rows(centred, "correlation", in_place=True))
 
 
 def _cosine(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
-    return _angular(_unit_rows(_mean_pattern(x), "cosine", in_place=False))
+    return _angular(unit_rows(_mean_pattern(x), "cosine", in_place=False))
 
 
 def _crossnobis(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
@@ -204,7 +194,7 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
     noise : precision matrix ``(P, P)`` (or its diagonal ``(P,)``) for
         ``mahalanobis`` (required) and ``crossnobis`` (identity when omitted,
         i.e. the cross-validated squared Euclidean distance). Estimate it with
-        :func:`~rsa_bias.analysis.crossnobis.noise_precision`.
+        :func:`~rsa_bias.analysis.rsa.crossnobis.noise_precision`.
     runs : name of the run dim (default ``"run"`` when present), or the run label of
         each row of a DataArray whose ``stimulus`` coord repeats (long format).
         Crossnobis cross-validates over runs (leave one run out, as rsatoolbox's
@@ -299,18 +289,6 @@ def condensed(r: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
                         name=r.name, attrs=r.attrs)
 
 
-def triu_vectors(arr: np.ndarray) -> np.ndarray:
-    """Row-wise upper triangles of ``(..., n, n)``: one contiguous slice copy per row."""
-    n = arr.shape[-1]
-    stack = arr.reshape(-1, n, n)
-    out = np.empty((stack.shape[0], n * (n - 1) // 2), dtype=arr.dtype)
-    start = 0
-    for row in range(n - 1):
-        out[:, start:start + n - row - 1] = stack[:, row, row + 1:]
-        start += n - row - 1
-    return out.reshape(*arr.shape[:-2], out.shape[1])
-
-
 def squareform(v: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     """Inverse of :func:`condensed`: vector form (..., "pair") back to a square RDM.
 
@@ -319,12 +297,12 @@ def squareform(v: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     on it) gives dims (..., "stimulus_i", "stimulus_j") labelled with the ids.
     """
     if not isinstance(v, xr.DataArray):
-        return _square_from_vectors(np.asarray(v))
+        return vectors_to_square(np.asarray(v))
     if PAIR_DIM not in v.dims:
         raise ValueError(f"expected a '{PAIR_DIM}' dim (from condensed()); got dims {v.dims}")
     lead = [d for d in v.dims if d != PAIR_DIM]
     v = v.transpose(*lead, PAIR_DIM)
-    square = _square_from_vectors(v.values)
+    square = vectors_to_square(v.values)
     n = square.shape[-1]
     if "stimulus_i" in v.coords:
         ids = np.concatenate([v["stimulus_i"].values[:1], v["stimulus_j"].values[: n - 1]])
@@ -334,22 +312,3 @@ def squareform(v: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     coords.update(stimulus_i=ids, stimulus_j=ids)
     return xr.DataArray(square, dims=(*lead, *RDM_DIMS), coords=coords, name=v.name,
                         attrs=v.attrs)
-
-
-def n_stimuli_from_pairs(m: int) -> int:
-    """``n`` with ``n(n-1)/2 == m``; ValueError if ``m`` is not such a number."""
-    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
-    if n * (n - 1) // 2 != m:
-        raise ValueError(f"{m} is not the length of a condensed RDM (n(n-1)/2)")
-    return n
-
-
-def _square_from_vectors(v: np.ndarray) -> np.ndarray:
-    n = n_stimuli_from_pairs(v.shape[-1])
-    out = np.zeros((*v.shape[:-1], n, n), dtype=v.dtype)
-    i, j = np.triu_indices(n, 1)
-    out[..., i, j] = v
-    out[..., j, i] = v
-    return out
-
-

@@ -14,7 +14,7 @@ The alpha minimising the held-out mean squared error is chosen (the first on tie
 as in scikit-learn). The dual (kernel) form is used when features outnumber samples.
 
 Nested cross-validated scores and noise ceilings of the responses are in
-:mod:`rsa_bias.analysis.encoding_scores`.
+:mod:`rsa_bias.analysis.encoding.scores`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rsa_bias.analysis import _ridge
-from rsa_bias.analysis._align import align_stimuli, as_labelled
+from rsa_bias.analysis._inputs import align_stimuli, as_labelled
+from rsa_bias.analysis.encoding import _ridge
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 10))
 SOLVERS = ("auto", "primal", "dual")
@@ -255,7 +255,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     cv_scores_ : xarray.Dataset with dim (target,) — named like Y's second dim
         ``alpha``, ``mse``, ``r2`` and ``pearson_r`` of the held-out predictions at the
         chosen alpha. Slightly optimistic, as the alpha was chosen on the same
-        predictions; :func:`~rsa_bias.analysis.encoding_scores.cross_validated_scores`
+        predictions; :func:`~rsa_bias.analysis.encoding.scores.cross_validated_scores`
         gives nested estimates.
     solver_ : str
         ``"primal"`` or ``"dual"``, as used on the full data.

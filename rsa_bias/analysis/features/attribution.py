@@ -39,68 +39,27 @@ Bias control: :func:`equalise_feature_variance` gives every coded feature (varia
 well above the residual's, an F-like ratio) the same share of the variance (what is computed,
 not how loudly); :func:`compare_controlled` reports raw and equalised
 scores side by side. The RDM-level view (feature-model RDMs, variance partitioning, residualised
-RDMs) is in :mod:`rsa_bias.analysis.rdm_partition`.
+RDMs) is in :mod:`rsa_bias.analysis.features.rdm_partition`; raw vs equalised scores in
+:mod:`rsa_bias.analysis.features.controlled`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
 from sklearn.model_selection import KFold
 
-from rsa_bias.analysis import kernel_alignment as ka
-from rsa_bias.analysis._align import ArrayLike, align_to, choose, stimulus_matrix
-from rsa_bias.analysis.compare import compare_rdms
+from rsa_bias._linalg import squared_distances, unit_rows
+from rsa_bias.analysis import similarity
+from rsa_bias.analysis._inputs import ArrayLike, align_to, choose, stimulus_matrix
+from rsa_bias.analysis._rdm_vectors import triu_vectors
 from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder, one_alpha_warning
-from rsa_bias.analysis.feature_subspaces import (
-    _bases,
-    _labelled,
-    _names,
-    _parts,
-    equalise_feature_variance,
-)
-from rsa_bias.analysis.rdms import _unit_rows, rdm, triu_vectors
+from rsa_bias.analysis.features._shapley import _result, _shapley
+from rsa_bias.analysis.features.subspaces import _bases, _labelled, _names, _parts
 
-MAX_EXACT_FEATURES = 10
 SUMMARIES = ("mean", "median")
-
-
-# --- Shapley attribution -----------------------------------------------------------------------
-
-
-def _shapley(value: Callable[[tuple[int, ...]], float], k: int, *,
-             remedy: str = "pass features=[...] with at most {max} (group or drop some)",
-             what: str = "features") -> tuple[np.ndarray, np.ndarray]:
-    """Exact Shapley values of ``value`` (over index tuples) and ``v`` of every subset mask."""
-    if k > MAX_EXACT_FEATURES:
-        raise ValueError(f"exact Shapley values over {k} {what} need 2^{k} evaluations; "
-                         + remedy.format(max=MAX_EXACT_FEATURES))
-    v = np.array([value(tuple(i for i in range(k) if m >> i & 1)) if m else 0.0
-                  for m in range(2**k)])
-    phi = np.zeros(k)
-    for m in range(2**k):
-        size = bin(m).count("1")
-        for i in (i for i in range(k) if not m >> i & 1):
-            weight = math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
-            phi[i] += weight * (v[m | 1 << i] - v[m])
-    return phi, v
-
-
-def _result(names: list[str], phi: np.ndarray, v: np.ndarray, total: float, measure: str,
-            config: dict) -> xr.Dataset:
-    from rsa_bias.provenance import provenance_attrs
-
-    labels = ["+".join(n for i, n in enumerate(names) if m >> i & 1) or "none"
-              for m in range(len(v))]
-    ds = xr.Dataset({"share": ("feature", phi), "residual": total - v[-1], "total": total,
-                     "features_score": v[-1], "subset_score": ("subset", v)},
-                    coords={"feature": names, "subset": labels})
-    ds.attrs.update(provenance_attrs(config=config, method=f"{measure}_shapley"),
-                    measure=measure)
-    return ds
 
 
 def _labelled_xy(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None,
@@ -130,18 +89,18 @@ def attribute_cka(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
     xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (= :func:`cka` of x and y),
     ``features_score`` (= Σ share) and ``subset_score(subset)``.
     """
-    choose(ka.HSIC_ESTIMATORS, hsic, "hsic estimator")
     names, _, (px, rx), (py, ry), _ = _pair(x, y, stimuli, features, orthogonalise)
     xc, yc = sum(px) + rx, sum(py) + ry
-    norm = np.sqrt(ka.hsic(xc, xc, hsic=hsic) * ka.hsic(yc, yc, hsic=hsic))
+    norm = np.sqrt(similarity.hsic(xc, xc, hsic=hsic) * similarity.hsic(yc, yc, hsic=hsic))
     if not norm > 0:
         raise ValueError("CKA is undefined: a self-HSIC is not positive (constant input)")
 
     def value(subset: tuple[int, ...]) -> float:
-        return ka.hsic(sum(px[i] for i in subset), sum(py[i] for i in subset), hsic=hsic) / norm
+        return similarity.hsic(sum(px[i] for i in subset), sum(py[i] for i in subset),
+                               hsic=hsic) / norm
 
     phi, v = _shapley(value, len(names))
-    total = ka.cka(xc, yc, hsic=hsic)
+    total = similarity.cka(xc, yc, hsic=hsic)
     return _result(names, phi, v, total, "cka", {"hsic": hsic, "kernel": "linear",
                                                  "orthogonalise": orthogonalise})
 
@@ -149,7 +108,7 @@ def attribute_cka(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
 def _row_unit(x: np.ndarray, centre: bool) -> np.ndarray:
     """Unit rows; a constant (correlation) or zero (cosine) row raises :func:`rdm`'s error."""
     x = x - x.mean(axis=1, keepdims=True) if centre else x
-    return _unit_rows(x, "correlation" if centre else "cosine", in_place=False)
+    return unit_rows(x, "correlation" if centre else "cosine", in_place=False)
 
 
 _RDM_PREP: dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]] = {
@@ -184,7 +143,7 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
     names, _, (px, rx), (py, ry), _ = _pair(*prepped, None, features, orthogonalise)
 
     def vector(parts: list[np.ndarray]) -> np.ndarray:
-        d = triu_vectors(ka.squared_distances(sum(parts)))
+        d = triu_vectors(squared_distances(sum(parts)))
         d = np.sqrt(d) if take_sqrt else d
         return d - d.mean() if centre else d
 
@@ -289,60 +248,3 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = 
         share_per_target=(("feature", target_dim), per_target)).assign_coords(
         {target_dim: yl[target_dim].values if target_dim in yl.coords else
          np.arange(yl.sizes[target_dim])})
-
-
-# --- raw vs bias-controlled scores -------------------------------------------------------------
-
-
-def _score_rsa(x, y, opts) -> float:
-    return float(compare_rdms(rdm(x, method=opts["rdm_method"]),
-                              rdm(y, method=opts["rdm_method"]), method=opts["compare"]))
-
-
-def _score_cka(x, y, opts) -> float:
-    return ka.cka(x, y, hsic=opts["hsic"])
-
-
-def _score_encoding(x, y, opts) -> float:
-    x = _sorted_by_id(x)  # folds independent of the row order
-    xv, yv = stimulus_matrix(x, "x"), stimulus_matrix(align_to(x, y, ("x", "y")), "y")
-    return _mean_r2(yv, _out_of_fold(xv, yv, opts["cv"], opts["alphas"], opts["seed"]))
-
-
-MEASURES: dict[str, Callable[[xr.DataArray, xr.DataArray, dict], float]] = {
-    "rsa": _score_rsa, "cka": _score_cka, "encoding": _score_encoding}
-
-
-def compare_controlled(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
-                       features: Sequence[str] | None = None,
-                       measures: Sequence[str] = ("rsa", "cka", "encoding"),
-                       rdm_method: str = "sqeuclidean", compare: str = "pearson",
-                       hsic: str = "biased", cv: int = 5, alphas=DEFAULT_ALPHAS,
-                       seed: int = 0) -> xr.Dataset:
-    """Raw scores next to scores with every feature equally loud in both representations.
-
-    ``"equalised"`` recomputes each measure on :func:`equalise_feature_variance` of ``x`` and
-    of ``y`` (RSA: ``compare_rdms(rdm(x, method=rdm_method), ..., method=compare)``, any
-    methods; CKA with ``hsic``; encoding: mean cross-validated R² of ``x`` predicting ``y``,
-    folds over the stimuli sorted by id). Each representation is equalised on its own: a
-    feature it does not code (variance per dimension at the residual's chance level) is left
-    alone in it, not amplified.
-
-    Returns
-    -------
-    xarray.Dataset: ``score(measure, condition)`` with condition ``["raw", "equalised"]``.
-    """
-    for m in measures:
-        choose(MEASURES, m, "measure")
-    xl, yl = _labelled_xy(x, y, stimuli)
-    yl = yl.assign_coords({k: c for k, c in xl.coords.items() if str(k).startswith("feature_")})
-    yl.attrs["feature_names"] = xl.attrs.get("feature_names", [])
-    pairs = {"raw": (xl, yl), "equalised": (equalise_feature_variance(xl, features=features),
-                                            equalise_feature_variance(yl, features=features))}
-    opts = {"rdm_method": rdm_method, "compare": compare, "hsic": hsic, "cv": cv,
-            "alphas": alphas, "seed": seed}
-    score = [[MEASURES[m](a, b, opts) for a, b in pairs.values()] for m in measures]
-    return xr.Dataset({"score": (("measure", "condition"), np.array(score))},
-                      coords={"measure": list(measures), "condition": list(pairs)},
-                      attrs={"method": "compare_controlled", "rdm_method": rdm_method,
-                             "compare": compare, "hsic": hsic})

@@ -1,6 +1,6 @@
 """Bootstrap replicates of RSA model scores and noise ceilings, from draw counts.
 
-The engine behind :func:`rsa_bias.analysis.inference.evaluate_models` (whose
+The engine behind :func:`rsa_bias.analysis.rsa.inference.evaluate_models` (whose
 module docstring describes the method): a :class:`_Problem` holds the model and
 data RDM vectors over their shared stimuli; :func:`_draw_counts` turns random or
 given resamples into how often each stimulus and subject is drawn, and
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from rsa_bias.analysis._align import ArrayLike, choose
-from rsa_bias.analysis._rdm_stack import _common_ids, _pair_index, _select_pairs
-from rsa_bias.analysis.ceilings import (
+from rsa_bias.analysis._inputs import ArrayLike, choose
+from rsa_bias.analysis._rdm_vectors import common_ids, pair_index, select_pairs
+from rsa_bias.analysis.rsa.ceilings import (
     _ceiling_per_group,
     _nc_from_gram,
     _nc_from_ranks,
@@ -29,8 +29,8 @@ from rsa_bias.analysis.ceilings import (
     sorted_ranks,
     tie_ends,
 )
-from rsa_bias.analysis.compare import _METHODS as _COMPARE
-from rsa_bias.analysis.rdms import squareform
+from rsa_bias.analysis.rsa.compare import _METHODS as _COMPARE
+from rsa_bias.analysis.rsa.rdms import squareform
 
 _BOOTSTRAPS: dict[str, tuple[bool, bool]] = {  # (resample stimuli, resample subjects)
     "stimulus": (True, False), "subject": (False, True), "both": (True, True),
@@ -56,9 +56,9 @@ class _Problem:
 def _problem(models: ArrayLike, data: ArrayLike, method: str, join: str) -> _Problem:
     choose(_COMPARE, method, "comparison method")
     sm, sd = checked_stack(models, "models"), checked_stack(data, "data")
-    ids = _common_ids(sd, sm, ("data", "models"), join, "inference")
-    x = _select_pairs(sm.vectors, sm.ids, ids)
-    y = _select_pairs(sd.vectors, sd.ids, ids)
+    ids = common_ids(sd, sm, ("data", "models"), join, "inference")
+    x = select_pairs(sm.vectors, sm.ids, ids)
+    y = select_pairs(sd.vectors, sd.ids, ids)
     return _Problem(x, y, ids.size, method, lead_labels(sm), lead_labels(sd), ids)
 
 
@@ -258,7 +258,7 @@ def _resampled_vectors(vecs: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
     idx = np.repeat(np.arange(n), w.astype(np.intp))
     p, q = np.triu_indices(idx.size, 1)
     keep = idx[p] != idx[q]
-    return vecs[:, _pair_index(idx[p][keep], idx[q][keep], n)], keep
+    return vecs[:, pair_index(idx[p][keep], idx[q][keep], n)], keep
 
 
 def _run_explicit(p: _Problem, w: np.ndarray, v: np.ndarray, method: str,

@@ -1,0 +1,16 @@
+"""Encoding models: a scikit-learn ridge estimator with a cross-validated alpha per target,
+nested cross-validated scores, and the split-half noise ceiling of the responses."""
+
+from __future__ import annotations
+
+from rsa_bias.analysis.encoding.ceiling import response_noise_ceiling, spearman_brown
+from rsa_bias.analysis.encoding.ridge import (
+    DEFAULT_ALPHAS,
+    AlphaGridWarning,
+    RidgeEncoder,
+    one_alpha_warning,
+)
+from rsa_bias.analysis.encoding.scores import cross_validated_scores
+
+__all__ = ["RidgeEncoder", "AlphaGridWarning", "cross_validated_scores",
+           "response_noise_ceiling", "spearman_brown", "DEFAULT_ALPHAS", "one_alpha_warning"]

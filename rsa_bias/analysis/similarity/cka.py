@@ -1,0 +1,111 @@
+"""Centred kernel alignment (CKA) of two representations, with biased and unbiased HSIC.
+
+For representations X (n × p) and Y (n × q) of the same n stimuli, with Gram
+matrices K, L,
+
+    CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) · HSIC(L, L)).
+
+Two HSIC estimators are offered (``hsic=...``), because "CKA" means different
+numbers in different packages:
+
+``"biased"``
+    Gretton et al. (2005): HSIC = tr(K H L H) / (n − 1)², H = I − 11'/n. This is
+    the CKA of Kornblith et al. (2019). For the linear kernel it is computed in
+    feature space, tr(K H L H) = ||Yc'Xc||_F², never forming an n × n matrix.
+``"unbiased"``
+    Song et al. (2012): with K̃, L̃ the Gram matrices with their diagonal set to
+    zero,
+
+        HSIC_u = [tr(K̃L̃) + 1'K̃1 · 1'L̃1 / ((n−1)(n−2)) − 2/(n−2) · 1'K̃L̃1] / (n(n−3)).
+
+    Needs n ≥ 4. Its expectation is 0 for independent inputs, so CKA with it is
+    ~0 for unrelated representations (the biased one is not) and can be
+    negative; negative values are returned as they are. For the linear kernel
+    it is also computed exactly in feature space: with centred X (HSIC_u is
+    invariant to translating either input), k_i = ||x_i||², 1'K̃1 = −Σk and
+    K̃1 = −k, so only ||Yc'Xc||_F² and the row norms are needed.
+
+If a self-HSIC in the denominator is not positive (a constant input, or an
+unbiased estimate on too few stimuli), CKA is undefined: :func:`cka` raises a
+``ValueError`` naming the input; the resampling functions record ``NaN`` for
+such replicates and warn with their count.
+
+Kernels (``kernel=...``): ``"linear"`` and ``"rbf"``, exp(−d²/(2σ²)) with
+σ² = bandwidth² × median of the squared distances over the full n × n matrix
+(diagonal zeros included), as in Kornblith et al.'s reference code.
+
+Minibatch CKA and CKA between every pair of layers build on these estimators in
+:mod:`rsa_bias.analysis.similarity.cka_batches`; bootstrap and permutation inference in
+:mod:`rsa_bias.analysis.similarity.cka_inference`.
+"""
+
+from __future__ import annotations
+
+from rsa_bias.analysis._inputs import ArrayLike, paired_values
+from rsa_bias.analysis.similarity._hsic import _cka_arrays, _hsic, _prepared_pair
+
+
+def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "biased",
+         bandwidth: float = 0.5) -> float:
+    """Hilbert–Schmidt independence criterion between two representations.
+
+    Parameters
+    ----------
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
+        Labelled inputs are aligned on stimulus ids; differing id sets are refused.
+    kernel : ``"linear"`` or ``"rbf"`` (median-rule bandwidth, see module docstring).
+    hsic : ``"biased"`` (tr(KHLH)/(n−1)²) or ``"unbiased"`` (Song et al. 2012; n ≥ 4).
+    bandwidth : RBF σ as a fraction of the median pairwise distance.
+
+    Returns
+    -------
+    float
+        The estimate; the unbiased one can be negative.
+    """
+    xv, yv = paired_values(x, y)
+    a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
+    return _hsic(a, b, hsic)
+
+
+def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "biased",
+        bandwidth: float = 0.5) -> float:
+    """Centred kernel alignment between two representations of the same stimuli.
+
+    Parameters
+    ----------
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
+        Any name works for the second dim (``unit``, ``voxel``, ``neuron``).
+        Labelled inputs are aligned on stimulus ids; differing id sets are
+        refused with an error naming the missing ids.
+    kernel : ``"linear"`` or ``"rbf"``.
+    hsic : ``"biased"`` (Kornblith et al. 2019) or ``"unbiased"`` (Song et al.
+        2012; needs ≥ 4 stimuli, ~0 for independent inputs, can be negative).
+    bandwidth : RBF σ as a fraction of the median pairwise distance
+        (σ² = bandwidth² · median of the squared distances).
+
+    Returns
+    -------
+    float
+        CKA; 1 for identical inputs. Linear CKA is computed in feature space
+        (||Yc'Xc||²_F / (||Xc'Xc||_F ||Yc'Yc||_F) for the biased estimator) when
+        that is cheaper — roughly when stimuli outnumber units — and from the
+        n × n Gram matrices otherwise; both give the same number.
+
+    Raises
+    ------
+    ValueError
+        Unknown kernel/estimator (listing valid ones), NaN/inf values,
+        mismatched stimuli, too few stimuli, or a non-positive self-HSIC
+        (constant input; too few stimuli for the unbiased estimator).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(200, 10))
+    >>> round(cka(x, 3 * x @ np.linalg.qr(rng.normal(size=(10, 10)))[0]), 6)
+    1.0
+    >>> abs(cka(x, rng.normal(size=(200, 10)), hsic="unbiased")) < 0.05
+    True
+    """
+    xv, yv = paired_values(x, y)
+    return _cka_arrays(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
