@@ -1,9 +1,14 @@
-"""Reading the features of a labelled stimulus set: shared by the store, the analyses and the
-simulated brains."""
+"""Reading the features of a labelled stimulus set and building their subspaces: shared by the
+store, the analyses and the simulated brains."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
+
+from rsa_bias._linalg import orthonormal_columns, project_out
 
 
 def feature_names(attrs: dict) -> list[str]:
@@ -26,3 +31,22 @@ def centred_onehot(columns: np.ndarray) -> np.ndarray:
     cell, _ = joint_cells(columns.reshape(len(columns), -1))
     onehot = np.eye(int(cell.max()) + 1)[cell]
     return onehot - onehot.mean(axis=0)
+
+
+def interaction_basis(columns: np.ndarray, before: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Orthonormal basis ``(n, dim)`` of the subspace of one feature or one conjunction.
+
+    ``columns`` ``(n,)`` or ``(n, k)`` holds the values of the ``k`` features of a conjunction
+    (``k = 1`` for a single feature). The subspace is the span of the centred indicators of
+    their joint cells with every lower-order effect projected out — for ``"a:b:c"`` the span of
+    the joint cells of ``{a, b}``, ``{a, c}`` and ``{b, c}`` (so all main effects and two-way
+    interactions), as in an ANOVA — and then made orthogonal to the (mutually orthogonal)
+    orthonormal bases in ``before``. An empty basis (``dim = 0``) means the feature spans
+    nothing beyond them.
+    """
+    columns = columns.reshape(len(columns), -1)
+    k = columns.shape[1]
+    lower = [centred_onehot(columns[:, list(s)]) for s in itertools.combinations(range(k), k - 1)
+             ] if k > 1 else []
+    removed = [orthonormal_columns(np.hstack([*lower, *before]))] if lower or before else []
+    return orthonormal_columns(project_out(centred_onehot(columns), removed))

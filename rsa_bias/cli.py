@@ -7,42 +7,52 @@ import hashlib
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
 
 from rsa_bias._atomic import atomic_path
 from rsa_bias.config import ConfigError, load_config
 
 
+def _threads(n: int) -> None:
+    """Set torch's CPU threads (0: leave torch's choice)."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _run(name: str, out: str, **options):
+    """Every verb that runs an experiment goes through the registry here."""
+    from rsa_bias.experiments import run_experiment
+
+    return run_experiment(name, out, **options)
+
+
+def _report(run, *, index: bool = True) -> None:
+    """Print an experiment's summary table, the files it wrote and its time."""
+    print(run.table.to_string(index=index, float_format=lambda v: f"{v:.3f}"))
+    print("wrote " + ", ".join(str(p) for p in run.paths.values()))
+    print(f"total time: {run.elapsed_s:.1f} s")
+
+
 def _run_one(config: str, out: str, overrides: list[str], progress: bool,
              keep_checkpoints: bool = False, figures: bool = True):
-    from rsa_bias.experiments import run_complexity_bias, summary_table
-
-    cfg = load_config(config, overrides)
-    t0 = time.perf_counter()
-    res = run_complexity_bias(cfg, out, progress=progress, keep_checkpoints=keep_checkpoints)
-    if figures:
-        from rsa_bias.plotting import save_figures
-
-        save_figures(res, out)
-    return cfg, res, summary_table(res), time.perf_counter() - t0
+    """One config run (a sweep point): its summary table and time."""
+    run = _run("complexity-bias", out, config=config, overrides=overrides, progress=progress,
+               keep_checkpoints=keep_checkpoints, figures=figures)
+    return run.table, run.elapsed_s
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    cfg, res, table, elapsed = _run_one(args.config, args.out, args.set, not args.no_progress,
-                                        args.keep_checkpoints, not args.no_figures)
-    figures = "" if args.no_figures else " and figures"
-    print(f"\n{cfg.name}: {len(cfg.seeds)} seeds, wrote {args.out}/activations.nc, "
-          f"{args.out}/results.nc{figures}")
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    r2 = table["R2_mean"]
+    _threads(args.threads)
+    cfg = load_config(args.config, args.set)  # refuse a bad config before anything runs
+    run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
+               keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures)
+    print(f"\n{cfg.name}: {len(cfg.seeds)} seeds")
+    _report(run)
+    r2 = run.table["R2_mean"]
     if len(r2) >= 2:
         print(f"R2 ratio {r2.index[0]}/{r2.index[1]} = {r2.iloc[0] / r2.iloc[1]:.2f}")
-    print(f"total time: {elapsed:.1f} s")
     return 0
 
 
@@ -99,7 +109,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         futures = [pool.submit(_run_one, c, o, s, False, False, not args.no_figures)
                    for c, o, s in jobs]
         for (_, o, s), fut in zip(jobs, futures, strict=True):
-            _, _, table, elapsed = fut.result()
+            table, elapsed = fut.result()
             row = {"run": Path(o).name, "overrides": " ".join(s), "time_s": round(elapsed, 1)}
             for feat, r in table.iterrows():
                 row.update({f"R2_{feat}": r.R2_mean, f"R2_{feat}_min": r.R2_min,
@@ -133,58 +143,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rsa_bias.experiments.bias_demos import list_demos, run_demo, summary_table
+    from rsa_bias.experiments import list_experiments
 
     if args.list or args.name is None:
-        for name, summary in list_demos().items():
+        for name, summary in list_experiments("demo").items():
             print(f"{name:14s} {summary}")
         if args.name is None and not args.list:
             print("rsa-bias demo NAME --out DIR runs one", file=sys.stderr)
         return 0
+    if args.name not in list_experiments("demo"):
+        raise ValueError(f"unknown demo {args.name!r}; valid: {sorted(list_experiments('demo'))}")
     if args.out is None:
         raise ValueError("rsa-bias demo NAME needs --out DIR (where results.nc and the figures "
                          "go)")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    res, paths = run_demo(args.name, args.out, seed=args.seed, quick=args.quick,
-                          figures_dir=args.figures_dir)
-    print(summary_table(args.name, res).to_string(float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in paths))
-    print(f"total time: {time.perf_counter() - t0:.1f} s")
+    _threads(args.threads)
+    _report(_run(args.name, args.out, seed=args.seed, quick=args.quick,
+                 figures_dir=args.figures_dir))
     return 0
 
 
 def cmd_brain(args: argparse.Namespace) -> int:
     import torch
 
-    from rsa_bias.experiments import run_model_vs_brain
-    from rsa_bias.store import read_results
-
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    t0 = time.perf_counter()
-    paths = run_model_vs_brain(args.out, small=not args.full, seed=args.seed,
-                               image_size=args.image_size, progress=not args.no_progress)
-    rsa = read_results(paths["rsa_it"])
-    enc = read_results(paths["encoding_v4"])
-    print(_brain_table(rsa, enc).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    print(f"total time: {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _brain_table(rsa, enc):
-    """One row per model x layer: RSA to human and monkey IT and the V4 encoding score."""
-    import pandas as pd
-
-    score = rsa["score"].to_series().unstack("target")
-    score.columns = [f"rsa_{t}" for t in score.columns]
-    v4 = enc["score"].to_series().rename("v4_normalised_r")
-    lo, hi = (float(rsa[f"noise_ceiling_{b}"].sel(target="human_it")) for b in ("lower", "upper"))
+    run = _run("model-vs-brain", args.out, small=not args.full, seed=args.seed,
+               image_size=args.image_size, progress=not args.no_progress)
+    lo, hi = run.table.attrs["noise_ceiling"]
     print(f"human-IT noise ceiling (Spearman): {lo:.3f}-{hi:.3f}")
-    return pd.concat([score, v4], axis=1).reset_index()
+    _report(run, index=False)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

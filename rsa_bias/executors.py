@@ -66,11 +66,7 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         with ProcessPoolExecutor(jobs, initializer=one_thread) as pool:
             yield pool
         return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ValueError("a Dask scheduler needs dask[distributed]: pip install "
-                         "'rsa_bias[dask]'") from exc
+    from distributed import Client, LocalCluster
     if scheduler == "local":
         with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:

@@ -26,11 +26,9 @@ _STACK_DIM_KEY = "rsa_bias_stack_dim"
 
 
 def _rsatoolbox() -> Any:
-    try:
-        import rsatoolbox
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("this conversion needs rsatoolbox: pip install rsatoolbox "
-                          "(or rsa_bias[brain])") from err
+    """rsatoolbox, imported on first use (a dependency, kept out of ``import rsa_bias``)."""
+    import rsatoolbox
+
     return rsatoolbox
 
 
@@ -92,7 +90,7 @@ def from_rsatoolbox_dataset(ds: Any, *, run_descriptor: str | None = None) -> xr
     run_descriptor = run_descriptor or ("run" if "run" in obs else None)
     ids = obs.pop("stimulus", np.arange(ds.n_obs))
     if run_descriptor is not None:
-        out = stack_runs(ds.measurements, runs=obs.pop(run_descriptor), stimuli=ids)
+        out = stack_runs(ds.measurements, runs=obs.pop(run_descriptor), stimulus_ids=ids)
         first: dict[Any, int] = {}
         for row, sid in enumerate(ids.tolist()):
             first.setdefault(sid, row)

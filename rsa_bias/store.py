@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from rsa_bias._atomic import atomic_path
@@ -30,6 +31,43 @@ FILE_KIND = "rsa_bias_file"
 
 class StoreError(ValueError):
     """A file that is missing, unreadable or does not follow the schema."""
+
+
+def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
+                    seeds: Sequence[int] | None = None, steps: Sequence[int] | None = None,
+                    attrs: dict[str, str] | None = None) -> xr.DataTree:
+    """Assemble labelled activations into the activation-file layout (``docs/architecture.md``).
+
+    Parameters
+    ----------
+    stimuli : xarray.Dataset with dim ``stimulus``
+        Its coords (feature values, split) and ``inputs`` go to the root.
+    layers : dict name -> array
+        Each array has dims ``([seed,] [step,] stimulus, unit)``: ``seed`` is
+        present iff ``seeds`` is given, ``step`` iff ``steps`` is given.
+    attrs : provenance attrs for the root.
+
+    Returns
+    -------
+    xarray.DataTree
+        Root: stimulus coords and provenance; one child per layer holding
+        ``activation``.
+    """
+    root = stimuli.copy()
+    root.attrs = {**stimuli.attrs, **(attrs or {})}
+    lead = {k: np.asarray(v) for k, v in (("seed", seeds), ("step", steps)) if v is not None}
+    dims = (*lead, "stimulus", "unit")
+    children = {}
+    for name, arr in layers.items():
+        if arr.ndim != len(dims):
+            raise ValueError(f"layer {name!r} has {arr.ndim} dims, expected {dims}")
+        if arr.shape[-2] != stimuli.sizes["stimulus"]:
+            raise ValueError(f"layer {name!r} has {arr.shape[-2]} stimuli, the stimulus set "
+                             f"{stimuli.sizes['stimulus']}")
+        coords = {"unit": np.arange(arr.shape[-1]), **lead}
+        children[name] = xr.Dataset({"activation": (dims, arr)}, coords=coords)
+    return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
+
 
 def _atomic_write(obj: xr.Dataset | xr.DataTree, path: str | Path, encoding=None) -> Path:
     with atomic_path(path) as tmp:

@@ -8,8 +8,9 @@ import torch
 import xarray as xr
 from torch import nn
 
-from rsa_bias.activations import activation_tree, capture
 from rsa_bias.networks import MLP
+from rsa_bias.store import activation_tree
+from rsa_bias.training.activations import capture
 
 
 class _Named(nn.Module):

@@ -204,7 +204,7 @@ def test_labelled_outputs_carry_target_ids_and_align_stimuli():
     pred = model.predict(xa.isel(stimulus=slice(0, 7)))
     assert pred.dims == ("stimulus", "voxel") and pred["voxel"].values[3] == "v3"
     assert pred["stimulus"].values[2] == "img_002"
-    scores = cross_validated_scores(xa, ya, cv=4, alphas=ALPHAS)
+    scores = cross_validated_scores(xa, ya, cv=4, estimator=RidgeEncoder(ALPHAS))
     assert scores["r2"].dims == ("voxel",) and scores["alpha"].dims == ("fold", "voxel")
     assert scores.attrs["method"] == "ridge_encoding_nested_cv"
 
@@ -260,14 +260,14 @@ def test_too_few_samples(n):
 
 def test_spearman_brown_formula():
     np.testing.assert_allclose(spearman_brown(0.5), 2 / 3)
-    np.testing.assert_allclose(spearman_brown(0.25, 3.0), 0.75 / 1.5)
+    np.testing.assert_allclose(spearman_brown(0.25, factor=3.0), 0.75 / 1.5)
     r = np.linspace(-0.5, 0.95, 7)
-    np.testing.assert_allclose(spearman_brown(r, 1.0), r)
-    np.testing.assert_allclose(spearman_brown(spearman_brown(r, 2.0), 0.5), r)  # inverse
+    np.testing.assert_allclose(spearman_brown(r, factor=1.0), r)
+    np.testing.assert_allclose(spearman_brown(spearman_brown(r, factor=2.0), factor=0.5), r)  # inverse
     # stepping up from m to R repeats = reliability of R repeats, for any m
     s2, n2 = 1.0, 3.0
     rel = lambda k: s2 / (s2 + n2 / k)  # noqa: E731
-    np.testing.assert_allclose(spearman_brown(rel(2), 5 / 2), rel(5))
+    np.testing.assert_allclose(spearman_brown(rel(2), factor=5 / 2), rel(5))
 
 
 @pytest.mark.parametrize("n_repeats", [4, 5])
@@ -295,7 +295,7 @@ def test_noise_ceiling_matches_analytic_reliability(n_repeats):
     np.testing.assert_allclose(out["ceiling_r"], np.sqrt(rel))
     np.testing.assert_allclose(out["ceiling_r2"], rel)
     half = n_repeats // 2
-    np.testing.assert_allclose(rel, spearman_brown(out["split_half_r"], n_repeats / half))
+    np.testing.assert_allclose(rel, spearman_brown(out["split_half_r"], factor=n_repeats / half))
 
 
 def test_noise_ceiling_unreliable_targets_are_nan_and_bad_input():
@@ -323,7 +323,7 @@ def test_normalised_scores_near_one_for_a_perfectly_predictable_signal():
     w = rng.normal(size=(4, n_neur))
     signal = x @ (w / np.sqrt((w**2).sum(0)))                    # variance 1
     resp = signal[:, :, None] + 2.0 * rng.normal(size=(n_stim, n_neur, n_rep))
-    out = cross_validated_scores(x, resp, cv=5, alphas=ALPHAS)
+    out = cross_validated_scores(x, resp, cv=5, estimator=RidgeEncoder(ALPHAS))
     assert abs(out["pearson_r"].mean() - np.sqrt(0.5)) < 0.03     # raw scores are not ~1
     assert abs(out["pearson_r_normalised"].mean() - 1.0) < 0.03
     assert abs(out["r2_normalised"].mean() - 1.0) < 0.06
@@ -356,7 +356,7 @@ def test_cross_validated_scores_warn_once_for_all_folds():
     y = x @ rng.standard_normal((4, 3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cross_validated_scores(x, y, cv=5, alphas=[1.0, 10.0])
+        cross_validated_scores(x, y, cv=5, estimator=RidgeEncoder([1.0, 10.0]))
     edge = [w for w in caught if issubclass(w.category, AlphaGridWarning)]
     assert len(edge) == 1
     assert "in 5 ridge fit(s)" in str(edge[0].message)

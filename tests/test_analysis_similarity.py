@@ -56,10 +56,10 @@ def test_procrustes_zero_for_rotated_scaled_shifted_copy(metric, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(40, 6))
     y = 3.0 * x @ ortho_group.rvs(6, random_state=rng) + rng.normal(size=6)
-    assert procrustes_distance(x, y, metric=metric) == pytest.approx(0.0, abs=1e-6)
+    assert procrustes_distance(x, y, method=metric) == pytest.approx(0.0, abs=1e-6)
     padded = np.c_[y, np.zeros((40, 2))]
-    assert procrustes_distance(x, padded, metric=metric) == pytest.approx(0.0, abs=1e-6)
-    assert procrustes_distance(x, rng.normal(size=(40, 6)), metric=metric) > 0.3
+    assert procrustes_distance(x, padded, method=metric) == pytest.approx(0.0, abs=1e-6)
+    assert procrustes_distance(x, rng.normal(size=(40, 6)), method=metric) > 0.3
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -69,7 +69,7 @@ def test_procrustes_matches_scipy(seed):
     r, _ = orthogonal_procrustes(yn, xn)
     assert procrustes_distance(x, y) == pytest.approx(np.linalg.norm(xn - yn @ r), abs=1e-10)
     cos = np.sum(xn * (yn @ r))
-    assert procrustes_distance(x, y, metric="angular") == pytest.approx(np.arccos(cos), abs=1e-8)
+    assert procrustes_distance(x, y, method="angular") == pytest.approx(np.arccos(cos), abs=1e-8)
     assert procrustes_distance(x, y) == pytest.approx(procrustes_distance(y, x), abs=1e-12)
 
 
@@ -80,7 +80,7 @@ def test_angular_procrustes_triangle_inequality(seed, dims, mix):
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(15, 3))
     a, b, c = (base @ rng.normal(size=(3, d)) + mix * rng.normal(size=(15, d)) for d in dims)
-    d = {(i, j): procrustes_distance(u, v, metric="angular")
+    d = {(i, j): procrustes_distance(u, v, method="angular")
          for (i, u), (j, v) in itertools.product(enumerate((a, b, c)), repeat=2)}
     for i, j, k in itertools.permutations(range(3)):
         assert d[i, k] <= d[i, j] + d[j, k] + 1e-9
@@ -89,7 +89,7 @@ def test_angular_procrustes_triangle_inequality(seed, dims, mix):
 def test_procrustes_guards():
     x = np.random.default_rng(0).normal(size=(10, 3))
     with pytest.raises(ValueError, match=r"valid: \['angular', 'euclidean'\]"):
-        procrustes_distance(x, x, metric="cosine")
+        procrustes_distance(x, x, method="cosine")
     with pytest.raises(ValueError, match="constant"):
         procrustes_distance(x, np.ones((10, 2)))
     with pytest.raises(ValueError, match="NaN"):

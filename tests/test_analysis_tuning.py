@@ -167,6 +167,6 @@ def test_unit_tuning_loops_over_step(random_activation):
 
 def test_tuning_needs_feature_coords(random_activation):
     with pytest.raises(ValueError, match="available"):
-        unit_tuning(random_activation, ["zzz"])
+        unit_tuning(random_activation, features=["zzz"])
     with pytest.raises(ValueError, match="available"):
-        pca_summary(random_activation, ["zzz"])
+        pca_summary(random_activation, features=["zzz"])

@@ -236,10 +236,10 @@ def test_stimuli_missing_ids_named(independent_task):
 
 def test_features_subset(random_activation):
     full = feature_variance_explained(random_activation)
-    sub = feature_variance_explained(random_activation, ["c", "a"])
+    sub = feature_variance_explained(random_activation, features=["c", "a"])
     assert list(sub.feature.values) == ["c", "a"]
     xr.testing.assert_allclose(sub.r2, full.r2.sel(feature=["c", "a"]))
-    two = feature_variance_explained(random_activation, ["a", "c"]).r2_joint
+    two = feature_variance_explained(random_activation, features=["a", "c"]).r2_joint
     assert float(two) != pytest.approx(float(full.r2_joint))
 
 
@@ -255,7 +255,7 @@ def test_nan_in_activations_refused(random_activation):
 
 def test_missing_feature_coord_lists_available(random_activation):
     with pytest.raises(ValueError, match=r"available: \['a', 'b', 'c'\]") as info:
-        feature_variance_explained(random_activation, ["a", "nope"])
+        feature_variance_explained(random_activation, features=["a", "nope"])
     assert "nope" in str(info.value)
 
 

@@ -8,6 +8,7 @@ import xarray as xr
 from sklearn.linear_model import LinearRegression
 
 from rsa_bias import (
+    RidgeEncoder,
     attribute_cka,
     attribute_encoding,
     attribute_rsa,
@@ -31,6 +32,7 @@ from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
 
 SHARES = {"a": 0.5, "b": 0.2, "c": 0.1}
 ALPHAS = np.logspace(-6, 6, 13)  # noise-free predictors want small penalties
+RIDGE = RidgeEncoder(ALPHAS)
 # Noise-free simulated targets would take alpha -> 0; the grid warning says nothing here.
 pytestmark = pytest.mark.filterwarnings("ignore:.*smallest alpha of the grid")
 
@@ -63,7 +65,7 @@ def test_variance_shares_recover_the_generating_shares(brain):
 
 def test_binary_shares_equal_the_in_sample_variance_explained(brain):
     x = brain.response.mean("repeat").rename(neuron="unit")
-    r2 = feature_variance_explained(x, ["a", "b"], fit_split=None, eval_split=None).r2
+    r2 = feature_variance_explained(x, features=["a", "b"], fit_split=None, eval_split=None).r2
     np.testing.assert_allclose(variance_shares(x, features=["a", "b"]).share, r2, rtol=1e-10)
 
 
@@ -73,14 +75,14 @@ def test_decomposition_reconstructs_and_removal_subtracts_class_means(brain):
     assert list(parts.component.values) == ["a", "b", "c", "residual"]
     np.testing.assert_allclose(parts.sum("component") + x.mean("stimulus"), x, atol=1e-10)
     groups = x.groupby("feature_b")  # class means subtracted, the grand mean kept
-    np.testing.assert_allclose(remove_features(x, ["b"]),
+    np.testing.assert_allclose(remove_features(x, features=["b"]),
                                groups - groups.mean() + x.mean("stimulus"), atol=1e-10)
 
 
 def test_stimuli_can_come_from_a_separate_set(stimuli, brain):
     bare = xr.DataArray(brain.signal.values, dims=("stimulus", "neuron"),
                         coords={"stimulus": brain.stimulus.values})
-    with_set = variance_shares(bare, stimuli)
+    with_set = variance_shares(bare, stimuli=stimuli)
     np.testing.assert_allclose(with_set.share, list(SHARES.values()), atol=1e-10)
     with pytest.raises(ValueError, match="no feature coord"):
         variance_shares(bare)
@@ -106,7 +108,7 @@ def test_cka_attribution_is_efficient_and_total_is_cka(stimuli, brain, hsic):
 def test_rsa_attribution_total_is_the_rsa_score(stimuli, brain, rdm_method, compare):
     x = _model(stimuli, {"a": 0.3, "b": 0.4}, seed=2)
     y = brain.response.mean("repeat")
-    out = attribute_rsa(x, brain.response, rdm_method=rdm_method, compare=compare)
+    out = attribute_rsa(x, brain.response, rdm_method=rdm_method, compare_method=compare)
     direct = compare_rdms(rdm(x, method=rdm_method), rdm(y, method=rdm_method), method=compare)
     assert float(out.total) == pytest.approx(float(direct), abs=1e-10)
     assert float(out.share.sum()) == pytest.approx(float(out.features_score), abs=1e-12)
@@ -153,7 +155,7 @@ def test_a_feature_absent_from_one_representation_gets_no_share(stimuli, brain):
     assert float(attribute_cka(only_a, brain.response).share.sel(feature="b")) == \
         pytest.approx(0.0, abs=1e-12)
     assert abs(float(attribute_rsa(only_a, brain.response).share.sel(feature="b"))) < 0.02
-    enc = attribute_encoding(only_a, brain.response, alphas=ALPHAS)
+    enc = attribute_encoding(only_a, brain.response, estimator=RIDGE)
     assert abs(float(enc.share.sel(feature="b"))) < 0.02
     assert float(enc.share.sel(feature="a")) > 0.3
 
@@ -170,13 +172,13 @@ def test_stimulus_order_does_not_matter(stimuli, brain):
 
 def test_encoding_total_is_the_cross_validated_r2(stimuli, brain):
     x = _model(stimuli, {"a": 0.4, "b": 0.3, "c": 0.2}, seed=6)
-    out = attribute_encoding(x, brain.response, cv=4, seed=1, alphas=ALPHAS)
-    direct = cross_validated_scores(x, brain.response.mean("repeat"), cv=4, seed=1, device="cpu",
-                                    alphas=ALPHAS)
+    out = attribute_encoding(x, brain.response, cv=4, seed=1, estimator=RIDGE)
+    direct = cross_validated_scores(x, brain.response.mean("repeat"), cv=4, seed=1,
+                                    estimator=RidgeEncoder(ALPHAS, device="cpu"))
     assert float(out.total) == pytest.approx(float(direct.r2.mean()), abs=1e-8)
     assert float(out.share.sum() + out.residual) == pytest.approx(float(out.total), abs=1e-12)
     predictor = attribute_encoding(x, brain.response, cv=4, seed=1, method="predictor",
-                                   alphas=ALPHAS)
+                                   estimator=RIDGE)
     assert float(predictor.total) == pytest.approx(float(out.total), abs=1e-12)
     assert float(predictor.share.sum()) == pytest.approx(float(predictor.features_score))
 
@@ -185,7 +187,7 @@ def test_encoding_shares_follow_the_targets_feature_variance(brain):
     """A model that computes everything (the noiseless signal) predicts each feature's part of
     the responses: the shares are the responses' variance shares (per neuron, then averaged
     over neurons like R²), within 0.02."""
-    out = attribute_encoding(brain.signal, brain.response, alphas=ALPHAS)
+    out = attribute_encoding(brain.signal, brain.response, estimator=RIDGE)
     parts = feature_decomposition(brain.response)
     energy = (parts**2).sum("stimulus")
     per_neuron = (energy / energy.sum("component")).drop_sel(component="residual")
@@ -196,7 +198,7 @@ def test_encoding_shares_follow_the_targets_feature_variance(brain):
 def test_encoding_does_not_depend_on_row_order(stimuli, brain):
     x = _model(stimuli, {"a": 0.4, "b": 0.3}, seed=6)
     perm = np.random.default_rng(1).permutation(144)
-    kw = {"alphas": ALPHAS, "cv": 4}
+    kw = {"estimator": RIDGE, "cv": 4}
     out = attribute_encoding(x, brain.response, **kw)
     shuffled = attribute_encoding(x.isel(stimulus=perm), brain.response.isel(stimulus=perm),
                                   **kw)
@@ -209,8 +211,9 @@ def test_encoding_does_not_depend_on_row_order(stimuli, brain):
 
 def test_median_encoding_score_splits_the_median_target(stimuli, brain):
     x = _model(stimuli, {"a": 0.4, "b": 0.3}, seed=6)
-    out = attribute_encoding(x, brain.response, alphas=ALPHAS, summary="median")
-    r2 = cross_validated_scores(x, brain.response.mean("repeat"), alphas=ALPHAS, device="cpu").r2
+    out = attribute_encoding(x, brain.response, estimator=RIDGE, summary="median")
+    r2 = cross_validated_scores(x, brain.response.mean("repeat"),
+                                estimator=RidgeEncoder(ALPHAS, device="cpu")).r2
     assert float(out.total) == pytest.approx(float(r2.median()), abs=1e-8)
     assert float(out.share.sum() + out.residual) == pytest.approx(float(out.total), abs=1e-12)
     with pytest.raises(ValueError, match="summary='median' needs method='target'"):
@@ -219,10 +222,10 @@ def test_median_encoding_score_splits_the_median_target(stimuli, brain):
 
 def test_numpy_responses_with_repeats(brain):
     x, y = brain.signal, brain.response.transpose("stimulus", "neuron", "repeat")
-    out = attribute_encoding(x.values, y.values, alphas=ALPHAS, features=["a"],
+    out = attribute_encoding(x.values, y.values, estimator=RIDGE, features=["a"],
                              stimuli=brain.drop_vars(["signal", "response"]))
     assert out.share_per_target.dims == ("feature", "unit")
-    labelled = attribute_encoding(x, y, alphas=ALPHAS, features=["a"])
+    labelled = attribute_encoding(x, y, estimator=RIDGE, features=["a"])
     assert float(out.total) == pytest.approx(float(labelled.total), abs=1e-12)
 
 
@@ -253,7 +256,7 @@ def test_equalised_comparison_sees_what_is_computed_not_how_loudly(stimuli):
     loud_a = _model(stimuli, {"a": 0.9, "b": 0.1}, seed=8)
     parts = feature_decomposition(loud_a)
     loud_b = 0.2 * parts.sel(component="a", drop=True) + 3.0 * parts.sel(component="b", drop=True)
-    out = compare_controlled(loud_a, loud_b, alphas=ALPHAS)
+    out = compare_controlled(loud_a, loud_b, estimator=RIDGE)
     raw, equalised = out.score.sel(condition="raw"), out.score.sel(condition="equalised")
     assert (raw.sel(measure=["rsa", "cka"]) < 0.5).all()
     np.testing.assert_allclose(equalised.sel(measure=["rsa", "cka"]), 1.0, atol=1e-10)
@@ -285,7 +288,7 @@ def test_feature_model_rdms(stimuli):
     assert models.dims == ("model", "stimulus_i", "stimulus_j")
     a = stimuli.feature_a.values
     np.testing.assert_array_equal(models.sel(model="a"), (a[:, None] != a[None, :]).astype(float))
-    joint = feature_model_rdms(stimuli, ["a:b"]).sel(model="a:b")
+    joint = feature_model_rdms(stimuli, features=["a:b"]).sel(model="a:b")
     np.testing.assert_array_equal(joint, np.maximum(models.sel(model="a"), models.sel(model="b")))
 
 
@@ -295,10 +298,10 @@ def test_pair_rdms_capture_any_geometry_of_a_feature(stimuli):
     target = xr.DataArray(table[c[:, None], c[None, :]], dims=("stimulus_i", "stimulus_j"),
                           coords={"stimulus_i": stimuli.stimulus.values,
                                   "stimulus_j": stimuli.stimulus.values})
-    pairs = feature_model_rdms(stimuli, ["c"], geometry="pairs")
+    pairs = feature_model_rdms(stimuli, features=["c"], geometry="pairs")
     assert pairs.sizes["model"] == 6 and "c[0,2]" in pairs.model.values
     assert float(rdm_variance_partition(target, pairs).r2) == pytest.approx(1.0)
-    assert float(rdm_variance_partition(target, feature_model_rdms(stimuli, ["c"])).r2) < 0.9
+    assert float(rdm_variance_partition(target, feature_model_rdms(stimuli, features=["c"])).r2) < 0.9
     np.testing.assert_allclose(residualise_rdm(target, pairs), 0, atol=1e-10)
 
 
@@ -346,7 +349,7 @@ def test_rdm_variance_partition_against_sklearn(stimuli, brain):
 
 def test_residualised_rdm_is_orthogonal_to_the_predictors(stimuli, brain):
     target = rdm(brain.response.mean("repeat"), method="sqeuclidean")
-    models = feature_model_rdms(stimuli, ["a"])
+    models = feature_model_rdms(stimuli, features=["a"])
     res = residualise_rdm(target, {"a": models.sel(model="a")})
     v = condensed(res).values
     assert abs(v.mean()) < 1e-10 and abs(v @ condensed(models.sel(model="a")).values) < 1e-8
@@ -357,7 +360,7 @@ def test_residualised_rdm_is_orthogonal_to_the_predictors(stimuli, brain):
 
 
 @pytest.mark.parametrize(("call", "match"), [
-    (lambda x, y: attribute_rsa(x, y, compare="spearman"), r"valid: \['cosine', 'pearson'\]"),
+    (lambda x, y: attribute_rsa(x, y, compare_method="spearman"), r"valid: \['cosine', 'pearson'\]"),
     (lambda x, y: attribute_rsa(x, y, rdm_method="crossnobis"), "valid:"),
     (lambda x, y: attribute_cka(x, y, hsic="debiased"), "valid: \\['biased', 'unbiased'\\]"),
     (lambda x, y: attribute_cka(x, y, orthogonalise="qr"), "sequential"),

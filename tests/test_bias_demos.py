@@ -14,7 +14,7 @@ import xarray as xr
 from matplotlib.patches import Rectangle
 
 from rsa_bias.cli import main
-from rsa_bias.experiments.bias_demos import DEMOS, lampinen, list_demos, loud_feature, run_demo
+from rsa_bias.experiments import lampinen, list_experiments, loud_feature, run_demo
 from rsa_bias.plotting.attribution import (
     attribution_table,
     plot_attribution,
@@ -182,7 +182,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 def test_cli_lists_the_demos():
     code, out, _ = _run(["demo", "--list"])
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == list(list_demos()) == list(DEMOS)
+    assert [line.split()[0] for line in out.splitlines()] == list(list_experiments("demo"))
 
 
 def test_cli_runs_a_demo(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 
@@ -236,10 +237,13 @@ def test_brain_command_prints_rsa_and_v4_scores(tmp_path, monkeypatch):
 
     def fake(out_dir, *, small, seed, image_size, progress):
         calls.update(small=small, seed=seed, image_size=image_size)
-        return {"rsa_it": write_results(rsa, tmp_path / "rsa_it.nc"),
-                "encoding_v4": write_results(enc, tmp_path / "encoding_v4.nc")}
+        return {"rsa_it": rsa, "encoding_v4": enc}, {
+            "rsa_it": write_results(rsa, tmp_path / "rsa_it.nc"),
+            "encoding_v4": write_results(enc, tmp_path / "encoding_v4.nc")}
 
-    monkeypatch.setattr(experiments, "run_model_vs_brain", fake)
+    registry = experiments.EXPERIMENTS
+    monkeypatch.setitem(registry, "model-vs-brain",
+                        dataclasses.replace(registry["model-vs-brain"], run=fake))
     code, stdout, stderr = _run(["brain", "--out", str(tmp_path), "--seed", "3", "--full",
                                  "--no-progress"])
     assert code == 0, stderr

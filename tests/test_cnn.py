@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 import rsa_bias.training.loop as loop
-from rsa_bias.activations import capture
 from rsa_bias.config import (
     CNNConfig,
     ConfigError,
@@ -27,6 +26,7 @@ from rsa_bias.networks.init import FAMILIES, fans
 from rsa_bias.tasks import make_image_task
 from rsa_bias.tasks.images import to_uint8
 from rsa_bias.training import train
+from rsa_bias.training.activations import capture
 
 HEADS = {"colour": 3, "shape": 3, "texture": 2}
 

@@ -8,9 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from rsa_bias.activations import activation_tree
 from rsa_bias.config import ConfigError, ImageTaskConfig, TaskConfig, config_from_dict
-from rsa_bias.store import read_activations, write_activations
+from rsa_bias.store import activation_tree, read_activations, write_activations
 from rsa_bias.tasks import make_image_task, make_task, n_classes
 from rsa_bias.tasks.images import RGB, SHAPE_MASKS, render, to_uint8
 

@@ -21,19 +21,14 @@ from rsa_bias.analysis import (
 )
 from rsa_bias.brain import load_rsa92, load_v4
 from rsa_bias.config import CNNConfig, ModelConfig, TaskConfig
-from rsa_bias.experiments.brain_comparison import run_model_vs_brain
-from rsa_bias.experiments.model_vs_brain import (
-    ALPHAS,
-    encoding_vs_v4,
-    layer_activations,
-    rsa_vs_it,
-    v4_responses,
-)
+from rsa_bias.experiments import encoding_vs_v4, rsa_vs_it, run_model_vs_brain
+from rsa_bias.experiments.brain_scores import ALPHAS, v4_responses
 from rsa_bias.networks import build_model
 from rsa_bias.plotting.cka import plot_cka_heatmap
 from rsa_bias.plotting.rdms import plot_rdm
 from rsa_bias.plotting.scores import CEILING_LABEL, plot_scores_with_ceiling
 from rsa_bias.tasks import make_image_task
+from rsa_bias.training.activations import layer_activations
 
 SIZE = 24  # photographs are shrunk to 24x24 to keep the tests fast
 

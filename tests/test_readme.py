@@ -31,5 +31,5 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "one_seed" / "results.nc").is_file()
     share = namespace["rsa_bias"].attribute_cka(namespace["model"].response,
                                                 namespace["brain"].response,
-                                                namespace["stim"]).share
+                                                stimuli=namespace["stim"]).share
     assert float(share.sel(feature="a")) > 0.5 > float(abs(share.sel(feature="b")))

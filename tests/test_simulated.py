@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from rsa_bias.analysis import feature_variance_explained
-from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
+from rsa_bias.analysis import feature_variance_explained, variance_shares
+from rsa_bias.brain.simulated import component_bases, factorial_stimuli, simulate_population
 
 
 def _class_mean_share(values: np.ndarray, labels: np.ndarray) -> float:
@@ -114,7 +114,7 @@ def test_provenance_attrs(stimuli):
     ({"shares": {"a": 0.5}, "nonlinearity": "cubic"}, r"valid: \['none', 'relu', 'tanh'\]"),
     ({"shares": {"a": 0.5}, "residual_rank": 1000}, "residual_rank"),
     ({"shares": {"a": 0.5, "residual": 0.2}}, "residual"),
-    ({"shares": {"a:b:c": 0.3}}, r"'a:b:c' has 3 parts; only two-way"),
+    ({"shares": {"a:a": 0.3}}, r"'a:a' must name distinct features"),
     ({"shares": {"a": 0.3}, "nonlinearity": "relu", "residual_rank": 2},
      r"residual_rank=2 cannot hold with nonlinearity='relu'.*residual_rank=None"),
     ({"shares": {"a": 0.3}, "nonlinearity": "tanh", "residual_rank": 1}, "cannot hold"),
@@ -159,3 +159,19 @@ def test_residual_avoids_main_effects_and_requested_conjunctions_only(stimuli):
                                n_neurons=40, seed=3).signal.values
     assert _interaction_share(kept, f["a"], f["c"]) == pytest.approx(0.0, abs=1e-12)
     assert _interaction_share(kept, f["b"], f["c"]) > 1e-3
+
+
+def test_three_way_conjunction_is_the_same_subspace_as_the_analysis_uses():
+    """One builder of feature subspaces: a three-way conjunction excludes the two-way
+    interactions in the simulated brain and in the analysis alike, so the share the simulation
+    sets is the share variance_shares reads back. (The earlier analysis builder kept the two-way
+    interactions inside "a:b:c": a signal with an "a:b" share of 0.2 and no three-way
+    interaction read 0.280 as "a:b:c".)"""
+    stim = factorial_stimuli({"a": 2, "b": 2, "c": 2}, repeats=3)
+    pop = simulate_population(stim, {"a": 0.3, "a:b:c": 0.2}, n_neurons=40, seed=0)
+    shares = variance_shares(pop.signal, features=["a", "b", "c", "a:b:c"]).share
+    np.testing.assert_allclose(shares, [0.3, 0.0, 0.0, 0.2], atol=1e-10)
+    bases = component_bases(stim, ["a", "a:b:c"])
+    from rsa_bias.analysis.features.subspaces import _bases, _labelled
+    ours = _bases(_labelled(pop.signal, None, "x"), ["a", "b", "c", "a:b:c"], "strict")[-1]
+    np.testing.assert_allclose(ours @ ours.T, bases["a:b:c"] @ bases["a:b:c"].T, atol=1e-12)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from rsa_bias.activations import activation_tree
 from rsa_bias.config import FeatureSpec, TaskConfig
 from rsa_bias.provenance import provenance_attrs
 from rsa_bias.store import (
     StoreError,
+    activation_tree,
     layer_activation,
     read_activations,
     read_results,

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import rsa_bias.training.loop as loop
-from rsa_bias.activations import capture
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_mlp
 from rsa_bias.training import TrainResult, resolve_device, train
+from rsa_bias.training.activations import capture
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
 
 

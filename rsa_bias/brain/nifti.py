@@ -13,7 +13,7 @@ for its noise precision::
 ``ds.residual.stack(sample=("run", "time")).dropna("sample").transpose("sample", "voxel")``.)
 
 :func:`to_nifti` puts any per-voxel score (``DataArray`` with dim ``voxel``) back into the
-mask's brain space as a nibabel image. nilearn and nibabel (the ``brain`` extra) are imported
+mask's brain space as a nibabel image. nilearn and nibabel are imported
 only when these functions run.
 """
 

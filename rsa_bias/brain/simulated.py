@@ -6,9 +6,10 @@ a population ``response(stimulus, neuron[, repeat])`` whose noise-free part ``si
 *exactly* the requested share of its variance in each feature's subspace.
 
 Construction. Over the ``n`` stimuli, the *subspace* of feature ``f`` is spanned by its centred
-one-hot indicators (``levels - 1`` dimensions); a *conjunction* ``"a:b"`` (two features only)
-is spanned by the centred indicators of the joint ``(a, b)`` cells with the main effects of
-``a`` and ``b`` projected out (the interaction of a two-way ANOVA). The main effects are those
+one-hot indicators (``levels - 1`` dimensions); a *conjunction* ``"a:b"`` (or ``"a:b:c"``) is
+spanned by the centred indicators of the joint cells with every lower-order effect projected
+out (the interaction of an ANOVA; :func:`rsa_bias._features.interaction_basis`, the same
+subspaces as :mod:`rsa_bias.analysis.features.subspaces` uses). The main effects are those
 of every listed feature (``attrs["feature_names"]``), of every feature named in ``shares`` and
 of both parts of every conjunction, listed or not; those not given a share get exactly 0. In a
 balanced, independent design — a full factorial, or every split of
@@ -42,8 +43,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import xarray as xr
 
-from rsa_bias._features import centred_onehot, feature_names
-from rsa_bias._linalg import orthonormal_columns, project_out
+from rsa_bias._features import feature_names, interaction_basis
+from rsa_bias._linalg import project_out
 
 RESIDUAL = "residual"
 
@@ -122,10 +123,9 @@ def _feature_values(stimuli: xr.Dataset, name: str) -> np.ndarray:
 
 def _conjunction_parts(conj: str) -> list[str]:
     parts = conj.split(":")
-    if len(parts) != 2:
-        raise ValueError(f"conjunction {conj!r} has {len(parts)} parts; only two-way "
-                         "conjunctions 'a:b' are supported (a higher-order one would also need "
-                         "its lower-order interactions projected out)")
+    if len(set(parts)) != len(parts) or not all(parts):
+        raise ValueError(f"conjunction {conj!r} must name distinct features, e.g. 'a:b' or "
+                         "'a:b:c'")
     return parts
 
 
@@ -146,22 +146,21 @@ def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.
     Main effects (every feature in ``attrs["feature_names"]`` and every
     feature in ``components``, including both parts of each conjunction) are built first, so
     conjunctions and the residual are orthogonal to them, each orthogonalised against the
-    ones before it; then the two-way conjunctions named in ``components``.
+    ones before it; then the conjunctions named in ``components``.
     """
     mains = _main_effects(stimuli, components)
     bases: dict[str, np.ndarray] = {}
     for name in mains:
-        onehot = centred_onehot(_feature_values(stimuli, name))
-        bases[name] = orthonormal_columns(project_out(onehot, list(bases.values())))
+        bases[name] = interaction_basis(_feature_values(stimuli, name), list(bases.values()))
         if bases[name].shape[1] == 0:
             raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, "
                              "or fully determined by the features before it)")
     for conj in (c for c in components if ":" in c):
-        parts = _conjunction_parts(conj)
-        codes = np.stack([_feature_values(stimuli, p) for p in parts], axis=1)
-        bases[conj] = orthonormal_columns(project_out(centred_onehot(codes), list(bases.values())))
+        codes = np.stack([_feature_values(stimuli, p) for p in _conjunction_parts(conj)], axis=1)
+        bases[conj] = interaction_basis(codes, list(bases.values()))
         if bases[conj].shape[1] == 0:
-            raise ValueError(f"conjunction {conj!r} spans no variance beyond its main effects")
+            raise ValueError(f"conjunction {conj!r} spans no variance beyond its lower-order "
+                             "effects")
     return bases
 
 
@@ -245,7 +244,8 @@ def simulate_population(stimuli: xr.Dataset, shares: Mapping[str, float], *,
         ``attrs["feature_names"]`` (e.g. :func:`factorial_stimuli` or
         :func:`rsa_bias.tasks.make_binary_task`).
     shares : component -> fraction of the signal variance, e.g. ``{"a": 0.6, "b": 0.1}``;
-        a component is a feature or a two-way conjunction ``"a:b"``. Listed features left out,
+        a component is a feature or a conjunction ``"a:b"`` (``"a:b:c"``). Listed features
+        left out,
         and the parts of a conjunction not given a share, get exactly 0; the remainder
         ``1 - Σ shares`` is residual variance (see the module docstring).
     n_neurons : number of simulated neurons (``neuron`` dim).

@@ -1,20 +1,29 @@
-"""The papers' experiments as functions returning xarray results and figures."""
+"""The papers' experiments as functions returning xarray results and figures, and the one
+registry (:mod:`rsa_bias.experiments.registry`) that the CLI runs them through."""
 
 from __future__ import annotations
 
-from rsa_bias.experiments.bias_demos import list_demos, run_demo
-from rsa_bias.experiments.brain_comparison import run_model_vs_brain
+from rsa_bias.experiments.bias_demos import lampinen, loud_feature
+from rsa_bias.experiments.brain_scores import encoding_vs_v4, rsa_vs_it
 from rsa_bias.experiments.complexity_bias import run_complexity_bias, summary_table
-from rsa_bias.experiments.model_vs_brain import (
-    encoding_vs_v4,
-    layer_activations,
+from rsa_bias.experiments.model_vs_brain import run_model_vs_brain
+from rsa_bias.experiments.registry import (
+    EXPERIMENTS,
+    Experiment,
+    ExperimentRun,
+    list_experiments,
+    run_demo,
+    run_experiment,
+)
+from rsa_bias.experiments.trifeature_cnn import (
     random_models,
-    rsa_vs_it,
     train_trifeature_cnn,
+    trifeature_task,
     trifeature_variance,
 )
+from rsa_bias.training.activations import layer_activations
 
-__all__ = ["run_demo", "list_demos", "run_complexity_bias", "summary_table",
-           "run_model_vs_brain", "layer_activations",
-           "rsa_vs_it", "encoding_vs_v4", "random_models", "train_trifeature_cnn",
-           "trifeature_variance"]
+__all__ = ["EXPERIMENTS", "Experiment", "ExperimentRun", "list_experiments", "run_experiment",
+           "run_demo", "loud_feature", "lampinen", "run_complexity_bias", "summary_table",
+           "run_model_vs_brain", "layer_activations", "rsa_vs_it", "encoding_vs_v4",
+           "random_models", "train_trifeature_cnn", "trifeature_task", "trifeature_variance"]

@@ -27,8 +27,6 @@ Each demo is one function returning ``(results, figures)`` and one command::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from rsa_bias.analysis import (
+    RidgeEncoder,
     attribute_cka,
     attribute_encoding,
     attribute_rsa,
@@ -49,7 +48,7 @@ from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
 from rsa_bias.provenance import provenance_attrs
 
 ALPHAS = tuple(float(a) for a in np.logspace(-6, 6, 13))
-RSA = {"rdm_method": "sqeuclidean", "compare": "pearson"}
+RSA = {"rdm_method": "sqeuclidean", "compare_method": "pearson"}
 BRAIN_SHARES = {"A": 0.6, "B": 0.15}
 LOUD_MODELS = {"A only": {"A": 0.9}, "A loud, B quiet": {"A": 0.72, "B": 0.18},
                "B loud, A quiet": {"A": 0.18, "B": 0.72}, "B only": {"B": 0.9}}
@@ -57,21 +56,13 @@ COMPLEX_SHARES, SIMPLE_SHARES = {"easy": 0.5, "hard": 0.05}, {"easy": 0.9}
 LAMPINEN_MODELS = ("complex_0", "complex_1", "complex_2", "simple_0", "simple_1")
 
 
-@dataclass(frozen=True)
-class Demo:
-    """One demonstration: what it shows, the function that runs it, its key numbers."""
-
-    summary: str
-    run: Callable[..., tuple[xr.Dataset, dict]]
-    table: Callable[[xr.Dataset], pd.DataFrame]
-
-
 # --- loud feature ------------------------------------------------------------------------------
 
 
 def _measures(x: xr.DataArray, y: xr.DataArray, seed: int) -> dict[str, xr.Dataset]:
     return {"rsa": attribute_rsa(x, y, **RSA), "cka": attribute_cka(x, y),
-            "encoding": attribute_encoding(x, y, alphas=ALPHAS, seed=seed, summary="median")}
+            "encoding": attribute_encoding(x, y, estimator=RidgeEncoder(ALPHAS), seed=seed,
+                                           summary="median")}
 
 
 def _attribution_vars(per_model: dict[str, dict[str, dict[str, xr.Dataset]]]) -> xr.Dataset:
@@ -211,7 +202,7 @@ def _similarities(reps: dict[str, xr.DataArray]) -> xr.DataArray:
         for (i, a), (j, b) in itertools.product(enumerate(names), repeat=2):
             out[0, ci, i, j] = cka(conditions[c][a], conditions[c][b])
             out[1, ci, i, j] = float(compare_rdms(rdms[c][a], rdms[c][b],
-                                                  method=RSA["compare"]))
+                                                  method=RSA["compare_method"]))
     return xr.DataArray(out, dims=("measure", "condition", "model_a", "model_b"),
                         coords={"measure": ["cka", "rsa"], "condition": list(conditions),
                                 "model_a": names, "model_b": names})
@@ -291,52 +282,43 @@ def _lampinen_figures(res: xr.Dataset) -> dict:
 # --- registry and runner -----------------------------------------------------------------------
 
 
-def _loud_table(res: xr.Dataset) -> pd.DataFrame:
-    return res.score.to_series().unstack(["measure", "condition"])
+def loud_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:
+    """Scores of the four candidate models, raw and equalised, for every measure."""
+    return results["results"].score.to_series().unstack(["measure", "condition"])
 
 
-def _lampinen_table(res: xr.Dataset) -> pd.DataFrame:
-    return res.pair_similarity.to_series().unstack("pair")
+def lampinen_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:
+    """Mean similarity of complex-complex and complex-simple model pairs."""
+    return results["results"].pair_similarity.to_series().unstack("pair")
 
 
-DEMOS: dict[str, Demo] = {
-    "loud-feature": Demo("a simulated brain with a loud and a quiet feature: RSA, CKA and "
-                         "encoding rank four models by the loud feature; equalising feature "
-                         "variance fixes the ranking", loud_feature, _loud_table),
-    "lampinen": Demo("Lampinen et al. (2024): two models of the same complex task look less "
-                     "similar than each looks to a model of its easy feature (simulated and "
-                     "trained MLPs)", lampinen, _lampinen_table),
-}
-
-
-def list_demos() -> dict[str, str]:
-    """Demo name -> what it shows."""
-    return {name: demo.summary for name, demo in DEMOS.items()}
-
-
-def summary_table(name: str, res: xr.Dataset) -> pd.DataFrame:
-    """The key numbers of a demo's results as a table (what the CLI prints)."""
-    return DEMOS[name].table(res)
-
-
-def run_demo(name: str, out_dir: str | Path, *, seed: int = 0, quick: bool = False,
-             figures_dir: str | Path | None = None) -> tuple[xr.Dataset, list[Path]]:
-    """Run a demo; write ``out_dir/results.nc`` and its PNG figures.
-
-    Figures go to ``figures_dir`` (default ``out_dir``) as ``<demo>_<figure>.png`` with the
-    demo name's dashes as underscores. Returns the results and the written paths.
-    """
+def _write(name: str, res: xr.Dataset, figures: dict, out_dir: str | Path,
+           figures_dir: str | Path | None) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
+    """Write ``out_dir/results.nc`` and the figures (``<demo>_<figure>.png``, the demo name's
+    dashes as underscores) into ``figures_dir`` (default ``out_dir``)."""
     from rsa_bias.plotting import save_figure
     from rsa_bias.store import write_results
 
-    if name not in DEMOS:
-        raise ValueError(f"unknown demo {name!r}; valid: {sorted(DEMOS)}")
-    res, figures = DEMOS[name].run(seed=seed, quick=quick)
     out_dir = Path(out_dir)
     fig_dir = Path(figures_dir) if figures_dir is not None else out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir.mkdir(parents=True, exist_ok=True)
-    paths = [write_results(res, out_dir / "results.nc")]
+    paths = {"results": write_results(res, out_dir / "results.nc")}
     for key, fig in figures.items():
-        paths.append(save_figure(fig, fig_dir / f"{name.replace('-', '_')}_{key}.png", dpi=100))
-    return res, paths
+        stem = f"{name.replace('-', '_')}_{key}"
+        paths[stem] = save_figure(fig, fig_dir / f"{stem}.png", dpi=100)
+    return {"results": res}, paths
+
+
+def run_loud_feature(out_dir: str | Path, *, seed: int = 0, quick: bool = False,
+                     figures_dir: str | Path | None = None,
+                     ) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
+    """The registry's ``loud-feature`` demo: :func:`loud_feature`, written to ``out_dir``."""
+    return _write("loud-feature", *loud_feature(seed=seed, quick=quick), out_dir, figures_dir)
+
+
+def run_lampinen(out_dir: str | Path, *, seed: int = 0, quick: bool = False,
+                 figures_dir: str | Path | None = None,
+                 ) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
+    """The registry's ``lampinen`` demo: :func:`lampinen`, written to ``out_dir``."""
+    return _write("lampinen", *lampinen(seed=seed, quick=quick), out_dir, figures_dir)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from rsa_bias.activations import activation_tree
 from rsa_bias.analysis import (
     feature_variance_explained,
     normalise_by_final,
@@ -21,7 +21,7 @@ from rsa_bias.analysis import (
 )
 from rsa_bias.config import ExperimentConfig
 from rsa_bias.provenance import provenance_attrs
-from rsa_bias.store import layer_activation, write_activations, write_results
+from rsa_bias.store import activation_tree, layer_activation, write_activations, write_results
 from rsa_bias.tasks import make_task
 from rsa_bias.training import TrainResult, train
 from rsa_bias.training.loop import EVAL_SPLITS
@@ -115,3 +115,30 @@ def summary_table(res: xr.Dataset, layer: str | None = None) -> pd.DataFrame:
         "test_acc_mean": acc.mean("seed").to_series(),
     })
     return table.rename_axis(f"feature @ {layer}")  # a new index: xarray's stays untouched
+
+
+def run_config(out_dir: str | Path, *, config: str | Path | ExperimentConfig,
+               overrides: Sequence[str] = (), progress: bool = True,
+               keep_checkpoints: bool = False, figures: bool = True,
+               ) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
+    """The registry's ``complexity-bias`` experiment: :func:`run_complexity_bias` of a config
+    (a path, with ``--set``-style ``overrides``, or an :class:`ExperimentConfig`), plus its
+    figures. Returns ``({"results": results}, {name: path})``."""
+    from rsa_bias.config import load_config
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config,
+                                                                           list(overrides))
+    out_dir = Path(out_dir)
+    res = run_complexity_bias(cfg, out_dir, progress=progress,
+                              keep_checkpoints=keep_checkpoints)
+    paths = {"activations": out_dir / "activations.nc", "results": out_dir / "results.nc"}
+    if figures:
+        from rsa_bias.plotting import save_figures
+
+        paths.update({Path(p).stem: Path(p) for p in save_figures(res, out_dir)})
+    return {"results": res}, paths
+
+
+def config_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:
+    """:func:`summary_table` of the run's results (last hidden layer, final step)."""
+    return summary_table(results["results"])

@@ -52,7 +52,7 @@ def plot_scores_with_ceiling(result: xr.Dataset, *, score: str = "score", x: str
         optionally ``ci_low``/``ci_high`` (drawn as whiskers) and scalar-per-panel
         ``noise_ceiling_lower``/``noise_ceiling_upper`` (drawn as a grey band from lower
         to upper; panels whose ceiling is NaN get none), as returned by
-        :func:`rsa_bias.experiments.model_vs_brain.rsa_vs_it`.
+        :func:`rsa_bias.experiments.brain_scores.rsa_vs_it`.
     ci, ceiling : names of those variables, or None to leave them out.
 
     Returns

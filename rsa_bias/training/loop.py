@@ -18,11 +18,11 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from rsa_bias.activations import capture
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_model, spatial_readout
 from rsa_bias.tasks.binary import feature_matrix
 from rsa_bias.tasks.images import n_classes
+from rsa_bias.training.activations import capture
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
 
 EVAL_SPLITS = ("val", "test")

@@ -4,13 +4,18 @@ nested cross-validated scores, and the split-half noise ceiling of the responses
 from __future__ import annotations
 
 from rsa_bias.analysis.encoding.ceiling import response_noise_ceiling, spearman_brown
-from rsa_bias.analysis.encoding.ridge import (
+from rsa_bias.analysis.encoding.ridge import (  # noqa: F401 - DEFAULT_ALPHAS, one_alpha_warning
     DEFAULT_ALPHAS,
     AlphaGridWarning,
     RidgeEncoder,
     one_alpha_warning,
 )
-from rsa_bias.analysis.encoding.scores import cross_validated_scores
+from rsa_bias.analysis.encoding.scores import (  # noqa: F401 - helpers for other families
+    cross_validated_scores,
+    out_of_fold_predictions,
+    outer_splitter,
+    ridge_from_options,
+)
 
 __all__ = ["RidgeEncoder", "AlphaGridWarning", "cross_validated_scores",
-           "response_noise_ceiling", "spearman_brown", "DEFAULT_ALPHAS", "one_alpha_warning"]
+           "response_noise_ceiling", "spearman_brown"]

@@ -23,12 +23,14 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import as_labelled
 from rsa_bias.analysis.encoding.ridge import MIN_SAMPLES, _check_finite_at, _coord_or_range
 from rsa_bias.provenance import result_attrs
 
 
-def spearman_brown(r, factor: float = 2.0):
+@legacy_call(positional=("factor",))
+def spearman_brown(r, *, factor: float = 2.0):
     """Spearman–Brown prophecy: reliability of a measure ``factor`` times as long.
 
     ``factor * r / (1 + (factor - 1) * r)``; ``factor=2`` steps a split-half correlation
@@ -89,7 +91,7 @@ def response_noise_ceiling(responses, *, repeat_dim: str = "repeat", n_splits: i
     r = np.mean([_columnwise_pearson(values[:, :, p[:half]].mean(2),
                                      values[:, :, p[half:2 * half]].mean(2))
                  for p in (rng.permutation(n_rep) for _ in range(n_splits))], axis=0)
-    rel = spearman_brown(r, n_rep / half)
+    rel = spearman_brown(r, factor=n_rep / half)
     ok = rel > 0
     out = xr.Dataset(
         {"split_half_r": (target_dim, r), "reliability": (target_dim, rel),

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from sklearn.base import clone
 from sklearn.model_selection import KFold
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled
 from rsa_bias.analysis.encoding.ceiling import _columnwise_pearson, response_noise_ceiling
 from rsa_bias.analysis.encoding.ridge import (
-    DEFAULT_ALPHAS,
     RidgeEncoder,
     _coord_or_range,
     _labelled_inputs,
@@ -23,73 +24,166 @@ from rsa_bias.analysis.encoding.ridge import (
 )
 from rsa_bias.provenance import result_attrs
 
+_RIDGE_OPTIONS = ("alphas", "inner_cv", "alpha_per_target", "fit_intercept", "solver", "device",
+                  "search_dtype")
 
-def cross_validated_scores(X, Y, *, cv: int = 5, alphas=DEFAULT_ALPHAS, inner_cv=None,
-                           alpha_per_target: bool = True, fit_intercept: bool = True,
-                           solver: str = "auto", device: str = "auto",
-                           search_dtype: str = "float32", repeat_dim: str = "repeat",
-                           n_splits: int = 20, seed: int = 0) -> xr.Dataset:
-    """Nested cross-validated Pearson r and R² of a :class:`RidgeEncoder` per target.
 
-    The stimuli are split by a shuffled ``KFold(cv)`` (seeded); on each training part a
-    :class:`RidgeEncoder` chooses its alphas by ``inner_cv`` (None: leave-one-out) and
-    predicts the held-out part. Scores compare the pooled out-of-fold predictions with
-    the responses.
+def ridge_from_options(**options) -> RidgeEncoder:
+    """The :class:`RidgeEncoder` that the earlier keyword options of the scoring functions
+    described (``inner_cv`` is its ``cv``): what ``estimator=`` takes today."""
+    if "inner_cv" in options:
+        options["cv"] = options.pop("inner_cv")
+    return RidgeEncoder(**options)
+
+
+def outer_splitter(cv, seed: int | None):
+    """An int ``cv`` is a shuffled ``KFold(cv)`` seeded by ``seed``; a splitter (anything with
+    ``split``) is used as it is."""
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        if cv < 2:
+            raise ValueError(f"cv={cv}: cross-validation needs at least 2 folds")
+        return KFold(int(cv), shuffle=True, random_state=seed)
+    if not hasattr(cv, "split"):
+        raise ValueError(f"cv must be a number of folds or a scikit-learn splitter (with a "
+                         f".split method); got {cv!r}")
+    return cv
+
+
+def out_of_fold_predictions(x: np.ndarray, y: np.ndarray, *, estimator=None, cv=5,
+                            seed: int | None = 0, what: str = "cross-validation",
+                            ) -> tuple[np.ndarray, list]:
+    """Pooled out-of-fold predictions of ``y`` from ``x`` (plain arrays, rows aligned).
 
     Parameters
     ----------
-    X : xarray.DataArray ("stimulus", feature dim) or array (n_stimuli, n_features)
-    Y : xarray.DataArray ("stimulus", target dim[, ``repeat_dim``]) or array
-        (n_stimuli, n_targets[, n_repeats]). With repeats, the encoder is fitted to the
-        mean over repeats and the scores are also normalised by :func:`response_noise_ceiling`.
-    cv : number of outer folds.
-    seed : seeds the outer split and the noise-ceiling half-splits.
+    x : numpy.ndarray (n_stimuli, n_features)
+    y : numpy.ndarray (n_stimuli, n_targets)
+    estimator : scikit-learn regressor, default ``RidgeEncoder()``
+        Cloned and fitted on each training part.
+    cv : int or scikit-learn splitter, default 5
+        See :func:`outer_splitter`.
+    seed : int, optional
+        Seeds an int ``cv``'s shuffle.
+    what : str
+        Names the computation in the folded :class:`AlphaGridWarning`.
 
     Returns
     -------
-    xarray.Dataset with dim (target dim,): ``pearson_r``, ``r2``, ``mse``, ``alpha``
-    (fold, target dim); with repeats also ``reliability``, ``ceiling_r``, ``ceiling_r2``,
-    ``pearson_r_normalised`` (r / sqrt(ρ)) and ``r2_normalised`` (R² / ρ).
+    tuple
+        Predictions ``(n_stimuli, n_targets)`` and the fitted estimator of each fold.
     """
-    x = as_labelled(X, name="X", dims=("stimulus", "feature"))
-    y = as_labelled(Y, name="Y", dims=("stimulus", "target", repeat_dim)[: np.ndim(Y)])
-    x, y = align_stimuli(x, y, names=["X", "Y"])
-    ceiling = response_noise_ceiling(y, repeat_dim=repeat_dim, n_splits=n_splits, seed=seed) \
-        if repeat_dim in y.dims else None
-    y_mean = y.mean(repeat_dim) if ceiling is not None else y
+    base = RidgeEncoder() if estimator is None else estimator
+    pred = np.full(y.shape, np.nan)
+    fitted = []
+    with one_alpha_warning(what):
+        for train, test in outer_splitter(cv, seed).split(x):
+            est = clone(base).fit(x[train], y[train])
+            pred[test] = np.asarray(est.predict(x[test])).reshape(len(test), *y.shape[1:])
+            fitted.append(est)
+    if np.isnan(pred).any():
+        raise ValueError("the splitter left some stimuli out of every test fold; use a "
+                         "splitter whose test folds cover all stimuli (e.g. KFold)")
+    return pred, fitted
+
+
+def _fold_alphas(fitted: list, n_targets: int) -> np.ndarray | None:
+    """``(fold, target)`` alphas of fitted estimators that have ``alpha_`` (else None)."""
+    if not all(hasattr(f, "alpha_") for f in fitted):
+        return None
+    return np.array([np.broadcast_to(f.alpha_, n_targets) for f in fitted], dtype=float)
+
+
+def _estimator_params(estimator) -> dict:
+    params = estimator.get_params(deep=False) if hasattr(estimator, "get_params") else {}
+    return {"estimator": type(estimator).__name__, "estimator_params": params}
+
+
+@legacy_call(renamed={"X": "x", "Y": "y"},
+             folded={"estimator": (_RIDGE_OPTIONS, ridge_from_options)})
+def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
+                           repeat_dim: str = "repeat", n_splits: int = 20) -> xr.Dataset:
+    """Nested cross-validated Pearson r and R² of an encoding model, per target.
+
+    The stimuli are split by ``cv`` (default: a shuffled ``KFold(5)`` seeded by ``seed``);
+    on each training part a clone of ``estimator`` is fitted — the default
+    :class:`RidgeEncoder` chooses its alphas by its own inner cross-validation (efficient
+    leave-one-out) — and predicts the held-out part. Scores compare the pooled out-of-fold
+    predictions with the responses.
+
+    Parameters
+    ----------
+    x : xarray.DataArray ("stimulus", feature dim) or array (n_stimuli, n_features)
+        The model representation (predictors).
+    y : xarray.DataArray ("stimulus", target dim[, ``repeat_dim``]) or array
+        (n_stimuli, n_targets[, n_repeats])
+        The responses. With repeats, the estimator is fitted to the mean over repeats and
+        the scores are also normalised by :func:`response_noise_ceiling`.
+    estimator : scikit-learn regressor, default ``RidgeEncoder()``
+        Any estimator with ``fit``/``predict`` for multi-output ``y``; a fitted ``alpha_``
+        is recorded per fold.
+    cv : int or scikit-learn splitter, default 5
+        The outer split: a number of shuffled, seeded folds, or a splitter (``GroupKFold``
+        for runs, ...) whose test folds cover every stimulus. The default differs from
+        :class:`RidgeEncoder`'s ``cv=None`` on purpose: that one is the inner choice of alpha
+        (scikit-learn ``RidgeCV``'s convention), this one the outer split of
+        ``cross_val_score``.
+    seed : int, default 0
+        Seeds an int ``cv``'s shuffle and the noise-ceiling half-splits.
+    repeat_dim : str, default "repeat"
+        Name of the repeat dim of ``y``.
+    n_splits : int, default 20
+        Random half-splits of the repeats averaged by the noise ceiling.
+
+    Returns
+    -------
+    xarray.Dataset with dim (target dim,)
+        ``pearson_r``, ``r2``, ``mse``; ``alpha(fold, target dim)`` when the estimator has
+        ``alpha_``; with repeats also ``reliability``, ``ceiling_r``, ``ceiling_r2``,
+        ``pearson_r_normalised`` (r / sqrt(ρ)) and ``r2_normalised`` (R² / ρ).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(60, 5))
+    >>> y = x @ rng.normal(size=(5, 3)) + 0.1 * rng.normal(size=(60, 3))
+    >>> bool(cross_validated_scores(x, y).r2.min() > 0.9)
+    True
+    """
+    xl = as_labelled(x, name="x", dims=("stimulus", "feature"))
+    yl = as_labelled(y, name="y", dims=("stimulus", "target", repeat_dim)[: np.ndim(y)])
+    xl, yl = align_stimuli(xl, yl, names=["x", "y"])
+    ceiling = response_noise_ceiling(yl, repeat_dim=repeat_dim, n_splits=n_splits, seed=seed) \
+        if repeat_dim in yl.dims else None
+    y_mean = yl.mean(repeat_dim) if ceiling is not None else yl
     if y_mean.ndim != 2:
-        raise ValueError(f"Y has dims {y.dims}; expected (stimulus, <target dim>"
+        raise ValueError(f"y has dims {yl.dims}; expected (stimulus, <target dim>"
                          f"[, {repeat_dim!r}])")
     target_dim = str(next(d for d in y_mean.dims if d != "stimulus"))
     y_mean = y_mean.transpose("stimulus", target_dim)
-    enc = RidgeEncoder(alphas, cv=inner_cv, alpha_per_target=alpha_per_target,
-                       fit_intercept=fit_intercept, solver=solver, device=device,
-                       search_dtype=search_dtype)
-    xv, yv, _ = _labelled_inputs(x, y_mean)  # NaN / shape checks naming stimuli, before fitting
-    xv = np.asarray(xv, float)
-    pred = np.empty(yv.shape)
-    chosen = []
-    with one_alpha_warning("cross_validated_scores"):
-        for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
-            enc.fit(xv[train], yv[train])
-            pred[test] = enc.predict(xv[test])
-            chosen.append(np.broadcast_to(enc.alpha_, yv.shape[1]))
+    xv, yv, _ = _labelled_inputs(xl, y_mean)  # NaN / shape checks naming stimuli, first
+    estimator = RidgeEncoder() if estimator is None else estimator
+    pred, fitted = out_of_fold_predictions(np.asarray(xv, float), yv, estimator=estimator,
+                                           cv=cv, seed=seed, what="cross_validated_scores")
     resid = yv - pred
     syy = np.sum((yv - yv.mean(0)) ** 2, axis=0)
     out = xr.Dataset(
         {"pearson_r": (target_dim, _columnwise_pearson(pred, yv)),
          "r2": (target_dim, 1.0 - np.sum(resid**2, 0) / syy),
-         "mse": (target_dim, np.mean(resid**2, 0)),
-         "alpha": (("fold", target_dim), np.array(chosen))},
-        coords={target_dim: _coord_or_range(y_mean, target_dim), "fold": np.arange(cv)})
+         "mse": (target_dim, np.mean(resid**2, 0))},
+        coords={target_dim: _coord_or_range(y_mean, target_dim)})
+    alphas = _fold_alphas(fitted, yv.shape[1])
+    if alphas is not None:
+        out["alpha"] = (("fold", target_dim), alphas)
+        out = out.assign_coords(fold=np.arange(len(fitted)))
     if ceiling is not None:
         out = out.assign(reliability=ceiling["reliability"], ceiling_r=ceiling["ceiling_r"],
                          ceiling_r2=ceiling["ceiling_r2"])
         out["pearson_r_normalised"] = out["pearson_r"] / out["ceiling_r"]
         out["r2_normalised"] = out["r2"] / out["ceiling_r2"]
-    config = {"cv": cv, "inner_cv": inner_cv, "alphas": list(map(float, np.ravel(alphas))),
-              "alpha_per_target": alpha_per_target, "fit_intercept": fit_intercept,
-              "solver": solver, "search_dtype": search_dtype, "n_splits": n_splits}
-    out.attrs.update(result_attrs("cross_validated_scores", method="ridge_encoding_nested_cv",
-                                  seed=seed, **config))
+    kind = "ridge_encoding" if isinstance(estimator, RidgeEncoder) else "encoding"
+    out.attrs.update(result_attrs("cross_validated_scores", method=f"{kind}_nested_cv",
+                                  cv=cv if isinstance(cv, int) else repr(cv), seed=seed,
+                                  n_splits=n_splits, n_folds=len(fitted),
+                                  **_estimator_params(estimator)))
     return out

@@ -49,13 +49,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
-from sklearn.model_selection import KFold
 
+from rsa_bias._api import legacy_call
 from rsa_bias._linalg import squared_distances, unit_rows
 from rsa_bias.analysis import similarity
 from rsa_bias.analysis._inputs import ArrayLike, align_to, choose, stimulus_matrix
 from rsa_bias.analysis._rdm_vectors import triu_vectors
-from rsa_bias.analysis.encoding import DEFAULT_ALPHAS, RidgeEncoder, one_alpha_warning
+from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
 from rsa_bias.analysis.features._shapley import _result, _shapley
 from rsa_bias.analysis.features.subspaces import _bases, _labelled, _names, _parts
 
@@ -79,7 +79,8 @@ def _pair(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None,
         _parts(stimulus_matrix(yl, "y"), bases), yl
 
 
-def attribute_cka(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",))
+def attribute_cka(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = None,
                   features: Sequence[str] | None = None, hsic: str = "biased",
                   orthogonalise: str = "sequential") -> xr.Dataset:
     """Shapley attribution of linear CKA(x, y) to features (see the module docstring).
@@ -120,9 +121,11 @@ _RDM_PREP: dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]] = {
 _CENTRE_RDM = {"pearson": True, "cosine": False}
 
 
-def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",), renamed={"compare": "compare_method"})
+def attribute_rsa(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = None,
                   features: Sequence[str] | None = None, rdm_method: str = "sqeuclidean",
-                  compare: str = "pearson", orthogonalise: str = "sequential") -> xr.Dataset:
+                  compare_method: str = "pearson",
+                  orthogonalise: str = "sequential") -> xr.Dataset:
     """Shapley attribution of an RSA score ``compare_rdms(rdm(x), rdm(y))`` to features.
 
     ``rdm_method`` is one of ``"sqeuclidean"``, ``"euclidean"``, ``"correlation"``,
@@ -131,7 +134,8 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
     Returns the same variables as :func:`attribute_cka`.
     """
     prep, take_sqrt = choose(_RDM_PREP, rdm_method, "rdm_method for attribution")
-    centre = choose(_CENTRE_RDM, compare, "comparison for attribution (additive ones only)")
+    centre = choose(_CENTRE_RDM, compare_method,
+                    "comparison method for attribution (additive ones only)")
     xl, yl = _labelled_xy(x, y, stimuli)
     prepped = []
     for name, a in (("x", xl), ("y", yl)):
@@ -157,18 +161,9 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None,
 
     phi, v = _shapley(value, len(names))
     total = float(full_x @ full_y / norm)
-    return _result(names, phi, v, total, "rsa", {"rdm_method": rdm_method, "compare": compare,
+    return _result(names, phi, v, total, "rsa", {"rdm_method": rdm_method,
+                                                 "compare_method": compare_method,
                                                  "orthogonalise": orthogonalise})
-
-
-def _out_of_fold(xv: np.ndarray, yv: np.ndarray, cv: int, alphas, seed: int) -> np.ndarray:
-    """Pooled out-of-fold ridge predictions (alphas by leave-one-out within each fold)."""
-    encoder = RidgeEncoder(alphas, device="cpu")
-    pred = np.empty_like(yv)
-    with one_alpha_warning("encoding attribution"):
-        for train, test in KFold(cv, shuffle=True, random_state=seed).split(xv):
-            pred[test] = encoder.fit(xv[train], yv[train]).predict(xv[test])
-    return pred
 
 
 def _r2(yv: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -193,20 +188,22 @@ def _sorted_by_id(x: xr.DataArray) -> xr.DataArray:
     return x.isel(stimulus=np.argsort(x["stimulus"].values, kind="stable"))
 
 
-def attribute_encoding(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",), folded={"estimator": (("alphas",), ridge_from_options)})
+def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = None,
                        features: Sequence[str] | None = None, method: str = "target",
-                       cv: int = 5, alphas=DEFAULT_ALPHAS, seed: int = 0,
-                       orthogonalise: str = "sequential", summary: str = "mean") -> xr.Dataset:
+                       estimator=None, cv=5, seed: int = 0, orthogonalise: str = "sequential",
+                       summary: str = "mean") -> xr.Dataset:
     """Attribution of an encoding score: ``x`` predicts ``y``, cross-validated R² over targets.
 
     Parameters
     ----------
     x : model representation (stimulus, unit); ``y`` : responses (stimulus, target
         [, repeat]), repeats averaged (a numpy ``y`` is read as (stimulus, unit[, repeat])).
-        Predictions are the pooled out-of-fold predictions of a :class:`RidgeEncoder` (outer
-        shuffled ``KFold(cv)`` seeded by ``seed`` over the stimuli sorted by id, so the
-        result does not depend on the row order; alphas by leave-one-out within each
-        training part).
+        Predictions are the pooled out-of-fold predictions of ``estimator`` (default
+        :class:`~rsa_bias.analysis.encoding.RidgeEncoder`, alphas by leave-one-out within
+        each training part) over the outer split ``cv`` (default: shuffled ``KFold(5)``
+        seeded by ``seed``) of the stimuli sorted by id, so the result does not depend on
+        the row order; as in :func:`~rsa_bias.analysis.encoding.cross_validated_scores`.
     method : ``"target"``: exact split of each target's explained variance by the subspace
         it lies in (adds ``share_per_target(feature, <target dim>)``); ``"predictor"``:
         Shapley values over encoders fitted on the feature-restricted ``x`` (2^k fits).
@@ -228,12 +225,17 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = 
     names, bases, (px, rx), (py, ry), yl = _pair(_sorted_by_id(_labelled(x, stimuli, "x")), y,
                                                  None, features, orthogonalise)
     xv, yv = sum(px) + rx, sum(py) + ry
-    config = {"method": method, "cv": cv, "alphas": [float(a) for a in np.ravel(alphas)],
-              "seed": seed, "orthogonalise": orthogonalise, "summary": summary}
-    pred = _out_of_fold(xv, yv, cv, alphas, seed)
+    config = {"method": method, "cv": cv if isinstance(cv, int) else repr(cv), "seed": seed,
+              "orthogonalise": orthogonalise, "summary": summary,
+              "estimator": repr(estimator) if estimator is not None else "RidgeEncoder()"}
+
+    def predict(features_x: np.ndarray) -> np.ndarray:
+        return out_of_fold_predictions(features_x, yv, estimator=estimator, cv=cv, seed=seed,
+                                       what="encoding attribution")[0]
+
+    pred = predict(xv)
     if method == "predictor":
-        phi, v = _shapley(lambda s: _mean_r2(yv, _out_of_fold(sum(px[i] for i in s), yv, cv,
-                                                              alphas, seed)), len(names))
+        phi, v = _shapley(lambda s: _mean_r2(yv, predict(sum(px[i] for i in s))), len(names))
         return _result(names, phi, v, _mean_r2(yv, pred), "encoding", config)
     r2 = _r2(yv, pred)
     err = yv - pred

@@ -13,22 +13,20 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis import similarity
 from rsa_bias.analysis._inputs import ArrayLike, align_to, choose, stimulus_matrix
-from rsa_bias.analysis.encoding import DEFAULT_ALPHAS
-from rsa_bias.analysis.features.attribution import (
-    _labelled_xy,
-    _mean_r2,
-    _out_of_fold,
-    _sorted_by_id,
-)
+from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
+from rsa_bias.analysis.features.attribution import _labelled_xy, _mean_r2, _sorted_by_id
 from rsa_bias.analysis.features.subspaces import equalise_feature_variance
 from rsa_bias.analysis.rsa import compare_rdms, rdm
+from rsa_bias.provenance import result_attrs
 
 
 def _score_rsa(x, y, opts) -> float:
     return float(compare_rdms(rdm(x, method=opts["rdm_method"]),
-                              rdm(y, method=opts["rdm_method"]), method=opts["compare"]))
+                              rdm(y, method=opts["rdm_method"]),
+                              method=opts["compare_method"]))
 
 
 def _score_cka(x, y, opts) -> float:
@@ -38,31 +36,64 @@ def _score_cka(x, y, opts) -> float:
 def _score_encoding(x, y, opts) -> float:
     x = _sorted_by_id(x)  # folds independent of the row order
     xv, yv = stimulus_matrix(x, "x"), stimulus_matrix(align_to(x, y, ("x", "y")), "y")
-    return _mean_r2(yv, _out_of_fold(xv, yv, opts["cv"], opts["alphas"], opts["seed"]))
+    pred, _ = out_of_fold_predictions(xv, yv, estimator=opts["estimator"], cv=opts["cv"],
+                                      seed=opts["seed"], what="compare_controlled")
+    return _mean_r2(yv, pred)
 
 
 MEASURES: dict[str, Callable[[xr.DataArray, xr.DataArray, dict], float]] = {
     "rsa": _score_rsa, "cka": _score_cka, "encoding": _score_encoding}
 
 
-def compare_controlled(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",), renamed={"compare": "compare_method"},
+             folded={"estimator": (("alphas",), ridge_from_options)})
+def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = None,
                        features: Sequence[str] | None = None,
                        measures: Sequence[str] = ("rsa", "cka", "encoding"),
-                       rdm_method: str = "sqeuclidean", compare: str = "pearson",
-                       hsic: str = "biased", cv: int = 5, alphas=DEFAULT_ALPHAS,
+                       rdm_method: str = "sqeuclidean", compare_method: str = "pearson",
+                       hsic: str = "biased", estimator=None, cv=5,
                        seed: int = 0) -> xr.Dataset:
     """Raw scores next to scores with every feature equally loud in both representations.
 
     ``"equalised"`` recomputes each measure on :func:`equalise_feature_variance` of ``x`` and
-    of ``y`` (RSA: ``compare_rdms(rdm(x, method=rdm_method), ..., method=compare)``, any
-    methods; CKA with ``hsic``; encoding: mean cross-validated R² of ``x`` predicting ``y``,
-    folds over the stimuli sorted by id). Each representation is equalised on its own: a
-    feature it does not code (variance per dimension at the residual's chance level) is left
-    alone in it, not amplified.
+    of ``y``. Each representation is equalised on its own: a feature it does not code
+    (variance per dimension at the residual's chance level) is left alone in it, not
+    amplified.
+
+    Parameters
+    ----------
+    x : xarray.DataArray ("stimulus", unit dim) or array
+        The model representation, with ``feature_<name>`` coords (or pass ``stimuli``).
+    y : xarray.DataArray ("stimulus", unit dim[, "repeat"]) or array
+        The other representation (a brain's responses; repeats averaged), aligned to ``x``
+        by stimulus id; it is equalised over ``x``'s features.
+    stimuli : xarray.Dataset, optional
+        Stimulus set to take the feature coords from, aligned by id.
+    features : sequence of str, optional
+        Features (and conjunctions ``"a:b"``) to equalise; default all listed features.
+    measures : sequence of str, default ("rsa", "cka", "encoding")
+        Any of ``"rsa"`` (``compare_rdms(rdm(x, method=rdm_method), ...,
+        method=compare_method)``), ``"cka"`` (linear, with ``hsic``) and ``"encoding"`` (mean
+        cross-validated R² of ``x`` predicting ``y``, folds over the stimuli sorted by id).
+    rdm_method, compare_method : str, default "sqeuclidean", "pearson"
+        The RSA score; any methods of :func:`~rsa_bias.analysis.rsa.rdm` and
+        :func:`~rsa_bias.analysis.rsa.compare_rdms`. The defaults differ from those two
+        functions' so that the raw RSA score equals the ``total`` of
+        :func:`~rsa_bias.analysis.features.attribute_rsa` (which needs an additive score).
+    hsic : str, default "biased"
+        HSIC estimator of the CKA score.
+    estimator : scikit-learn regressor, default ``RidgeEncoder()``
+        The encoding model.
+    cv : int or scikit-learn splitter, default 5
+        Outer split of the encoding score (as in
+        :func:`~rsa_bias.analysis.encoding.cross_validated_scores`).
+    seed : int, default 0
+        Seeds an int ``cv``'s shuffle.
 
     Returns
     -------
-    xarray.Dataset: ``score(measure, condition)`` with condition ``["raw", "equalised"]``.
+    xarray.Dataset
+        ``score(measure, condition)`` with condition ``["raw", "equalised"]``.
     """
     for m in measures:
         choose(MEASURES, m, "measure")
@@ -71,10 +102,12 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None = 
     yl.attrs["feature_names"] = xl.attrs.get("feature_names", [])
     pairs = {"raw": (xl, yl), "equalised": (equalise_feature_variance(xl, features=features),
                                             equalise_feature_variance(yl, features=features))}
-    opts = {"rdm_method": rdm_method, "compare": compare, "hsic": hsic, "cv": cv,
-            "alphas": alphas, "seed": seed}
+    opts = {"rdm_method": rdm_method, "compare_method": compare_method, "hsic": hsic,
+            "estimator": estimator, "cv": cv, "seed": seed}
     score = [[MEASURES[m](a, b, opts) for a, b in pairs.values()] for m in measures]
     return xr.Dataset({"score": (("measure", "condition"), np.array(score))},
                       coords={"measure": list(measures), "condition": list(pairs)},
-                      attrs={"method": "compare_controlled", "rdm_method": rdm_method,
-                             "compare": compare, "hsic": hsic})
+                      attrs=result_attrs("compare_controlled", measures=list(measures),
+                                         features=features, rdm_method=rdm_method,
+                                         compare_method=compare_method, hsic=hsic,
+                                         estimator=repr(estimator), cv=repr(cv), seed=seed))

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias._features import joint_cells
 from rsa_bias.analysis._inputs import ArrayLike
 from rsa_bias.analysis._rdm_vectors import RDM_DIMS, RdmStack, as_stack, common_ids, select_pairs
@@ -36,8 +37,9 @@ from rsa_bias.analysis.rsa import squareform
 RdmInput = ArrayLike | Mapping[str, ArrayLike]
 
 
-def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray,
-                       features: Sequence[str] | None = None, *,
+@legacy_call(positional=("features",))
+def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray, *,
+                       features: Sequence[str] | None = None,
                        geometry: str = "differs") -> xr.DataArray:
     """Model RDMs of features: 1 where two stimuli differ in a feature, 0 where they agree.
 

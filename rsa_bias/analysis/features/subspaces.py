@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from rsa_bias._features import centred_onehot
-from rsa_bias._linalg import orthonormal_columns, project_out
+from rsa_bias._api import legacy_call
+from rsa_bias._features import interaction_basis
 from rsa_bias.analysis._inputs import ArrayLike, as_labelled, choose, stimulus_matrix
 from rsa_bias.analysis.features._labels import attach_stimulus_coords, feature_names_of
 
@@ -31,12 +31,15 @@ ORTHOGONALISE = ("sequential", "strict")
 MIN_F_RATIO = 4.0
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _caller_stacklevel() -> int:
     """``stacklevel`` that makes a warning raised by the caller of this function point at the
-    first frame outside :mod:`rsa_bias.analysis` (the user's call, however deep the chain)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    first frame outside the rsa_bias package (the user's call, however deep the chain)."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE + os.sep):
         frame, level = frame.f_back, level + 1
     return level
 
@@ -66,14 +69,9 @@ def _names(x: xr.DataArray, features: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _indicators(x: xr.DataArray, parts: list[str]) -> np.ndarray:
-    return centred_onehot(np.stack([np.asarray(x[f"feature_{p}"].values) for p in parts], axis=1))
-
-
 def _own_basis(x: xr.DataArray, name: str, before: Sequence[np.ndarray]) -> np.ndarray:
-    parts = name.split(":")
-    mains = [orthonormal_columns(_indicators(x, [p])) for p in parts] if len(parts) > 1 else []
-    basis = orthonormal_columns(project_out(_indicators(x, parts), [*mains, *before]))
+    columns = np.stack([np.asarray(x[f"feature_{p}"].values) for p in name.split(":")], axis=1)
+    basis = interaction_basis(columns, before)
     if basis.shape[1] == 0:
         raise ValueError(f"feature {name!r} spans no variance on these stimuli (constant, or "
                          "determined by the features before it)")
@@ -112,7 +110,8 @@ def _parts(values: np.ndarray, bases: list[np.ndarray]) -> tuple[list[np.ndarray
     return parts, centred - sum(parts, np.zeros_like(centred))
 
 
-def feature_decomposition(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",))
+def feature_decomposition(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
                           features: Sequence[str] | None = None,
                           orthogonalise: str = "sequential") -> xr.DataArray:
     """Split a representation into its feature parts and a residual.
@@ -138,7 +137,8 @@ def feature_decomposition(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
     return out.assign_coords(component=[*names, "residual"]).rename("feature_part")
 
 
-def variance_shares(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",))
+def variance_shares(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
                     features: Sequence[str] | None = None,
                     orthogonalise: str = "sequential") -> xr.Dataset:
     """Share of a representation's variance in each feature subspace (in-sample).
@@ -152,7 +152,8 @@ def variance_shares(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
     xarray.Dataset: ``share(feature)``, ``residual`` (1 − Σ share), ``total`` (1),
     ``total_variance`` (sum over units of the variance, ddof=0).
     """
-    parts = feature_decomposition(x, stimuli, features=features, orthogonalise=orthogonalise)
+    parts = feature_decomposition(x, stimuli=stimuli, features=features,
+                                  orthogonalise=orthogonalise)
     energy = (parts**2).sum(dim=[d for d in parts.dims if d != "component"])
     total = float(energy.sum())
     if not total > 0:
@@ -165,8 +166,9 @@ def variance_shares(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
                              "orthogonalise": orthogonalise})
 
 
-def remove_features(x: ArrayLike, features: Sequence[str],
-                    stimuli: xr.Dataset | None = None) -> xr.DataArray:
+@legacy_call(positional=("features", "stimuli"))
+def remove_features(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
+                    features: Sequence[str]) -> xr.DataArray:
     """``x`` with the named feature subspaces projected out.
 
     For one feature this subtracts each stimulus's class mean and adds back the grand mean;
@@ -178,7 +180,8 @@ def remove_features(x: ArrayLike, features: Sequence[str],
     return xl.copy(data=values - sum(parts))
 
 
-def equalise_feature_variance(x: ArrayLike, stimuli: xr.Dataset | None = None, *,
+@legacy_call(positional=("stimuli",))
+def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
                               features: Sequence[str] | None = None,
                               min_f_ratio: float = MIN_F_RATIO, min_share: float = 1e-6,
                               orthogonalise: str = "sequential") -> xr.DataArray:

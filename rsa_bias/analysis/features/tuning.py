@@ -7,12 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis.features._labels import (
     attach_stimulus_coords,
     feature_names_of,
     map_over_extra_dims,
     split_mask,
 )
+from rsa_bias.provenance import result_attrs
 
 
 def _abs_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -34,14 +36,15 @@ def _features(activation: xr.DataArray, names: list[str], mask: np.ndarray) -> n
     return np.stack([activation[f"feature_{n}"].values[mask] for n in names], 1).astype(float)
 
 
-def pca_summary(activation: xr.DataArray, features: Sequence[str] | None = None, *,
-                stimuli: xr.Dataset | None = None, split: str | None = "test",
+@legacy_call(positional=("features",), renamed={"activation": "x"})
+def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
+                features: Sequence[str] | None = None, split: str | None = "test",
                 n_pcs: int = 8) -> xr.Dataset:
     """Variance fraction of the top principal components and their feature alignment.
 
     Parameters
     ----------
-    activation : xarray.DataArray with dims ("stimulus", "unit", ...)
+    x : xarray.DataArray with dims ("stimulus", "unit", ...)
     features : features to correlate with the PC scores (default: all).
     split : stimuli to use (``None``: all).
     n_pcs : number of leading PCs reported (fewer if the rank is lower; the rest NaN).
@@ -52,7 +55,7 @@ def pca_summary(activation: xr.DataArray, features: Sequence[str] | None = None,
         ``variance_fraction(pc, ...)``: share of the total variance on each PC;
         ``feature_corr(pc, feature, ...)``: |Pearson r| between PC scores and features.
     """
-    activation = attach_stimulus_coords(activation, stimuli)
+    activation = attach_stimulus_coords(x, stimuli)
     names = feature_names_of(activation, features)
     mask = split_mask(activation, split)
     fvals = _features(activation, names, mask)
@@ -73,12 +76,13 @@ def pca_summary(activation: xr.DataArray, features: Sequence[str] | None = None,
     ds = map_over_extra_dims(activation, one,
                              {"variance_fraction": ("pc",), "feature_corr": ("pc", "feature")},
                              {"pc": np.arange(1, n_pcs + 1), "feature": names})
-    ds.attrs.update(method="pca_summary", split=str(split))
+    ds.attrs.update(result_attrs("pca_summary", features=names, split=split, n_pcs=n_pcs))
     return ds
 
 
-def unit_tuning(activation: xr.DataArray, features: Sequence[str] | None = None, *,
-                stimuli: xr.Dataset | None = None, split: str | None = "test",
+@legacy_call(positional=("features",), renamed={"activation": "x"})
+def unit_tuning(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
+                features: Sequence[str] | None = None, split: str | None = "test",
                 threshold: float = 0.5) -> xr.Dataset:
     """Per-unit R² for each feature and the number of units tuned to it.
 
@@ -90,7 +94,7 @@ def unit_tuning(activation: xr.DataArray, features: Sequence[str] | None = None,
         ``n_selective(feature, ...)``: units with ``unit_r2 > threshold``;
         ``n_silent(...)``: units with zero variance over the stimuli.
     """
-    activation = attach_stimulus_coords(activation, stimuli)
+    activation = attach_stimulus_coords(x, stimuli)
     names = feature_names_of(activation, features)
     mask = split_mask(activation, split)
     fvals = _features(activation, names, mask)
@@ -108,5 +112,6 @@ def unit_tuning(activation: xr.DataArray, features: Sequence[str] | None = None,
                               else np.arange(activation.sizes["unit"]), "feature": names})
     ds["n_selective"] = ds["n_selective"].astype(np.int64)
     ds["n_silent"] = ds["n_silent"].astype(np.int64)
-    ds.attrs.update(method="unit_tuning", split=str(split), threshold=threshold)
+    ds.attrs.update(result_attrs("unit_tuning", features=names, split=split,
+                                 threshold=threshold))
     return ds

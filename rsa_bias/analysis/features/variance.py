@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis.features._labels import (
     attach_stimulus_coords,
     check_finite,
@@ -28,10 +29,12 @@ from rsa_bias.analysis.features._labels import (
     map_over_extra_dims,
     split_mask,
 )
+from rsa_bias.provenance import result_attrs
 
 
+@legacy_call(positional=("groups",))
 def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: np.ndarray,
-                              f_eval: np.ndarray,
+                              f_eval: np.ndarray, *,
                               groups: Sequence[Sequence[int]] | None = None
                               ) -> dict[str, np.ndarray]:
     """Kernel on plain arrays.
@@ -112,15 +115,16 @@ def _design(fvals: np.ndarray, names: list[str], categorical: bool | None
     return np.stack(cols, axis=1), groups, cat
 
 
-def feature_variance_explained(activation: xr.DataArray, features: Sequence[str] | None = None,
-                               *, stimuli: xr.Dataset | None = None, fit_split: str = "val",
+@legacy_call(positional=("features",), renamed={"activation": "x"})
+def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
+                               features: Sequence[str] | None = None, fit_split: str = "val",
                                eval_split: str = "test",
                                categorical: bool | None = None) -> xr.Dataset:
     """Variance of a layer explained by each feature, and by all features jointly.
 
     Parameters
     ----------
-    activation : xarray.DataArray with dims ("stimulus", "unit", ...)
+    x : xarray.DataArray with dims ("stimulus", "unit", ...)
         Extra dims (``seed``, ``step``, ...) are looped over. Needs
         ``feature_<name>`` and ``split`` coords on ``stimulus`` unless
         ``stimuli`` supplies them.
@@ -150,7 +154,7 @@ def feature_variance_explained(activation: xr.DataArray, features: Sequence[str]
     >>> round(float(feature_variance_explained(act).r2.sel(feature="a")), 1)
     0.5
     """
-    activation = attach_stimulus_coords(activation, stimuli)
+    activation = attach_stimulus_coords(x, stimuli)
     if "unit" not in activation.dims:
         raise ValueError(f"activation has dims {activation.dims}; a 'unit' dim is required")
     names = feature_names_of(activation, features)
@@ -163,14 +167,16 @@ def feature_variance_explained(activation: xr.DataArray, features: Sequence[str]
     ds = map_over_extra_dims(
         activation,
         lambda phi: variance_explained_arrays(phi[fit], design[fit], phi[ev], design[ev],
-                                              groups),
+                                              groups=groups),
         trailing, {"feature": names})
-    ds.attrs.update(method="feature_variance_explained", fit_split=fit_split,
-                    eval_split=eval_split, categorical_features=",".join(cat))
+    ds.attrs.update(result_attrs("feature_variance_explained", features=names,
+                                 fit_split=fit_split, eval_split=eval_split,
+                                 categorical=categorical, categorical_features=",".join(cat)))
     return ds
 
 
-def normalise_by_final(ds: xr.Dataset, *, step_dim: str = "step") -> xr.Dataset:
+@legacy_call(renamed={"ds": "result"})
+def normalise_by_final(result: xr.Dataset, *, step_dim: str = "step") -> xr.Dataset:
     """Variant for curves over training: explained variance / final snapshot's total.
 
     Returns ``r2_final_norm(feature, ...)`` and ``r2_joint_final_norm(...)`` where
@@ -178,10 +184,10 @@ def normalise_by_final(ds: xr.Dataset, *, step_dim: str = "step") -> xr.Dataset:
     growth of feature variance rather than shares of a changing total. Values can
     exceed 1 early in training when the layer's total variance later shrinks.
     """
-    if step_dim not in ds.dims:
-        raise ValueError(f"no {step_dim!r} dim to normalise over (dims: {tuple(ds.dims)})")
-    final_total = ds["total"].isel({step_dim: -1}, drop=True)
+    if step_dim not in result.dims:
+        raise ValueError(f"no {step_dim!r} dim to normalise over (dims: {tuple(result.dims)})")
+    final_total = result["total"].isel({step_dim: -1}, drop=True)
     return xr.Dataset({
-        "r2_final_norm": ds["explained"] / final_total,
-        "r2_joint_final_norm": ds["explained_joint"] / final_total,
-    })
+        "r2_final_norm": result["explained"] / final_total,
+        "r2_joint_final_norm": result["explained_joint"] / final_total,
+    }, attrs=result_attrs("normalise_by_final", step_dim=step_dim))

@@ -212,7 +212,8 @@ def _nc_from_ranks(ranks: np.ndarray, wp: np.ndarray, v: np.ndarray, method: str
 
 # --------------------------------------------------------------------------- public
 
-def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_cov") -> xr.Dataset:
+def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *,
+                      method: str = "spearman") -> xr.Dataset:
     """Lower and upper noise ceiling of RDM comparisons across subjects.
 
     Parameters
@@ -221,7 +222,8 @@ def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *, method: str = "corr_co
         or (<subject dim>, "pair"); numpy ``(S, n, n)`` or ``(S, m)``. At least
         2 RDMs (subjects), 3 stimuli, no NaN.
     method : comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
-        (default ``"corr_cov"``).
+        (default ``"spearman"``, as everywhere in the package; pass ``"corr_cov"`` for
+        cross-validated RDMs such as crossnobis, Diedrichsen et al. 2021).
 
     Returns
     -------

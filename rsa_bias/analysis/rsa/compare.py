@@ -39,6 +39,7 @@ from rsa_bias.analysis._rdm_vectors import (
     n_stimuli_from_pairs,
     select_pairs,
 )
+from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- kernels
 
@@ -252,7 +253,7 @@ def _checked_sigma_k(sigma_k: np.ndarray | None, method: str, n: int) -> np.ndar
 
 def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
                  method: str = "spearman", sigma_k: np.ndarray | None = None,
-                 join: str = "exact") -> xr.DataArray:
+                 join: str = "exact") -> float | xr.DataArray:
     """Similarity of every RDM in ``a`` with every RDM in ``b``.
 
     Parameters
@@ -273,9 +274,10 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
 
     Returns
     -------
-    xarray.DataArray with dims (leading dims of a..., leading dims of b...)
-        A dim present in both is suffixed ``_a`` / ``_b``. Two single RDMs give
-        a 0-d DataArray.
+    float or xarray.DataArray
+        Two single RDMs give a float (as every scalar measure of the package: ``cka``,
+        ``procrustes_distance``, ...). Stacks give a DataArray with dims (leading dims of
+        a..., leading dims of b...); a dim present in both is suffixed ``_a`` / ``_b``.
 
     Notes
     -----
@@ -316,14 +318,15 @@ def _renamed(stack: RdmStack, clash: set[str], suffix: str) -> tuple[list[str], 
     return dims, coords
 
 
-def _labelled_result(values: np.ndarray, a: RdmStack, b: RdmStack, method: str) -> xr.DataArray:
-    from rsa_bias.provenance import provenance_attrs
-
+def _labelled_result(values: np.ndarray, a: RdmStack, b: RdmStack,
+                     method: str) -> float | xr.DataArray:
+    if not a.dims and not b.dims:
+        return float(values[0, 0])
     clash = (set(a.dims) | set(a.coords)) & (set(b.dims) | set(b.coords))
     dims_a, coords_a = _renamed(a, clash, "_a")
     dims_b, coords_b = _renamed(b, clash, "_b")
     data = values.reshape((*a.shape, *b.shape))
     return xr.DataArray(data, dims=(*dims_a, *dims_b), coords={**coords_a, **coords_b},
                         name="rdm_similarity",
-                        attrs=provenance_attrs(config={"method": method}, method=method))
+                        attrs=result_attrs("compare_rdms", method=method))
 

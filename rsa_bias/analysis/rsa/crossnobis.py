@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import choose
 
 # --------------------------------------------------------------------------- runs
 
+@legacy_call(renamed={"stimuli": "stimulus_ids"})
 def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
-               stimuli: Sequence | np.ndarray | None = None) -> xr.DataArray:
+               stimulus_ids: Sequence | np.ndarray | None = None) -> xr.DataArray:
     """Long-format patterns (one row per stimulus and run) to ``(run, stimulus, unit)``.
 
     Parameters
@@ -33,7 +35,7 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
     x : xarray.DataArray with dims ("stimulus", <channel dim>) whose ``stimulus``
         coord repeats once per run, or a numpy array ``(n_rows, n_channels)``.
     runs : run (partition) label of each row.
-    stimuli : stimulus id of each row; required for numpy input (for a
+    stimulus_ids : stimulus id of each row; required for numpy input (for a
         DataArray the ``stimulus`` coord is used).
 
     Returns
@@ -46,13 +48,14 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
     ------
     ValueError if a stimulus is missing from a run (names them).
     """
+    stimuli = stimulus_ids
     if isinstance(x, xr.DataArray):
         stimuli = x["stimulus"].values if stimuli is None else stimuli
         channel = _one_channel_dim(x, exclude=("stimulus",))
         values, chan_coords = x.transpose("stimulus", channel).values, x.coords.get(channel)
     else:
         if stimuli is None:
-            raise ValueError("numpy input needs stimuli=<stimulus id of each row>")
+            raise ValueError("numpy input needs stimulus_ids=<stimulus id of each row>")
         values, channel, chan_coords = np.asarray(x), "unit", None
     stimuli, runs = np.asarray(stimuli), np.asarray(runs)
     if values.ndim != 2 or not (len(stimuli) == len(runs) == values.shape[0]):

@@ -74,9 +74,9 @@ def _interval(values: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray, np
     return kept.std(axis=0, ddof=1), low, high
 
 
-def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "corr_cov",
+def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearman",
                     bootstrap: str | None = "stimulus", n_boot: int = 1000,
-                    seed: int | None = None, ci: float = 0.95, join: str = "exact",
+                    seed: int | None = 0, ci: float = 0.95, join: str = "exact",
                     indices: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Score model RDMs against subjects' data RDMs, with bootstrap intervals and noise ceiling.
 
@@ -88,7 +88,8 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "corr_c
     data : xarray.DataArray with dims ("subject", "stimulus_i", "stimulus_j") or
         ("subject", "pair") (any leading dim name), one RDM per subject.
     method : comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
-        (default ``"corr_cov"``).
+        (default ``"spearman"``, as everywhere in the package; pass ``"corr_cov"`` for
+        cross-validated RDMs such as crossnobis, Diedrichsen et al. 2021).
     bootstrap : ``"stimulus"`` (default; rsatoolbox's ``eval_bootstrap_pattern``),
         ``"subject"`` (``eval_bootstrap_rdm``), ``"both"`` (``eval_bootstrap``) or
         ``None`` (no resampling; standard error over subjects).
@@ -236,8 +237,8 @@ _ALTERNATIVES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "corr_cov",
-                     n_perm: int = 1000, seed: int | None = None,
+def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "spearman",
+                     n_perm: int = 1000, seed: int | None = 0,
                      alternative: str = "greater", join: str = "exact") -> xr.Dataset:
     """Permutation test of each model's score: relabel the stimuli of the model RDM.
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias._linalg import unit_rows
 from rsa_bias.analysis._inputs import as_labelled, choose
 from rsa_bias.analysis._rdm_vectors import (
@@ -36,6 +37,7 @@ from rsa_bias.analysis._rdm_vectors import (
     vectors_to_square,
 )
 from rsa_bias.analysis.rsa.crossnobis import _crossnobis_gram, _one_channel_dim, stack_runs
+from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- kernels
 
@@ -123,7 +125,7 @@ def _as_patterns(x: xr.DataArray | np.ndarray, runs: str | Sequence | np.ndarray
     if runs is not None and not isinstance(runs, str):
         if not isinstance(x, xr.DataArray):
             raise ValueError("runs=<labels> needs a DataArray whose 'stimulus' coord labels each "
-                             "row; for numpy use stack_runs(x, runs=..., stimuli=...)")
+                             "row; for numpy use stack_runs(x, runs=..., stimulus_ids=...)")
         return stack_runs(as_labelled(x), runs=runs)
     if not isinstance(x, xr.DataArray):
         arr = np.asarray(x)
@@ -244,25 +246,23 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
 
 def _labelled_rdm(square: np.ndarray, patterns: xr.DataArray,
                   config: dict[str, Any]) -> xr.DataArray:
-    from rsa_bias.provenance import provenance_attrs
-
     ids = patterns["stimulus"].values
     coords: dict[str, Any] = {"stimulus_i": ids, "stimulus_j": ids}
     for name, c in patterns.coords.items():
         if name != "stimulus" and c.dims == ("stimulus",):
             coords[f"{name}_i"] = ("stimulus_i", c.values)
             coords[f"{name}_j"] = ("stimulus_j", c.values)
-    attrs = provenance_attrs(config=config, method=config["method"])
-    attrs.update(n_runs=config["n_runs"], n_channels=config["n_channels"])
+    attrs = result_attrs("rdm", **config)
     return xr.DataArray(square, dims=RDM_DIMS, coords=coords, name="rdm", attrs=attrs)
 
 
-def condensed(r: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
+@legacy_call(renamed={"r": "x"})
+def condensed(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     """Upper-triangle vector form of a square RDM (or stack), in scipy ``squareform`` order.
 
     Parameters
     ----------
-    r : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy
+    x : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy
         ``(n, n)`` / ``(..., n, n)``.
 
     Returns
@@ -272,6 +272,7 @@ def condensed(r: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     ``scipy.spatial.distance.squareform`` and rsatoolbox's ``get_vectors``).
     For numpy: the array ``(..., n(n-1)/2)``.
     """
+    r = x
     if not isinstance(r, xr.DataArray):
         arr = np.asarray(r)
         if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
@@ -289,13 +290,15 @@ def condensed(r: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
                         name=r.name, attrs=r.attrs)
 
 
-def squareform(v: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
+@legacy_call(renamed={"v": "x"})
+def squareform(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     """Inverse of :func:`condensed`: vector form (..., "pair") back to a square RDM.
 
     numpy input ``(..., n(n-1)/2)`` gives ``(..., n, n)`` with a zero diagonal;
     a DataArray with a ``pair`` dim (and ``stimulus_i``/``stimulus_j`` coords
     on it) gives dims (..., "stimulus_i", "stimulus_j") labelled with the ids.
     """
+    v = x
     if not isinstance(v, xr.DataArray):
         return vectors_to_square(np.asarray(v))
     if PAIR_DIM not in v.dims:

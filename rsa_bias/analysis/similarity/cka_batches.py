@@ -33,6 +33,7 @@ from rsa_bias.analysis.similarity._hsic import (
     _three_hsic,
     _validate,
 )
+from rsa_bias.provenance import result_attrs
 
 # --- minibatch CKA (Nguyen, Raghu & Kornblith 2021) --------------------------------------------
 
@@ -155,4 +156,4 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
             values[i, j] = _normalise(_hsic(ra, rb, hsic), ha, hb)
     return xr.DataArray(values, dims=("layer_a", "layer_b"), name="cka",
                         coords={"layer_a": list(reps_a), "layer_b": list(reps_b)},
-                        attrs={"method": "cka_matrix", **opts})
+                        attrs=result_attrs("cka_matrix", **opts))

@@ -8,7 +8,6 @@ distinct, computed exactly from the draw counts (see :func:`cka_bootstrap`).
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import replace
 
@@ -24,6 +23,7 @@ from rsa_bias.analysis.similarity._hsic import (
     _Rep,
     _three_hsic,
 )
+from rsa_bias.provenance import result_attrs
 
 
 def _permute(rep: _Rep, perm: np.ndarray) -> _Rep:
@@ -35,12 +35,7 @@ def _permute(rep: _Rep, perm: np.ndarray) -> _Rep:
     )
 
 
-def _attrs(method: str, **config: object) -> dict[str, object]:
-    flat = {k: ("none" if v is None else v) for k, v in config.items()}
-    return {"method": method, **flat, "config_json": json.dumps(config)}
-
-
-def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int | None = None,
+def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int | None = 0,
                     kernel: str = "linear", hsic: str = "biased",
                     bandwidth: float = 0.5) -> xr.Dataset:
     """Permutation test of CKA: permute the stimuli of ``y`` against those of ``x``.
@@ -72,8 +67,8 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
     p_value = (1 + int(np.sum(null >= estimate))) / (1 + n_perm)
     return xr.Dataset(
         {"estimate": estimate, "p_value": p_value, "null": ("permutation", null)},
-        attrs=_attrs("cka_permutation", kernel=kernel, hsic=hsic, bandwidth=bandwidth,
-                     n_perm=n_perm, seed=seed, alternative="greater"))
+        attrs=result_attrs("cka_permutation", kernel=kernel, hsic=hsic, bandwidth=bandwidth,
+                           n_perm=n_perm, seed=seed, alternative="greater"))
 
 
 def _weighted_parts(a: _Rep, b: _Rep, w: np.ndarray,
@@ -126,7 +121,7 @@ def _bootstrap_replicate(xv: np.ndarray, yv: np.ndarray, reps: tuple[_Rep, _Rep]
     return _normalise(*h, strict=False)
 
 
-def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int | None = None,
+def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int | None = 0,
                   ci: float = 0.95, kernel: str = "linear", hsic: str = "biased",
                   bandwidth: float = 0.5) -> xr.Dataset:
     """Bootstrap over stimuli: percentile interval and standard error of CKA.
@@ -181,6 +176,6 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
         {"estimate": estimate, "ci_low": float(low), "ci_high": float(high),
          "standard_error": float(np.std(finite, ddof=1)) if finite.size > 1 else np.nan,
          "bootstrap": ("replicate", boot)},
-        attrs={**_attrs("cka_bootstrap", kernel=kernel, hsic=hsic, bandwidth=bandwidth,
-                        n_boot=n_boot, seed=seed, ci=ci),
-               "n_undefined": int(boot.size - finite.size)})
+        attrs=result_attrs("cka_bootstrap", kernel=kernel, hsic=hsic, bandwidth=bandwidth,
+                           n_boot=n_boot, seed=seed, ci=ci,
+                           n_undefined=int(boot.size - finite.size)))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import ArrayLike, choose, paired_values
 
 
@@ -54,13 +55,14 @@ PROCRUSTES_METRICS: dict[str, Callable[[float], float]] = {
 }
 
 
-def procrustes_distance(x: ArrayLike, y: ArrayLike, *, metric: str = "euclidean") -> float:
+@legacy_call(renamed={"metric": "method"})
+def procrustes_distance(x: ArrayLike, y: ArrayLike, *, method: str = "euclidean") -> float:
     """Orthogonal Procrustes distance between centred, unit-norm representations.
 
     Parameters
     ----------
     x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
-    metric : ``"euclidean"``: min_Q ||X̂ − ŶQ||_F = sqrt(2 − 2 ||X̂'Ŷ||_*), in [0, √2];
+    method : ``"euclidean"``: min_Q ||X̂ − ŶQ||_F = sqrt(2 − 2 ||X̂'Ŷ||_*), in [0, √2];
         ``"angular"``: arccos ||X̂'Ŷ||_*, in [0, π/2]. Both are metrics
         (symmetric, triangle inequality) on shapes modulo translation,
         isotropic scaling and rotation/reflection.
@@ -77,7 +79,7 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike, *, metric: str = "euclidean"
     >>> round(procrustes_distance(x, 2 * x @ q + 1), 6)
     0.0
     """
-    distance = choose(PROCRUSTES_METRICS, metric, "metric")
+    distance = choose(PROCRUSTES_METRICS, method, "Procrustes method")
     xc, yc = _centred(x, y)
     xn, yn = _unit_norm(xc, "x"), _unit_norm(yc, "y")
     return distance(float(np.linalg.svd(yn.T @ xn, compute_uv=False).sum()))

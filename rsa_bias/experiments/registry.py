@@ -1,0 +1,160 @@
+"""One registry of the experiments: what each shows, how it runs, what its summary table is.
+
+Every experiment runs through :func:`run_experiment` (the CLI verbs ``run``, ``demo`` and
+``brain`` all call it) and returns an :class:`ExperimentRun`: its labelled results, the files
+it wrote, its summary table and how long it took. :func:`list_experiments` lists them::
+
+    complexity-bias  (rsa-bias run CONFIG)   train every seed of a config, feature variance
+    loud-feature     (rsa-bias demo NAME)    RSA / CKA / encoding rank models by a loud feature
+    lampinen         (rsa-bias demo NAME)    same task, less similar (Lampinen et al. 2024)
+    model-vs-brain   (rsa-bias brain)        CNNs vs human / monkey IT and V4
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from rsa_bias.analysis._inputs import choose
+from rsa_bias.experiments import bias_demos, complexity_bias, model_vs_brain
+
+
+@dataclass
+class ExperimentRun:
+    """What one run of an experiment produced.
+
+    Attributes
+    ----------
+    name : str
+        The experiment's registry name.
+    results : dict of str -> xarray.Dataset
+        Its labelled results, as written to ``paths``.
+    paths : dict of str -> pathlib.Path
+        Every file written (results and figures).
+    table : pandas.DataFrame
+        The summary the CLI prints.
+    elapsed_s : float
+        Wall-clock seconds of the run.
+    """
+
+    name: str
+    results: dict[str, xr.Dataset]
+    paths: dict[str, Path]
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment.
+
+    Attributes
+    ----------
+    summary : str
+        What it shows, in one line.
+    kind : str
+        ``"config"`` (run from a TOML config), ``"demo"`` or ``"brain"``: the CLI verb.
+    run : callable
+        ``run(out_dir, **options) -> (results, paths)``.
+    table : callable
+        ``table(results) -> pandas.DataFrame``, the summary printed by the CLI.
+    """
+
+    summary: str
+    kind: str
+    run: Callable[..., tuple[dict[str, xr.Dataset], dict[str, Path]]]
+    table: Callable[[dict[str, xr.Dataset]], pd.DataFrame]
+
+    def options(self) -> list[str]:
+        """The keyword options :attr:`run` takes besides ``out_dir``."""
+        params = inspect.signature(self.run).parameters.values()
+        return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "complexity-bias": Experiment(
+        "train every seed of a config (binary MLP or Trifeature CNN) and measure how much of "
+        "each layer each feature takes", "config", complexity_bias.run_config,
+        complexity_bias.config_table),
+    "loud-feature": Experiment(
+        "a simulated brain with a loud and a quiet feature: RSA, CKA and encoding rank four "
+        "models by the loud feature; equalising feature variance fixes the ranking", "demo",
+        bias_demos.run_loud_feature, bias_demos.loud_table),
+    "lampinen": Experiment(
+        "Lampinen et al. (2024): two models of the same complex task look less similar than "
+        "each looks to a model of its easy feature (simulated and trained MLPs)", "demo",
+        bias_demos.run_lampinen, bias_demos.lampinen_table),
+    "model-vs-brain": Experiment(
+        "CNNs (five random initialisations and one trained on Trifeature images) vs human and "
+        "monkey IT (92 images) and V4 (640 images)", "brain", model_vs_brain.run_comparison,
+        model_vs_brain.brain_table),
+}
+
+
+def list_experiments(kind: str | None = None) -> dict[str, str]:
+    """Experiment name -> summary, of one ``kind`` (``"config"``, ``"demo"``, ``"brain"``)
+    or of all."""
+    return {n: e.summary for n, e in EXPERIMENTS.items() if kind in (None, e.kind)}
+
+
+def run_experiment(name: str, out_dir: str | Path, **options: Any) -> ExperimentRun:
+    """Run a registered experiment into ``out_dir``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :func:`list_experiments` (an unknown one is refused with the list).
+    out_dir : str or pathlib.Path
+        Folder for its results and figures (created if missing).
+    **options
+        The experiment's own options (:meth:`Experiment.options`); an unknown one is
+        refused with the valid ones.
+
+    Returns
+    -------
+    ExperimentRun
+    """
+    exp = choose(EXPERIMENTS, name, "experiment")
+    unknown = sorted(set(options) - set(exp.options()))
+    if unknown:
+        raise ValueError(f"experiment {name!r} has no option(s) {unknown}; valid: "
+                         f"{exp.options()}")
+    t0 = time.perf_counter()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    results, paths = exp.run(out_dir, **options)
+    return ExperimentRun(name, results, paths, exp.table(results),
+                         round(time.perf_counter() - t0, 2))
+
+
+def run_demo(name: str, out_dir: str | Path, *, seed: int = 0, quick: bool = False,
+             figures_dir: str | Path | None = None) -> tuple[xr.Dataset, list[Path]]:
+    """Run a demonstration (an experiment of kind ``"demo"``) into ``out_dir``.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``list_experiments("demo")``.
+    out_dir : str or pathlib.Path
+        Folder for ``results.nc`` (and the figures unless ``figures_dir`` is given).
+    seed : int
+        Seeds every random draw.
+    quick : bool
+        A tiny version that runs in seconds (numbers not meaningful).
+    figures_dir : str or pathlib.Path, optional
+        Folder for the PNG figures (``<demo>_<figure>.png``).
+
+    Returns
+    -------
+    tuple
+        The results Dataset and the written paths (results file first).
+    """
+    choose(list_experiments("demo"), name, "demo")
+    run = run_experiment(name, out_dir, seed=seed, quick=quick, figures_dir=figures_dir)
+    return run.results["results"], list(run.paths.values())
