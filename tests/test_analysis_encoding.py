@@ -263,7 +263,8 @@ def test_spearman_brown_formula():
     np.testing.assert_allclose(spearman_brown(0.25, factor=3.0), 0.75 / 1.5)
     r = np.linspace(-0.5, 0.95, 7)
     np.testing.assert_allclose(spearman_brown(r, factor=1.0), r)
-    np.testing.assert_allclose(spearman_brown(spearman_brown(r, factor=2.0), factor=0.5), r)  # inverse
+    stepped = spearman_brown(r, factor=2.0)
+    np.testing.assert_allclose(spearman_brown(stepped, factor=0.5), r)  # inverse
     # stepping up from m to R repeats = reliability of R repeats, for any m
     s2, n2 = 1.0, 3.0
     rel = lambda k: s2 / (s2 + n2 / k)  # noqa: E731
