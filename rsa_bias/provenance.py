@@ -100,8 +100,9 @@ def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
 
 
 def _flat(value: Any) -> str | int | float:
-    """A netCDF-safe attribute value: numbers and strings as they are, None as ``"none"``,
-    booleans as 0/1, sequences and mappings as JSON, anything else as its ``str``."""
+    """A netCDF-safe attribute value: numbers, strings and flat lists of either as they are,
+    None as ``"none"``, booleans as 0/1, other sequences and mappings as JSON, anything else as
+    its ``str``."""
     if value is None:
         return "none"
     if isinstance(value, bool):
@@ -110,6 +111,11 @@ def _flat(value: Any) -> str | int | float:
         return value
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
         return _flat(value.item())
+    items = value.tolist() if hasattr(value, "tolist") else value
+    if isinstance(items, (list, tuple)) and items and (
+            all(isinstance(v, str) for v in items)
+            or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)):
+        return list(items)  # a flat list of strings or of numbers is a netCDF attribute
     if isinstance(value, (Mapping, Sequence)) or hasattr(value, "tolist"):
         return json.dumps(_jsonable(value), sort_keys=True)
     return str(value)

@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled
 from rsa_bias.analysis.encoding import _ridge
+from rsa_bias.provenance import result_attrs
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 10))
 SOLVERS = ("auto", "primal", "dual")
@@ -335,7 +336,10 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.cv_scores_ = xr.Dataset(
             {"alpha": (dim, res["alpha"]), **{k: (dim, v) for k, v in res["scores"].items()}},
             coords={dim: ids, "candidate_alpha": alphas},
-            attrs={"method": "ridge_loo" if self.cv is None else "ridge_kfold"})
+            attrs=result_attrs("RidgeEncoder.fit",
+                               method="ridge_loo" if self.cv is None else "ridge_kfold",
+                               **{k: v for k, v in self.get_params().items() if k != "cv"},
+                               cv=repr(self.cv)))
         self._labels = labels
         self._one_d = one_d
 

@@ -33,6 +33,7 @@ from rsa_bias.analysis._rdm_vectors import RDM_DIMS, RdmStack, as_stack, common_
 from rsa_bias.analysis.features._labels import feature_names_of
 from rsa_bias.analysis.features._shapley import _result, _shapley
 from rsa_bias.analysis.rsa import squareform
+from rsa_bias.provenance import result_attrs
 
 RdmInput = ArrayLike | Mapping[str, ArrayLike]
 
@@ -86,7 +87,9 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray, *,
                           f"{','.join(map(str, values[m]))}]")
     ids = probe["stimulus"].values
     return xr.DataArray(np.stack(models), dims=("model", *RDM_DIMS), name="feature_rdm",
-                        coords={"model": labels, "stimulus_i": ids, "stimulus_j": ids})
+                        coords={"model": labels, "stimulus_i": ids, "stimulus_j": ids},
+                        attrs=result_attrs("feature_model_rdms", method=geometry,
+                                           features=names))
 
 
 def _predictor_stacks(predictors: RdmInput) -> list[tuple[str, RdmStack]]:
@@ -223,4 +226,5 @@ def residualise_rdm(target: ArrayLike, predictors: RdmInput) -> xr.DataArray:
     t, design, names, ids = _design(target, predictors)
     return xr.DataArray(squareform(_ols(t, design)[1]), dims=RDM_DIMS, name="residual_rdm",
                         coords={"stimulus_i": ids, "stimulus_j": ids},
-                        attrs={"method": "residualise_rdm", "predictors": names})
+                        attrs=result_attrs("residualise_rdm", method="ols_intercept",
+                                           predictors=names))

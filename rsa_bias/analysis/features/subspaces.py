@@ -26,6 +26,7 @@ from rsa_bias._api import legacy_call
 from rsa_bias._features import interaction_basis
 from rsa_bias.analysis._inputs import ArrayLike, as_labelled, choose, stimulus_matrix
 from rsa_bias.analysis.features._labels import attach_stimulus_coords, feature_names_of
+from rsa_bias.provenance import result_attrs
 
 ORTHOGONALISE = ("sequential", "strict")
 MIN_F_RATIO = 4.0
@@ -134,7 +135,9 @@ def feature_decomposition(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
     names = _names(xl, features)
     parts, rest = _parts(stimulus_matrix(xl, "x"), _bases(xl, names, orthogonalise))
     out = xr.concat([xl.copy(data=p) for p in [*parts, rest]], dim="component")
-    return out.assign_coords(component=[*names, "residual"]).rename("feature_part")
+    out = out.assign_coords(component=[*names, "residual"]).rename("feature_part")
+    return out.assign_attrs(result_attrs("feature_decomposition", features=names,
+                                         orthogonalise=orthogonalise))
 
 
 @legacy_call(positional=("stimuli",))
@@ -162,8 +165,9 @@ def variance_shares(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
     return xr.Dataset({"share": share.drop_sel(feature="residual"),
                        "residual": share.sel(feature="residual", drop=True), "total": 1.0,
                        "total_variance": total / parts.sizes["stimulus"]},
-                      attrs={"method": "feature_variance_shares", "measure": "variance",
-                             "orthogonalise": orthogonalise})
+                      attrs=result_attrs("variance_shares", method="feature_variance_shares",
+                                         measure="variance", features=list(share.feature.values),
+                                         orthogonalise=orthogonalise))
 
 
 @legacy_call(positional=("features", "stimuli"))
@@ -176,8 +180,10 @@ def remove_features(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
     """
     xl = _labelled(x, stimuli, "x")
     values = stimulus_matrix(xl, "x")
-    parts, _ = _parts(values, _bases(xl, _names(xl, features), "sequential", warn=False))
-    return xl.copy(data=values - sum(parts))
+    names = _names(xl, features)
+    parts, _ = _parts(values, _bases(xl, names, "sequential", warn=False))
+    return xl.copy(data=values - sum(parts)).assign_attrs(
+        result_attrs("remove_features", features=names))
 
 
 @legacy_call(positional=("stimuli",))
@@ -221,7 +227,9 @@ def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None
     target = shares[coded].mean() if coded.any() else 0.0
     gains = np.where(coded, np.sqrt(target / np.where(coded, shares, 1.0)), 1.0)
     out = values.mean(axis=0) + rest + sum(g * p for g, p in zip(gains, parts, strict=True))
-    attrs = {**xl.attrs, "equalised_features": [n for n, c in zip(names, coded, strict=True)
-                                                if c], "equalised_gain": gains.tolist(),
-             "equalised_f_ratio": ratio.tolist()}
+    attrs = {**xl.attrs, **result_attrs("equalise_feature_variance", features=names,
+                                         min_f_ratio=min_f_ratio, min_share=min_share,
+                                         orthogonalise=orthogonalise),
+             "equalised_features": [n for n, c in zip(names, coded, strict=True) if c],
+             "equalised_gain": gains.tolist(), "equalised_f_ratio": ratio.tolist()}
     return xl.copy(data=out).assign_attrs(attrs)
