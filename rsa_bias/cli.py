@@ -129,7 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     res = read_results(Path(args.run) / "results.nc")
     for layer in res.layer.values:
-        print(summary_table(res, str(layer)).to_string(float_format=lambda v: f"{v:.3f}"))
+        print(summary_table(res, layer=str(layer)).to_string(float_format=lambda v: f"{v:.3f}"))
         print()
     print(json.dumps({k: v for k, v in res.attrs.items() if k != "config_json"}, indent=1))
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias._atomic import atomic_path
 from rsa_bias._features import feature_names
 
@@ -112,11 +113,12 @@ def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int =
         raise ValueError(f"compression must be a zlib level 0..9; got {compression}")
     tree = tree.copy()
     tree.attrs[FILE_KIND] = "activations"
-    validate_activations(tree, "<in memory>")
+    validate_activations(tree)
     return _atomic_write(tree, path, _float_compression(tree, compression))
 
 
-def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> xr.DataTree:
+@legacy_call(positional=("layers",))
+def read_activations(path: str | Path, *, layers: Sequence[str] | None = None) -> xr.DataTree:
     """Read an activation file, checking the schema.
 
     Parameters
@@ -128,11 +130,12 @@ def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> x
     tree = _open(path, xr.open_datatree)
     _check_kind(tree.attrs, "activations", path)
     tree.attrs["feature_names"] = feature_names(tree.attrs)
-    validate_activations(tree, str(path), layers)
+    validate_activations(tree, where=str(path), layers=layers)
     return tree
 
 
-def validate_activations(tree: xr.DataTree, where: str,
+@legacy_call(positional=("where", "layers"))
+def validate_activations(tree: xr.DataTree, *, where: str = "<in memory>",
                          layers: Sequence[str] | None = None) -> None:
     """Raise :class:`StoreError` unless ``tree`` follows the activation schema."""
     root = tree.to_dataset()

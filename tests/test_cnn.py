@@ -76,11 +76,11 @@ def test_normalisation_and_activation_follow_config(norm, kind):
 
 def test_spatial_readout():
     a = np.arange(2 * 3 * 4 * 5, dtype=float).reshape(2, 3, 4, 5)
-    np.testing.assert_array_equal(spatial_readout(a, "gap"), a.mean(axis=(2, 3)))
-    np.testing.assert_array_equal(spatial_readout(a, "flatten")[1], a[1].ravel())
+    np.testing.assert_array_equal(spatial_readout(a, readout="gap"), a.mean(axis=(2, 3)))
+    np.testing.assert_array_equal(spatial_readout(a, readout="flatten")[1], a[1].ravel())
     assert spatial_readout(a[:, :, 0, 0]) is not None
     with pytest.raises(ValueError, match="gap"):
-        spatial_readout(a, "max")
+        spatial_readout(a, readout="max")
 
 
 # --- initialisation families -----------------------------------------------------------------
@@ -99,7 +99,7 @@ def _conv(c_in=64, c_out=96, k=3):
 ])
 @pytest.mark.parametrize("scale", [1.0, 2.5])
 def test_family_weight_statistics(family, expected_std, scale):
-    conv = initialise(_conv(), family, scale=scale, seed=0)
+    conv = initialise(_conv(), family=family, scale=scale, seed=0)
     w = conv.weight.detach().double()
     fi, fo = fans(conv.weight)
     assert (fi, fo) == (64 * 9, 96 * 9)
@@ -114,7 +114,7 @@ def test_family_weight_statistics(family, expected_std, scale):
 
 @pytest.mark.parametrize(("c_in", "c_out"), [(8, 40), (8, 100)])  # fan_in 72: wide and tall
 def test_orthogonal_flattened_kernel(c_in, c_out):
-    conv = initialise(nn.Conv2d(c_in, c_out, 3), "orthogonal", scale=2.0, seed=1)
+    conv = initialise(nn.Conv2d(c_in, c_out, 3), family="orthogonal", scale=2.0, seed=1)
     w = conv.weight.detach().double().reshape(c_out, -1)
     gram = w @ w.T if c_out <= w.shape[1] else w.T @ w
     torch.testing.assert_close(gram, 4.0 * torch.eye(gram.shape[0], dtype=torch.float64),
@@ -123,25 +123,25 @@ def test_orthogonal_flattened_kernel(c_in, c_out):
 
 def test_families_are_seeded():
     for family in FAMILIES:
-        a = initialise(_conv(4, 4), family, seed=3).weight
-        b = initialise(_conv(4, 4), family, seed=3).weight
-        c = initialise(_conv(4, 4), family, seed=4).weight
+        a = initialise(_conv(4, 4), family=family, seed=3).weight
+        b = initialise(_conv(4, 4), family=family, seed=3).weight
+        c = initialise(_conv(4, 4), family=family, seed=4).weight
         assert torch.equal(a, b) and not torch.equal(a, c), family
     torch.manual_seed(5)
-    a = initialise(_conv(4, 4), "kaiming_normal").weight  # global generator
+    a = initialise(_conv(4, 4), family="kaiming_normal").weight  # global generator
     torch.manual_seed(5)
-    assert torch.equal(a, initialise(_conv(4, 4), "kaiming_normal").weight)
+    assert torch.equal(a, initialise(_conv(4, 4), family="kaiming_normal").weight)
 
 
 def test_default_family_scales_pytorch_init():
     torch.manual_seed(0)
     base = _conv(4, 4)
     torch.manual_seed(0)
-    scaled = initialise(_conv(4, 4), "default", scale=0.5)
+    scaled = initialise(_conv(4, 4), family="default", scale=0.5)
     assert torch.equal(scaled.weight, base.weight * 0.5)
     assert torch.equal(scaled.bias, base.bias * 0.5)
     with pytest.raises(ValueError, match="orthogonal"):
-        initialise(base, "he")
+        initialise(base, family="he")
 
 
 def test_build_model_applies_the_family_to_every_layer():
@@ -170,7 +170,7 @@ def test_families_reset_normalisation_layers():
                 m.bias.fill_(-2.0)
                 if isinstance(m, nn.BatchNorm2d):
                     m.running_mean.fill_(5.0)
-        initialise(model, "xavier_uniform", seed=0)
+        initialise(model, family="xavier_uniform", seed=0)
         for m in norms:
             assert torch.all(m.weight == 1) and torch.all(m.bias == 0), norm
             if isinstance(m, nn.BatchNorm2d):

@@ -170,7 +170,7 @@ def _trained_models(seed: int, quick: bool) -> tuple[dict[str, xr.DataArray], xr
     for i, name in enumerate(LAMPINEN_MODELS):
         names = _computed(name)
         run = train(task.assign_attrs(feature_names=names), model_cfg, train_cfg,
-                    seed * 100 + i, snapshot_mask=test, progress=False)
+                    seed=seed * 100 + i, snapshot_mask=test, progress=False)
         acc[i, :len(names)] = [run.history["test"]["accuracy"][n][-1] for n in names]
         reps[name] = xr.DataArray(run.snapshots[steps]["hidden_1"], dims=("stimulus", "unit"),
                                   coords={k: ("stimulus", task[k].values[test])

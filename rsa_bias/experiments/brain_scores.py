@@ -15,7 +15,9 @@ import numpy as np
 import xarray as xr
 from torch import nn
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis import RidgeEncoder, cross_validated_scores, evaluate_models, rdm
+from rsa_bias.analysis.encoding import ridge_from_options
 from rsa_bias.experiments._grid import by_model_layer, model_layer_names
 from rsa_bias.experiments.trifeature_cnn import all_layer_activations
 from rsa_bias.provenance import result_attrs
@@ -37,10 +39,11 @@ def _rsa_target(rdms: xr.DataArray, keys: list, data: xr.DataArray, **kw) -> xr.
     return out.assign_coords(subject=ev.subject.values)
 
 
+@legacy_call(renamed={"method": "compare_method"})
 def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, *,
               layers: Sequence[str] | None = None, image_size: int = 64, readout: str = "gap",
               n_components: int | None = None, rdm_method: str = "correlation",
-              method: str = "spearman", n_boot: int = 1000, seed: int = 0,
+              compare_method: str = "spearman", n_boot: int = 1000, seed: int = 0,
               activations: Mapping[tuple[str, str], xr.DataArray] | None = None
               ) -> xr.Dataset:
     """RSA of every model x layer against human IT and monkey IT on the 92 images.
@@ -48,7 +51,7 @@ def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, 
     Each layer's RDM is ``rdm(activation, method=rdm_method)`` (default 1 - Pearson r, as
     the brain RDMs). Human IT: each subject's RDM averaged over its 2 sessions, the 4
     subjects as subjects of :func:`~rsa_bias.analysis.evaluate_models` (score = mean over
-    subjects of ``method``, default Spearman; 95% stimulus-bootstrap interval; noise ceiling
+    subjects of ``compare_method``, default Spearman; 95% stimulus-bootstrap interval; noise ceiling
     as :func:`~rsa_bias.analysis.rdm_noise_ceiling`). Monkey IT: one group RDM (no ceiling).
     ``activations``: the ``{(model, layer): activation}`` of the 92 images when already
     computed (as by :func:`~rsa_bias.experiments.trifeature_cnn.all_layer_activations`
@@ -67,13 +70,14 @@ def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, 
         models, rsa92["image"], layers=layers, image_size=image_size, readout=readout,
         n_components=n_components, seed=seed)
     return _rsa_scores(acts, rsa92, image_size=image_size, readout=readout,
-                       n_components=n_components, rdm_method=rdm_method, method=method,
+                       n_components=n_components, rdm_method=rdm_method,
+                       compare_method=compare_method,
                        n_boot=n_boot, seed=seed)
 
 
 def _rsa_scores(acts: Mapping[tuple[str, str], xr.DataArray], rsa92: xr.Dataset, *,
                 image_size: int, readout: str, n_components: int | None, rdm_method: str,
-                method: str, n_boot: int, seed: int) -> xr.Dataset:
+                compare_method: str, n_boot: int, seed: int) -> xr.Dataset:
     """:func:`rsa_vs_it` of activations already computed by ``all_layer_activations`` (the
     readout arguments only go into the provenance attrs)."""
     keys = list(acts)
@@ -84,12 +88,12 @@ def _rsa_scores(acts: Mapping[tuple[str, str], xr.DataArray], rsa92: xr.Dataset,
                "monkey_it": rsa92["monkey_it"].expand_dims(subject=["monkey"])}
     # canonical (sorted-id) order: bootstrap draws do not depend on how the data are ordered
     targets = {k: v.sortby("stimulus_i").sortby("stimulus_j") for k, v in targets.items()}
-    kw = {"method": method, "n_boot": n_boot, "seed": seed}
+    kw = {"method": compare_method, "n_boot": n_boot, "seed": seed}
     parts = [_rsa_target(rdms, keys, data, **kw) for data in targets.values()]
     out = xr.concat(parts, dim=xr.Variable("target", list(targets)), join="outer",
                     coords="different", compat="equals")
     out.attrs.update(result_attrs(
-        "rsa_vs_it", method=method, bootstrap="stimulus", image_size=image_size,
+        "rsa_vs_it", method=compare_method, bootstrap="stimulus", image_size=image_size,
         readout=readout, n_components=n_components, rdm_method=rdm_method, n_boot=n_boot,
         seed=seed, human_it="mean over sessions, 4 subjects",
         monkey_it="group RDM (mIT_674neurons)"))
@@ -123,16 +127,18 @@ def _zscored(a: xr.DataArray) -> xr.DataArray:
     return (a - a.mean("stimulus")) / sd.where(sd > 0, 1.0)
 
 
+@legacy_call(folded={"estimator": (("alphas",), ridge_from_options)})
 def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None, *,
                    layers: Sequence[str] | None = None, image_size: int = 64,
                    readout: str = "gap", n_components: int | None = None, cv: int = 5,
-                   alphas: Sequence[float] = ALPHAS, n_boot: int = 1000,
+                   estimator=None, n_boot: int = 1000,
                    seed: int = 0) -> xr.Dataset:
     """Cross-validated ridge encoding of the V4 neurons from every model x layer.
 
     Units are z-scored over the images (so one alpha grid suits every layer and
     initialisation); :func:`~rsa_bias.analysis.cross_validated_scores` (seeded shuffled
-    ``cv``-fold outer split, leave-one-out choice of ``alphas`` per neuron) fits the mean
+    ``cv``-fold outer split; ``estimator`` default ``RidgeEncoder(ALPHAS)``, a leave-one-out
+    choice of alpha per neuron over :data:`ALPHAS`) fits the mean
     over the first :func:`v4_responses` repeats; Pearson r is divided by the neuron's
     split-half (Spearman-Brown) ceiling sqrt(reliability) of those repeats.
 
@@ -150,7 +156,8 @@ def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None
     acts = all_layer_activations(models, v4["image"], layers=layers, image_size=image_size,
                        readout=readout, n_components=n_components, seed=seed)
     scores = {k: cross_validated_scores(_zscored(_in_order(a, resp)), resp, cv=cv,
-                                        estimator=RidgeEncoder(alphas), seed=seed)
+                                        estimator=estimator or RidgeEncoder(ALPHAS),
+                                        seed=seed)
               for k, a in acts.items()}
     first = next(iter(scores.values()))
     n = first.sizes["neuron"]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis import (
     feature_variance_explained,
     normalise_by_final,
@@ -80,7 +81,7 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     for i, seed in enumerate(cfg.seeds):
         if progress:
             print(f"[{i + 1}/{len(cfg.seeds)}] training seed {seed}", flush=True)
-        results.append(train(stimuli, cfg.model, cfg.training, seed, snapshot_mask=mask,
+        results.append(train(stimuli, cfg.model, cfg.training, seed=seed, snapshot_mask=mask,
                              checkpoint=out_dir / "checkpoints" / f"seed_{seed}.pt",
                              config_json=config_json, progress=progress))
     steps = cfg.training.all_snapshot_steps
@@ -98,7 +99,8 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     return res
 
 
-def summary_table(res: xr.Dataset, layer: str | None = None) -> pd.DataFrame:
+@legacy_call(positional=("layer",))
+def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
     """Per feature at one layer (default: the last hidden layer) and the final step:
     mean and sd over seeds of R², and min/mean final test accuracy."""
     layer = layer or str(res.layer.values[-1])

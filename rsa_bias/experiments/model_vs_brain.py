@@ -57,7 +57,7 @@ def run_comparison(out_dir: str | Path, *, small: bool = True, seed: int = 0,
     # the 92 images' activations serve the RSA scores, the CKA matrix and the RDM figure
     acts = all_layer_activations(models, rsa92["image"], **kw)
     results = {
-        "trifeature": trifeature_variance(models, stimuli).assign(test_accuracy=(
+        "trifeature": trifeature_variance(models, stimuli=stimuli).assign(test_accuracy=(
             "feature", [trained.history["test"]["accuracy"][f][-1] for f in HEADS])),
         "rsa_it": rsa_vs_it(models, rsa92, activations=acts, n_boot=n_boot, **kw),
         "encoding_v4": encoding_vs_v4(models, v4, n_boot=n_boot, **kw),

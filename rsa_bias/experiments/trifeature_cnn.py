@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from rsa_bias._api import legacy_call
 from rsa_bias.analysis import feature_variance_explained
 from rsa_bias.config import CNNConfig, ImageTaskConfig, ModelConfig, TaskConfig, TrainingConfig
 from rsa_bias.experiments._grid import by_model_layer, model_layer_names
@@ -73,7 +74,7 @@ def train_trifeature_cnn(stimuli: xr.Dataset | None = None, *, small: bool = Tru
     stimuli = trifeature_task(small=small, seed=seed) if stimuli is None else stimuli
     cfg = TrainingConfig(lr=3e-3, batch_size=64, steps=500 if small else 1000, eval_every=100,
                          snapshot_steps=(0,), device="cpu")
-    res = train(stimuli, model_cfg or comparison_config(), cfg, seed, progress=progress)
+    res = train(stimuli, model_cfg or comparison_config(), cfg, seed=seed, progress=progress)
     res.model.eval()
     return res
 
@@ -83,7 +84,8 @@ def all_layer_activations(models, images, **kw) -> dict[tuple[str, str], xr.Data
             for layer, act in layer_activations(model, images, **kw).items()}
 
 
-def trifeature_variance(models: Mapping[str, nn.Module], stimuli: xr.Dataset, *,
+@legacy_call(positional=("stimuli",))
+def trifeature_variance(models: Mapping[str, nn.Module], *, stimuli: xr.Dataset,
                         layers: Sequence[str] | None = None, readout: str = "gap",
                         fit_split: str = "val", eval_split: str = "test") -> xr.Dataset:
     """Feature variance explained of every model x layer on the Trifeature images, each

@@ -39,7 +39,7 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
                          "values (use model.arch = 'cnn')")
     model = build_mlp(math.prod(input_shape), list(heads), cfg)
     if cfg.init != "default":
-        initialise(model, cfg.init, scale=cfg.init_scale)
+        initialise(model, family=cfg.init, scale=cfg.init_scale)
     return model
 
 

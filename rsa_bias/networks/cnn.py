@@ -15,6 +15,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from rsa_bias._api import legacy_call
 from rsa_bias.config import ModelConfig
 from rsa_bias.networks.init import initialise
 from rsa_bias.networks.mlp import HiddenLayer, activation
@@ -132,11 +133,12 @@ def build_cnn(in_channels: int, heads: Mapping[str, int] | Sequence[str],
                 norm=c.norm, groups=c.groups, activation=cfg.activation,
                 fc_widths=c.fc_widths, dropout=cfg.dropout)
     if cfg.init != "default" or cfg.init_scale != 1.0:
-        initialise(model, cfg.init, scale=cfg.init_scale)
+        initialise(model, family=cfg.init, scale=cfg.init_scale)
     return model
 
 
-def spatial_readout(arr: np.ndarray, mode: str = "gap") -> np.ndarray:
+@legacy_call(positional=("readout",), renamed={"mode": "readout"})
+def spatial_readout(arr: np.ndarray, *, readout: str = "gap") -> np.ndarray:
     """``(n, channel, y, x)`` feature maps -> ``(n, unit)``; 2-D arrays pass unchanged.
 
     ``"gap"``: each channel's mean over space (unit = channel; position-invariant).
@@ -147,11 +149,11 @@ def spatial_readout(arr: np.ndarray, mode: str = "gap") -> np.ndarray:
     if arr.ndim != 4:
         raise ValueError(f"expected (n, unit) or (n, channel, y, x) activations, got shape "
                          f"{arr.shape}")
-    if mode == "gap":
+    if readout == "gap":
         return arr.mean(axis=(2, 3))
-    if mode == "flatten":
+    if readout == "flatten":
         return arr.reshape(arr.shape[0], -1)
-    raise ValueError(f"unknown readout {mode!r}; valid: ['flatten', 'gap']")
+    raise ValueError(f"unknown readout {readout!r}; valid: ['flatten', 'gap']")
 
 
 def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,

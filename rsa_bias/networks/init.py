@@ -34,6 +34,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from rsa_bias._api import legacy_call
+
 _Init = Callable[[torch.Tensor, torch.Generator | None, float], None]
 
 
@@ -102,7 +104,8 @@ def weighted_layers(model: nn.Module) -> list[nn.Module]:
 
 
 @torch.no_grad()
-def initialise(model: nn.Module, family: str = "kaiming_normal", *, scale: float = 1.0,
+@legacy_call(positional=("family",))
+def initialise(model: nn.Module, *, family: str = "kaiming_normal", scale: float = 1.0,
                seed: int | None = None) -> nn.Module:
     """Re-initialise ``model`` in place from an initialisation family; returns it.
 
@@ -114,7 +117,7 @@ def initialise(model: nn.Module, family: str = "kaiming_normal", *, scale: float
 
     Examples
     --------
-    >>> lin = initialise(nn.Linear(300, 200), "orthogonal", seed=0)
+    >>> lin = initialise(nn.Linear(300, 200), family="orthogonal", seed=0)
     >>> bool(torch.allclose(lin.weight @ lin.weight.T, torch.eye(200), atol=1e-5))
     True
     """

@@ -113,7 +113,7 @@ def layer_activations(model: nn.Module, images: xr.DataArray | np.ndarray | torc
     rng = np.random.default_rng(seed)
     out = {}
     for name in layers:
-        a = spatial_readout(acts[name], readout).astype(np.float64)
+        a = spatial_readout(acts[name], readout=readout).astype(np.float64)
         if n_components is not None and a.shape[1] > n_components:
             a = a @ rng.normal(0.0, 1.0 / np.sqrt(n_components), (a.shape[1], n_components))
         out[name] = xr.DataArray(a, dims=("stimulus", "unit"), name="activation",

@@ -18,6 +18,7 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from rsa_bias._api import legacy_call
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_model, spatial_readout
 from rsa_bias.tasks.binary import feature_matrix
@@ -111,7 +112,8 @@ def _evaluate(model, data, names, result: TrainResult, step: int) -> None:
     model.train(was_training)
 
 
-def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed: int, *,
+@legacy_call(positional=("seed",))
+def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, seed: int,
           snapshot_mask: np.ndarray | None = None, checkpoint: str | Path | None = None,
           config_json: str = "", progress: bool = True) -> TrainResult:
     """Train a network with one head per feature on the ``train`` split.
@@ -181,7 +183,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, seed
 
 def _snapshot(model: nn.Module, x: torch.Tensor, readout: str) -> dict[str, np.ndarray]:
     """Activations of every named layer, conv feature maps reduced to ``(stimulus, unit)``."""
-    return {name: spatial_readout(arr, readout)
+    return {name: spatial_readout(arr, readout=readout)
             for name, arr in capture(model, x, model.layer_names).items()}
 
 
