@@ -166,3 +166,7 @@ def from_rsatoolbox_rdms(rdms: Any, *, dim: str | None = None) -> xr.DataArray:
     coords.update({k: (dim, np.asarray(v)) for k, v in rdms.rdm_descriptors.items()
                    if k != "index" or k == dim})
     return xr.DataArray(square, dims=(dim, *RDM_DIMS), coords=coords, name="rdm", attrs=attrs)
+
+
+__all__ = ["to_rsatoolbox_dataset", "from_rsatoolbox_dataset", "to_rsatoolbox_rdms",
+           "from_rsatoolbox_rdms"]

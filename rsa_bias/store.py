@@ -186,3 +186,7 @@ def read_results(path: str | Path) -> xr.Dataset:
     ds = _open(path, xr.open_dataset)
     _check_kind(ds.attrs, "results", path)
     return ds
+
+
+__all__ = ["StoreError", "activation_tree", "write_activations", "read_activations",
+           "validate_activations", "layer_activation", "write_results", "read_results"]

@@ -82,7 +82,7 @@ def run_comparison(out_dir: str | Path, *, small: bool = True, seed: int = 0,
         "cka_png": plot_cka_heatmap(results["cka"]["cka"], title="linear CKA, 92 images"),
         "trifeature_png": plot_scores_with_ceiling(
             results["trifeature"].sel(model=["random kaiming relu", "trained"]), score="r2",
-            hue="feature", panel="model", ci=None, ceiling=None, ylabel="R² (test)"),
+            hue="feature", panel="model", interval=None, ceiling=None, ylabel="R² (test)"),
         "rdms_png": plot_rdm_row(
             {"human IT (mean)": rsa92["human_it_mean"], "monkey IT": rsa92["monkey_it"],
              **{f"{m} {layer}": rdm(a[layer]) for m, a in acts92.items()

@@ -111,9 +111,23 @@ def initialise(model: nn.Module, *, family: str = "kaiming_normal", scale: float
 
     Parameters
     ----------
-    family : one of :data:`FAMILIES` or ``"default"`` (see the module docstring).
-    scale : gain (> 0) multiplying the family's standard deviation / bound.
-    seed : seeds a private generator; ``None`` draws from torch's global generator.
+    model : torch.nn.Module
+        Every conv and linear layer in it is re-initialised from ``family`` (biases set to
+        0) and every normalisation layer reset; ``"default"`` keeps PyTorch's initialisation
+        and multiplies every parameter by ``scale``.
+    family : str, default "kaiming_normal"
+        One of :data:`FAMILIES` or ``"default"`` (see the module docstring).
+    scale : float, default 1.0
+        Gain (> 0) multiplying the family's standard deviation / bound.
+    seed : int, optional
+        Seeds a private generator. The default ``None`` differs from the package's
+        ``seed=0``: it draws from torch's global generator, as a freshly built module does
+        (so ``torch.manual_seed`` before building controls it).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, re-initialised in place.
 
     Examples
     --------

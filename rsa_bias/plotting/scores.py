@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import legacy_call
+
 CEILING_LABEL = "noise ceiling"
 
 
@@ -17,7 +19,7 @@ def _scalar(ds: xr.Dataset, name: str | None) -> float:
 
 
 def _panel(ax, ds: xr.Dataset, *, score: str, x: str, hue: str | None,
-           ci: tuple[str, str] | None, ceiling: tuple[str, str] | None) -> None:
+           interval: tuple[str, str] | None, ceiling: tuple[str, str] | None) -> None:
     xs = [str(v) for v in ds[x].values]
     hues = [str(v) for v in ds[hue].values] if hue else [None]
     width = 0.8 / len(hues)
@@ -29,8 +31,8 @@ def _panel(ax, ds: xr.Dataset, *, score: str, x: str, hue: str | None,
         height = sub[score].transpose(x).values.astype(float)
         pos = np.arange(len(xs)) - 0.4 + width * (k + 0.5)
         yerr = None
-        if ci is not None and all(c in sub for c in ci):
-            low, high = (sub[c].transpose(x).values.astype(float) for c in ci)
+        if interval is not None and all(c in sub for c in interval):
+            low, high = (sub[c].transpose(x).values.astype(float) for c in interval)
             yerr = np.nan_to_num(np.stack([height - low, high - height]))
         ax.bar(pos, height, width=width * 0.95, yerr=yerr, capsize=2, label=h,
                color=f"C{k}", error_kw={"lw": 0.8})
@@ -38,9 +40,10 @@ def _panel(ax, ds: xr.Dataset, *, score: str, x: str, hue: str | None,
     ax.axhline(0, color="k", lw=0.6)
 
 
+@legacy_call(renamed={"ci": "interval"})
 def plot_scores_with_ceiling(result: xr.Dataset, *, score: str = "score", x: str = "layer",
                              hue: str | None = "model", panel: str | None = "target",
-                             ci: tuple[str, str] | None = ("ci_low", "ci_high"),
+                             interval: tuple[str, str] | None = ("ci_low", "ci_high"),
                              ceiling: tuple[str, str] | None = ("noise_ceiling_lower",
                                                                 "noise_ceiling_upper"),
                              ylabel: str | None = None, title: str | None = None):
@@ -53,7 +56,7 @@ def plot_scores_with_ceiling(result: xr.Dataset, *, score: str = "score", x: str
         ``noise_ceiling_lower``/``noise_ceiling_upper`` (drawn as a grey band from lower
         to upper; panels whose ceiling is NaN get none), as returned by
         :func:`rsa_bias.experiments.brain_scores.rsa_vs_it`.
-    ci, ceiling : names of those variables, or None to leave them out.
+    interval, ceiling : names of those variables, or None to leave them out.
 
     Returns
     -------
@@ -70,7 +73,7 @@ def plot_scores_with_ceiling(result: xr.Dataset, *, score: str = "score", x: str
                              squeeze=False, sharey=True)
     for ax, p in zip(axes[0], panels, strict=True):
         ds = result.sel({panel: p}) if p is not None else result
-        _panel(ax, ds, score=score, x=x, hue=hue, ci=ci, ceiling=ceiling)
+        _panel(ax, ds, score=score, x=x, hue=hue, interval=interval, ceiling=ceiling)
         if p is not None:
             ax.set_title(str(p))
         ax.set_xlabel(x)

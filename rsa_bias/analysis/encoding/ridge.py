@@ -221,7 +221,10 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     cv : None, int or scikit-learn splitter, default None
         ``None``: efficient leave-one-out from one decomposition shared by all alphas and
         targets (identical to ``sklearn.linear_model.RidgeCV``). An int ``K``: unshuffled
-        ``KFold(K)``, one decomposition per training fold.
+        ``KFold(K)``, one decomposition per training fold. The default differs from
+        :func:`~rsa_bias.analysis.encoding.cross_validated_scores`'s ``cv=5`` on purpose:
+        here ``cv`` is the inner choice of alpha (``RidgeCV``'s convention), there the outer
+        split.
     alpha_per_target : bool, default True
         Choose an alpha per target (else one alpha minimising the total error).
     fit_intercept : bool, default True

@@ -128,10 +128,33 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
                   orthogonalise: str = "sequential") -> xr.Dataset:
     """Shapley attribution of an RSA score ``compare_rdms(rdm(x), rdm(y))`` to features.
 
-    ``rdm_method`` is one of ``"sqeuclidean"``, ``"euclidean"``, ``"correlation"``,
-    ``"cosine"``; ``compare`` is ``"pearson"`` or ``"cosine"`` (rank-based comparisons have no
-    additive decomposition: use :func:`rdm_variance_partition` for an RDM-level view).
-    Returns the same variables as :func:`attribute_cka`.
+    Parameters
+    ----------
+    x, y : xarray.DataArray ("stimulus", unit dim[, "repeat"]) or array
+        The two representations (repeats averaged); ``y`` is aligned to ``x`` by stimulus id.
+        ``x`` carries the ``feature_<name>`` coords (or pass ``stimuli``).
+    stimuli : xarray.Dataset, optional
+        Stimulus set to take the feature coords from, aligned by id.
+    features : sequence of str, optional
+        Features and conjunctions (``"a:b"``) to attribute to; default all listed features.
+    rdm_method : str, default "sqeuclidean"
+        ``"sqeuclidean"``, ``"euclidean"``, ``"correlation"`` or ``"cosine"``. The default
+        differs from :func:`~rsa_bias.analysis.rsa.rdm`'s ``"correlation"`` because the
+        squared Euclidean RDM is the one that is exactly additive over feature subspaces.
+    compare_method : str, default "pearson"
+        ``"pearson"`` or ``"cosine"``. The default differs from
+        :func:`~rsa_bias.analysis.rsa.compare_rdms`'s ``"spearman"`` because a rank-based
+        comparison has no additive decomposition (use
+        :func:`~rsa_bias.analysis.features.rdm_variance_partition` for an RDM-level view of
+        any RDM).
+    orthogonalise : str, default "sequential"
+        ``"sequential"`` or ``"strict"`` (see :mod:`~rsa_bias.analysis.features.subspaces`).
+
+    Returns
+    -------
+    xarray.Dataset
+        The same variables as :func:`attribute_cka`: ``share(feature)``, ``residual``,
+        ``total`` (the RSA score), ``features_score`` and ``subset_score(subset)``.
     """
     prep, take_sqrt = choose(_RDM_PREP, rdm_method, "rdm_method for attribution")
     centre = choose(_CENTRE_RDM, compare_method,

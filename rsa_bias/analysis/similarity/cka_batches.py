@@ -83,9 +83,18 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
           when ``seed`` is given).
         Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
     batch_size : stimuli per batch for whole-array inputs (≥ 4 for unbiased).
-    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.similarity.cka`; the
-        RBF bandwidth is set by the median rule within each batch.
-    seed : shuffles whole-array inputs before batching.
+    kernel : str, default "linear"
+        ``"linear"`` or ``"rbf"``; the RBF bandwidth is set by the median rule within each
+        batch.
+    hsic : str, default "unbiased"
+        The HSIC estimator of each batch. The default differs from :func:`cka`'s
+        ``"biased"``: the biased estimator's bias does not average out over minibatches, the
+        unbiased one's mean is unbiased (Nguyen, Raghu & Kornblith 2021).
+    bandwidth : float, default 0.5
+        RBF σ as a fraction of the median pairwise distance.
+    seed : int, optional
+        Shuffles whole-array inputs before batching. The default ``None`` differs from the
+        package's ``seed=0`` because here it means "keep the input order", not a draw.
 
     Returns
     -------
