@@ -100,6 +100,7 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(200, 10))
     >>> round(cka(x, 3 * x @ np.linalg.qr(rng.normal(size=(10, 10)))[0]), 6)
