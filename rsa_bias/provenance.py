@@ -42,9 +42,24 @@ def _is_own_checkout(package_dir: Path) -> bool:
 
 
 def checkout_sha(package_dir: Path) -> str:
-    """Commit of the rsa_bias checkout holding ``package_dir`` (``-dirty`` marks uncommitted
-    changes to tracked files), or ``"unknown"`` when the package does not run from its own
-    checkout (an installed copy, or a copy inside another repository)."""
+    """Commit of the rsa_bias checkout holding ``package_dir``.
+
+    ``-dirty`` marks uncommitted changes to tracked files. ``"unknown"`` is returned when the
+    package does not run from its own checkout (an installed copy, or a copy inside another
+    repository), or when git is missing or fails.
+
+    Parameters
+    ----------
+    package_dir : pathlib.Path
+        The ``rsa_bias`` package folder; its parent must be the top of a git work tree
+        whose ``pyproject.toml`` names the project ``rsa_bias``.
+
+    Returns
+    -------
+    str
+        The full commit hash of ``HEAD`` (with ``-dirty`` appended when tracked files have
+        uncommitted changes), or ``"unknown"``.
+    """
     if not _is_own_checkout(package_dir):
         return "unknown"
     root = package_dir.parent
@@ -57,7 +72,15 @@ def checkout_sha(package_dir: Path) -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
-    """Commit of the running rsa_bias source tree; see :func:`checkout_sha`."""
+    """Commit of the running rsa_bias source tree; see :func:`checkout_sha`.
+
+    Computed once per process (cached), so later commits or edits do not change it.
+
+    Returns
+    -------
+    str
+        :func:`checkout_sha` of the package folder this module was imported from.
+    """
     return checkout_sha(_PACKAGE_DIR)
 
 
@@ -105,12 +128,12 @@ def _flat(value: Any) -> str | int | float:
     its ``str``."""
     if value is None:
         return "none"
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
+        return _flat(value.item())
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float, str)):
         return value
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
-        return _flat(value.item())
     items = value.tolist() if hasattr(value, "tolist") else value
     if isinstance(items, (list, tuple)) and items and (
             all(isinstance(v, str) for v in items)
