@@ -1,5 +1,7 @@
-"""Calls written for an earlier signature keep working, with a FutureWarning that says what
-to write instead (the convention they now follow is in ``docs/api.md``)."""
+"""The API helpers: option look-up with an error listing the valid names (:func:`choose`),
+and calls written for an earlier signature that keep working, with a FutureWarning that says
+what to write instead (:func:`legacy_call`; the convention they now follow is in
+``docs/api.md``)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,37 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 REMOVED_IN = "0.3"
+
+
+def choose(registry: Mapping[str, T], key: str, what: str) -> T:
+    """``registry[key]``, or a ValueError naming the unknown key and listing the valid ones.
+
+    Parameters
+    ----------
+    registry : mapping of str -> object
+        The options (methods, kernels, experiments, ...) by name.
+    key : str
+        The name asked for.
+    what : str
+        What the options are, for the message (``"RDM method"``).
+
+    Returns
+    -------
+    object
+        ``registry[key]``.
+
+    Examples
+    --------
+    >>> choose({"a": 1, "b": 2}, "b", "option")
+    2
+    """
+    try:
+        return registry[key]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {what} {key!r}; valid: {sorted(registry)}") from None
 
 
 def _is_names(value: Any) -> bool:

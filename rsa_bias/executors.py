@@ -14,7 +14,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 
 def one_thread() -> None:
-    """Limit torch and the BLAS libraries of this process to one thread."""
+    """Limit torch and the BLAS libraries of this process to one thread.
+
+    The initializer of every worker process (local pool and Dask workers alike).
+
+    Returns
+    -------
+    None
+    """
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -46,16 +53,43 @@ class _DaskExecutor:
 
 @contextlib.contextmanager
 def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10.0) -> Iterator:
-    """An executor for ``jobs`` parallel runs.
+    """An executor for ``jobs`` parallel runs, as a context manager.
+
+    ``with executor(4) as pool: fut = pool.submit(fn, *args)``; ``fut.result()`` returns
+    ``fn(*args)`` or raises its exception. Leaving the ``with`` block shuts down the local
+    process pool (after its pending calls) or the ``LocalCluster``, or closes the client of a
+    remote scheduler (the scheduler keeps running).
 
     Parameters
     ----------
-    jobs : number of local worker processes (``scheduler=None`` or ``"local"``).
-    scheduler : ``None`` for local processes; ``"local"`` for a Dask ``LocalCluster`` of
-        ``jobs`` single-threaded worker processes (its dashboard shows progress); or the
-        address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``, whose workers
-        need rsa_bias installed and the config file and output folder at the same paths.
-    timeout : seconds to wait for a remote scheduler to answer.
+    jobs : int, default 1
+        Number of local worker processes (``scheduler=None`` or ``"local"``); must be at
+        least 1. With ``scheduler=None`` and ``jobs=1`` every call runs at once in this
+        process, at ``submit``. Not used with a remote scheduler (its workers run the
+        calls).
+    scheduler : str, optional
+        ``None`` for local processes (a :class:`concurrent.futures.ProcessPoolExecutor`);
+        ``"local"`` for a Dask ``LocalCluster`` of ``jobs`` single-threaded worker
+        processes (started with ``dashboard_address=None``, so it serves no dashboard); or
+        the address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``, whose
+        workers need rsa_bias installed and the config file and output folder at the same
+        paths.
+    timeout : float, default 10.0
+        Seconds to wait for a remote scheduler to answer.
+
+    Yields
+    ------
+    executor
+        An object with ``submit(fn, *args) -> future`` whose futures have ``.result()``:
+        an in-process runner, a ``ProcessPoolExecutor``, or an adapter over a
+        ``distributed.Client`` that submits impure tasks (every call runs, none is
+        cached). Every worker process is limited to one thread (:func:`one_thread`); the
+        in-process runner leaves this process's thread settings alone.
+
+    Raises
+    ------
+    ValueError
+        When ``jobs < 1``, or when a remote scheduler cannot be reached.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1; got {jobs}")

@@ -31,8 +31,11 @@ FILE_KIND = "rsa_bias_file"
 
 
 class StoreError(ValueError):
-    """A file that is missing, unreadable or does not follow the schema."""
+    """A file that is missing, unreadable or does not follow the schema.
 
+    A :class:`ValueError`, raised by the readers and by :func:`validate_activations`; its
+    message names the file (or ``where``) and what is wrong.
+    """
 
 def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
                     seeds: Sequence[int] | None = None, steps: Sequence[int] | None = None,
@@ -41,18 +44,40 @@ def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
 
     Parameters
     ----------
-    stimuli : xarray.Dataset with dim ``stimulus``
-        Its coords (feature values, split) and ``inputs`` go to the root.
-    layers : dict name -> array
-        Each array has dims ``([seed,] [step,] stimulus, unit)``: ``seed`` is
-        present iff ``seeds`` is given, ``step`` iff ``steps`` is given.
-    attrs : provenance attrs for the root.
+    stimuli : xarray.Dataset with dim "stimulus"
+        Its coords (feature values, split), data variables (``inputs``) and attrs go to the
+        root.
+    layers : dict of str -> numpy.ndarray
+        Layer name -> array with dims ``([seed,] [step,] stimulus, unit)``: ``seed`` is
+        present iff ``seeds`` is given, ``step`` iff ``steps`` is given; its ``stimulus``
+        axis must match the stimulus set.
+    seeds : sequence of int, optional
+        Coordinate of a leading ``seed`` dim of every layer.
+    steps : sequence of int, optional
+        Coordinate of a ``step`` dim (training steps of the snapshots), after ``seed``.
+    attrs : dict of str -> str, optional
+        Provenance attrs for the root (e.g. :func:`rsa_bias.provenance.provenance_attrs`),
+        added over the stimulus set's attrs.
 
     Returns
     -------
     xarray.DataTree
         Root: stimulus coords and provenance; one child per layer holding
-        ``activation``.
+        ``activation`` (units numbered ``0..n-1``). Write it with
+        :func:`write_activations`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> stimuli = xr.Dataset(coords={"stimulus": np.arange(4),
+    ...                              "feature_shape": ("stimulus", [0, 1, 0, 1])},
+    ...                      attrs={"feature_names": ["shape"]})
+    >>> tree = activation_tree(stimuli, {"hidden": np.zeros((2, 4, 3))}, seeds=[0, 1])
+    >>> validate_activations(tree)
+    >>> act = layer_activation(tree, "hidden")
+    >>> act.dims, act.feature_shape.values.tolist()
+    (('seed', 'stimulus', 'unit'), [0, 1, 0, 1])
     """
     root = stimuli.copy()
     root.attrs = {**stimuli.attrs, **(attrs or {})}
@@ -106,8 +131,31 @@ def _check_kind(attrs: dict, kind: str, path: Path) -> None:
 def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int = 1) -> Path:
     """Validate and atomically write an activation tree to netCDF-4.
 
-    ``compression`` is the zlib level (0-9) of the float variables; 0 writes them
-    uncompressed. Level 1 makes the default run's file about a third smaller for ~2 s.
+    The file is marked ``rsa_bias_file="activations"`` (on a copy; ``tree`` is unchanged),
+    checked by :func:`validate_activations` and written through a temporary file that is
+    renamed into place.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Activations in the layout of :func:`activation_tree`.
+    path : str or pathlib.Path
+        The file to write (missing folders are created; an existing file is replaced).
+    compression : int, default 1
+        The zlib level (0-9) of the float variables; 0 writes them uncompressed. Level 1
+        makes the default run's file about a third smaller for ~2 s.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    StoreError
+        When ``tree`` does not follow the activation schema.
+    ValueError
+        When ``compression`` is not a level 0..9.
     """
     if not 0 <= compression <= 9:
         raise ValueError(f"compression must be a zlib level 0..9; got {compression}")
@@ -121,10 +169,26 @@ def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int =
 def read_activations(path: str | Path, *, layers: Sequence[str] | None = None) -> xr.DataTree:
     """Read an activation file, checking the schema.
 
+    The whole file is loaded into memory (the file is closed on return).
+
     Parameters
     ----------
-    path : file written by :func:`write_activations`.
-    layers : layers that must be present (a clear error names any missing one).
+    path : str or pathlib.Path
+        File written by :func:`write_activations`.
+    layers : sequence of str, optional
+        Layers that must be present (a clear error names any missing one); default no
+        requirement.
+
+    Returns
+    -------
+    xarray.DataTree
+        The activation tree, with ``attrs["feature_names"]`` always a list of str.
+
+    Raises
+    ------
+    StoreError
+        When the file is missing, unreadable, not an rsa_bias activation file, or does
+        not follow the schema.
     """
     path = Path(path)
     tree = _open(path, xr.open_datatree)
@@ -137,7 +201,30 @@ def read_activations(path: str | Path, *, layers: Sequence[str] | None = None) -
 @legacy_call(positional=("where", "layers"))
 def validate_activations(tree: xr.DataTree, *, where: str = "<in memory>",
                          layers: Sequence[str] | None = None) -> None:
-    """Raise :class:`StoreError` unless ``tree`` follows the activation schema."""
+    """Raise :class:`StoreError` unless ``tree`` follows the activation schema.
+
+    The root needs a ``stimulus`` coordinate, ``attrs["feature_names"]`` and a
+    ``feature_<name>`` coord for each listed feature; there must be at least one layer
+    group, and each holds ``activation(..., stimulus, unit)``.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Activations in the layout of :func:`activation_tree`.
+    where : str, default "<in memory>"
+        What the tree is (a file name), to begin each error message with.
+    layers : sequence of str, optional
+        Layer groups that must be present; default no requirement.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    StoreError
+        Naming the first breach of the schema found.
+    """
     root = tree.to_dataset()
     if "stimulus" not in root.coords:
         raise StoreError(f"{where}: root has no 'stimulus' coordinate")
@@ -162,7 +249,26 @@ def validate_activations(tree: xr.DataTree, *, where: str = "<in memory>",
 
 
 def layer_activation(tree: xr.DataTree, layer: str) -> xr.DataArray:
-    """One layer's ``activation`` with the root's stimulus coords attached."""
+    """One layer's ``activation`` with the root's stimulus coords attached.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        An activation tree (:func:`activation_tree`, :func:`read_activations`).
+    layer : str
+        Name of the layer group.
+
+    Returns
+    -------
+    xarray.DataArray with dims ([seed,] [step,] "stimulus", "unit")
+        The layer's activations with every root coord over ``stimulus`` (ids,
+        ``feature_<name>``, ``split``) and ``attrs`` holding only ``feature_names`` (a list).
+
+    Raises
+    ------
+    StoreError
+        When ``tree`` has no group ``layer``.
+    """
     if layer not in tree.children:
         raise StoreError(f"no layer group {layer!r}; groups: {list(tree.children)}")
     act = tree[layer]["activation"]
@@ -174,14 +280,46 @@ def layer_activation(tree: xr.DataTree, layer: str) -> xr.DataArray:
 
 
 def write_results(ds: xr.Dataset, path: str | Path) -> Path:
-    """Atomically write a results Dataset to netCDF-4."""
+    """Atomically write a results Dataset to netCDF-4.
+
+    The file is marked ``rsa_bias_file="results"`` (on a copy; ``ds`` is unchanged) and
+    written through a temporary file that is renamed into place.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Analysis results, with their provenance attrs (netCDF-safe values).
+    path : str or pathlib.Path
+        The file to write (missing folders are created; an existing file is replaced).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     ds = ds.copy()
     ds.attrs[FILE_KIND] = "results"
     return _atomic_write(ds, path)
 
 
 def read_results(path: str | Path) -> xr.Dataset:
-    """Read a results file written by :func:`write_results`."""
+    """Read a results file written by :func:`write_results`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to read; it is loaded into memory and closed.
+
+    Returns
+    -------
+    xarray.Dataset
+        The results, with their attrs.
+
+    Raises
+    ------
+    StoreError
+        When the file is missing, unreadable or not an rsa_bias results file.
+    """
     path = Path(path)
     ds = _open(path, xr.open_dataset)
     _check_kind(ds.attrs, "results", path)

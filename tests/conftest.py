@@ -82,3 +82,13 @@ def random_activation() -> xr.DataArray:
     phi = np.tanh(f @ w + 0.3 * rng.normal(size=(n, d))) + 0.5 * rng.normal(size=(n, d))
     split = rng.choice(np.array(["train", "val", "test"]), size=n)
     return _labelled_activation(phi, {"a": f[:, 0], "b": f[:, 1], "c": f[:, 2]}, split)
+
+
+@pytest.fixture
+def plotting_env():
+    """For the figure tests: numpy's global generator seeded, every figure closed after."""
+    import matplotlib.pyplot as plt
+
+    np.random.seed(0)  # noqa: NPY002 - seaborn bootstraps and jitters with the global one
+    yield
+    plt.close("all")

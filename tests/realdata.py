@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -44,3 +46,13 @@ def copy_files(src: Path, names, dst: Path, skip: str | None = None) -> Path:
         if name != skip:
             shutil.copyfile(src / name, dst / name)
     return dst
+
+
+def small_problem() -> tuple[np.ndarray, np.ndarray]:
+    """Not recorded data: 3 model RDM vectors (one coarse, with ties) and 4 subjects' over 8
+    stimuli, for the inference tests."""
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 28))
+    x[1] = np.round(x[1] * 3)
+    y = rng.random((4, 28)) + 0.8 * x[0]
+    return x, y

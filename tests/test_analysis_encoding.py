@@ -336,7 +336,7 @@ def test_default_alphas_are_the_issue_grid():
 
 
 def test_warns_when_targets_choose_the_smallest_alpha():
-    from rsa_bias.analysis.encoding.ridge import AlphaGridWarning
+    from rsa_bias.analysis.encoding import AlphaGridWarning
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((200, 5))
@@ -350,7 +350,7 @@ def test_warns_when_targets_choose_the_smallest_alpha():
 
 
 def test_cross_validated_scores_warn_once_for_all_folds():
-    from rsa_bias.analysis.encoding.ridge import AlphaGridWarning, one_alpha_warning
+    from rsa_bias.analysis.encoding import AlphaGridWarning, one_alpha_warning
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((120, 4))

@@ -1,4 +1,5 @@
-"""RSA inference: noise ceilings, bootstrap evaluation, permutation and model tests.
+"""RSA inference: noise ceilings, bootstrap evaluation and permutation tests (the tests between
+models are in test_analysis_model_tests.py).
 
 References: rsatoolbox (``boot_noise_ceiling``, ``eval_bootstrap_pattern``,
 ``eval_bootstrap_rdm``, ``eval_bootstrap``, ``bootstrap_pair_tests``) fed the very
@@ -17,7 +18,7 @@ import scipy.stats
 import xarray as xr
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from realdata import rsa92_rdms
+from realdata import rsa92_rdms, small_problem
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis.rsa import _resample as inference
@@ -30,7 +31,6 @@ from rsa_bias.analysis.rsa.model_tests import correct_pvalues, pairwise_model_te
 rt_inference = pytest.importorskip("rsatoolbox.inference")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")
 rt_model = pytest.importorskip("rsatoolbox.model")
-from rsatoolbox.util.inference_util import bootstrap_pair_tests  # noqa: E402
 
 RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
                     "kendall_tau_a": "tau-a", "kendall_tau_b": "kendall", "cosine": "cosine",
@@ -49,12 +49,7 @@ def rsa92() -> tuple[xr.DataArray, xr.DataArray]:
 
 @pytest.fixture(scope="module")
 def small() -> tuple[np.ndarray, np.ndarray]:
-    """3 model vectors (one coarse, with ties) and 4 subjects over 8 stimuli."""
-    rng = np.random.default_rng(1)
-    x = rng.random((3, 28))
-    x[1] = np.round(x[1] * 3)
-    y = rng.random((4, 28)) + 0.8 * x[0]
-    return x, y
+    return small_problem()
 
 
 def rt_models(x: np.ndarray) -> list:
@@ -305,83 +300,6 @@ def test_categorical_model_counts_tied_permutations() -> None:
     hits = (res.null.values[:, 0] >= res.score.item() - 1e-12).sum()
     assert hits > 5  # 4!2!/6! of permutations keep the categories
     assert res.p_value.item() == pytest.approx((1 + hits) / 501)
-
-
-# ----------------------------------------------------------------- model tests
-
-def reference_holm(p: np.ndarray) -> np.ndarray:
-    m, order = len(p), np.argsort(p)
-    out, running = np.empty(m), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
-
-
-def reference_bh(p: np.ndarray) -> np.ndarray:
-    m, order = len(p), np.argsort(p)
-    out, running = np.empty(m), 1.0
-    for rank in range(m - 1, -1, -1):
-        i = order[rank]
-        running = min(running, p[i] * m / (rank + 1))
-        out[i] = running
-    return out
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(0, 1), min_size=1, max_size=12))
-def test_corrections_match_reference_implementations(values: list[float]) -> None:
-    p = np.array(values)
-    np.testing.assert_allclose(correct_pvalues(p, correction="holm"), reference_holm(p))
-    np.testing.assert_allclose(correct_pvalues(p, correction="fdr"), reference_bh(p))
-    np.testing.assert_allclose(correct_pvalues(p, correction="bonferroni"),
-                               np.minimum(p * len(p), 1))
-
-
-def test_correction_known_values() -> None:
-    p = np.array([0.01, 0.04, 0.03, 0.005])
-    np.testing.assert_allclose(correct_pvalues(p, correction="holm"), [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(correct_pvalues(p, correction="fdr"), [0.02, 0.04, 0.04, 0.02])
-    assert np.isnan(correct_pvalues(np.array([np.nan, 0.1]))[0])
-
-
-def test_pairwise_bootstrap_tests_match_rsatoolbox(small) -> None:
-    x, y = small
-    res = evaluate_models(x, y, method="corr_cov", n_boot=200, seed=1)
-    tests = pairwise_model_tests(res, correction="none")
-    e = res.score_bootstrap.values
-    expected = bootstrap_pair_tests(e)
-    np.fill_diagonal(expected, np.nan)
-    np.testing.assert_allclose(tests.p_pairwise, expected)
-    nc = res.noise_ceiling_bootstrap.sel(bound="lower").values
-    np.testing.assert_allclose(tests.p_zero, np.minimum(((e <= 0).sum(0) + 1) / 200, 1))
-    np.testing.assert_allclose(tests.p_noise_ceiling,
-                               np.minimum(((nc[:, None] - e <= 0).sum(0) + 1) / 200, 1))
-    holm = pairwise_model_tests(res, correction="holm")
-    iu = np.triu_indices(3, 1)
-    np.testing.assert_allclose(holm.p_pairwise_corrected.values[iu],
-                               reference_holm(expected[iu]))
-    assert tests.difference.dims == ("model_a", "model_b")
-
-
-def test_t_tests_without_bootstrap_are_paired_t_tests(small) -> None:
-    x, y = small
-    res = evaluate_models(x, y, method="pearson", bootstrap=None)
-    tests = pairwise_model_tests(res, test="t", correction="none")
-    per = res.score_subject.values
-    expected = scipy.stats.ttest_rel(per[0], per[2]).pvalue
-    assert tests.p_pairwise.values[0, 2] == pytest.approx(expected)
-    expected_zero = scipy.stats.ttest_1samp(per[0], 0, alternative="greater").pvalue
-    assert tests.p_zero.values[0] == pytest.approx(expected_zero)
-
-
-def test_true_model_beats_noise_model(rsa92) -> None:
-    brain, models = rsa92
-    res = evaluate_models(models.sel(model=["monkeyIT", "RADON"]), brain, method="corr_cov",
-                          n_boot=200, seed=0)
-    tests = pairwise_model_tests(res)
-    assert tests.p_pairwise_corrected.values[0, 1] < 0.05
-    assert tests.p_zero.values[0] < 0.05
 
 
 # ----------------------------------------------------------------- weighted ranks

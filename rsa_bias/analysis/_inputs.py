@@ -9,23 +9,15 @@ error lists the valid ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 
+from rsa_bias._api import choose  # noqa: F401 - the families look options up with it
+
 ArrayLike = xr.DataArray | np.ndarray
 
-_T = TypeVar("_T")
-
-
-def choose(registry: Mapping[str, _T], key: str, what: str) -> _T:
-    """``registry[key]``, or a ValueError listing the valid keys."""
-    try:
-        return registry[key]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown {what} {key!r}; valid: {sorted(registry)}") from None
 
 
 def as_labelled(x: xr.DataArray | np.ndarray, *, name: str = "x",
@@ -62,13 +54,24 @@ def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
 
     Parameters
     ----------
-    arrays : DataArrays with a ``stimulus`` coord.
-    join : ``"exact"`` refuses any difference in the stimulus sets; ``"inner"``
+    *arrays : xarray.DataArray
+        DataArrays with a ``stimulus`` coord (unique ids).
+    names : sequence of str, optional
+        Names of the inputs in error messages; default ``"input 0"``, ``"input 1"``, ...
+    join : {"exact", "inner"}, default "exact"
+        ``"exact"`` refuses any difference in the stimulus sets; ``"inner"``
         keeps the stimuli common to all (in the first array's order).
+
+    Returns
+    -------
+    list of xarray.DataArray
+        The arrays, all in the stimulus order of the first one.
 
     Raises
     ------
-    ValueError naming (some of) the ids missing from one side.
+    ValueError
+        Naming (some of) the ids missing from one side; also for repeated ids, an unknown
+        ``join``, or fewer than 2 shared stimuli with ``"inner"``.
     """
     names = list(names or [f"input {i}" for i in range(len(arrays))])
     ids = [_ids(a) for a in arrays]

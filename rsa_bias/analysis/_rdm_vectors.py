@@ -114,6 +114,28 @@ def _from_dataarray(x: xr.DataArray, name: str) -> RdmStack:
 
 
 def as_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
+    """Any accepted RDM input as a :class:`RdmStack` of condensed vectors.
+
+    Parameters
+    ----------
+    x : xarray.DataArray or numpy.ndarray
+        A labelled ``(..., "stimulus_i", "stimulus_j")`` or ``(..., "pair")`` DataArray, a
+        condensed vector ``(m,)``, a square RDM ``(n, n)`` or a stack ``(k, n, n)`` /
+        ``(k, m)`` (numpy stacks get the leading dim ``"rdm"`` and ids ``0..n-1``).
+    name : str
+        Name of the input in error messages.
+
+    Returns
+    -------
+    RdmStack
+        The upper-triangle vectors ``(k, m)`` and the labels needed to rebuild a result.
+
+    Raises
+    ------
+    ValueError
+        An unrecognised shape or dims, an asymmetric square RDM, fewer than 3 stimuli, or
+        inf dissimilarities.
+    """
     if isinstance(x, xr.DataArray):
         stack = _from_dataarray(x, name)
     else:

@@ -17,7 +17,23 @@ ENV_VAR = "RSA_BIAS_DATA"
 
 
 def data_dir() -> Path:
-    """The folder holding the shipped datasets (``$RSA_BIAS_DATA`` if set)."""
+    """Locate the folder holding the shipped datasets (``$RSA_BIAS_DATA`` if set).
+
+    The default is ``data/`` next to the package (``Path(rsa_bias.__file__).parents[1] /
+    "data"``), which need not exist (e.g. an installed wheel that does not carry the data);
+    the loaders report a missing file with the exact path they looked for.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$RSA_BIAS_DATA`` (with ``~`` expanded) when the variable is set and not empty,
+        else the repository's ``data/`` folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``$RSA_BIAS_DATA`` names no existing folder.
+    """
     override = os.environ.get(ENV_VAR)
     if override:
         path = Path(override).expanduser()

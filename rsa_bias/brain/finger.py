@@ -89,37 +89,47 @@ def _models(mat: dict[str, Any], file: Path, names: list[str]) -> xr.Dataset:
 
 def load_finger(path: str | os.PathLike[str] | None = None, *,
                 dataset: str = "finger7T") -> xr.DataTree:
-    """Per-participant, per-run finger patterns as a DataTree.
+    """Load per-participant, per-run finger patterns as a DataTree.
+
+    PCM-toolbox finger fMRI (files, provenance and licence (MIT) in the module docstring
+    and ``data/README.md`` section 2). Participants differ in their voxels (and in their
+    number of runs), so each gets its own group. The patterns are the files' regression
+    estimates, unchanged; whether they were prewhitened is not recorded (data/README.md).
 
     Parameters
     ----------
-    path : folder holding the ``.mat`` files; default ``<data>/pcm_finger_fmri``
+    path : str or os.PathLike, optional
+        Folder holding the ``.mat`` files; default ``<data>/pcm_finger_fmri``
         (``<data>`` = the repository's ``data/`` or ``$RSA_BIAS_DATA``).
-    dataset : ``"finger7T"`` (Ejaz et al. 2015: 7 participants, 5 fingers, with model RDMs)
-        or ``"correlation"`` (Diedrichsen et al. 2013: 12 hemispheres, 5 contralateral +
-        5 ipsilateral fingers).
+    dataset : str, default "finger7T"
+        ``"finger7T"`` (Ejaz et al. 2015: 7 participants, 5 fingers, with model RDMs) or
+        ``"correlation"`` (Diedrichsen et al. 2013: 12 hemispheres, 5 contralateral + 5
+        ipsilateral fingers).
 
     Returns
     -------
     xarray.DataTree
+        One child group per participant and a root with what they share:
 
-    * children ``s01`` .. ``s07`` (finger7T) or ``h01`` .. ``h12`` (correlation), each with
-      ``response(run, stimulus, voxel)`` — runs as numbered in the file (1..7 or 1..8),
-      voxels ``0..n-1`` (their number differs between participants);
-    * root: coords ``stimulus`` = ``thumb, index, middle, ring, little`` (finger7T) or
-      ``contra_thumb`` .. ``ipsi_little`` (correlation) with ``finger``, ``digit`` (1..5)
-      and, for correlation, ``hand``; for finger7T also ``model_rdm(model, stimulus_i,
-      stimulus_j)`` and ``model_g(model, stimulus_i, stimulus_j)`` (centred second moment)
-      for the models ``Muscle``, ``Naturalstats``, ``somatotopy``.
+        * children ``s01`` .. ``s07`` (finger7T) or ``h01`` .. ``h12`` (correlation), each with
+          ``response(run, stimulus, voxel)`` — runs as numbered in the file (1..7 or 1..8),
+          voxels ``0..n-1`` (their number differs between participants);
+        * root: coords ``stimulus`` = ``thumb, index, middle, ring, little`` (finger7T) or
+          ``contra_thumb`` .. ``ipsi_little`` (correlation) with ``finger``, ``digit`` (1..5)
+          and, for correlation, ``hand``; for finger7T also ``model_rdm(model, stimulus_i,
+          stimulus_j)`` and ``model_g(model, stimulus_i, stimulus_j)`` (centred second moment)
+          for the models ``Muscle``, ``Naturalstats``, ``somatotopy``.
 
-    Each child carries the condition labels (the ``stimulus`` index is shared with the root),
-    so ``rdm(tree["s01"].response, method="crossnobis")`` is labelled by finger and compares
-    directly with ``tree.model_rdm`` in :func:`~rsa_bias.analysis.compare_rdms`.
+        Each child carries the condition labels (the ``stimulus`` index is shared with the root),
+        so ``rdm(tree["s01"].response, method="crossnobis")`` is labelled by finger and compares
+        directly with ``tree.model_rdm`` in :func:`~rsa_bias.analysis.compare_rdms`.
 
     Raises
     ------
-    ValueError for an unknown ``dataset`` or a damaged / foreign file; FileNotFoundError
-    naming a missing file.
+    ValueError
+        For an unknown ``dataset`` or a damaged / foreign file.
+    FileNotFoundError
+        Naming a missing file.
     """
     if dataset not in FILES:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {sorted(FILES)}")

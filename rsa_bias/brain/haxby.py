@@ -108,40 +108,55 @@ def _load_cached(root: str, residuals: bool) -> xr.Dataset:
 
 def load_haxby(path: str | os.PathLike[str] | None = None, *, residuals: bool = True,
                progress: bool = False, cache: bool = True) -> xr.Dataset:
-    """Per-run GLM patterns of the 8 object categories in Haxby 2001's subject 1 (one slice).
+    """Load per-run GLM patterns of the 8 object categories of Haxby 2001's subject 1.
+
+    Haxby et al. (2001) subject 1, one axial slice, 12 runs (files and provenance in the
+    module docstring and ``data/README.md`` section 4), through
+    :func:`~rsa_bias.brain.nifti.patterns_from_nifti`: one nilearn GLM per run (Glover HRF,
+    cosine drift with a 128 s cut-off, the 6 motion estimates as confounds, AR(1) noise,
+    percent-signal-change scaling), about 1.5 s on one CPU core.
 
     Parameters
     ----------
-    path : the ``haxby2001_pymvpa`` folder; default ``<data>/haxby2001_pymvpa``
+    path : str or os.PathLike, optional
+        The ``haxby2001_pymvpa`` folder; default ``<data>/haxby2001_pymvpa``
         (``<data>`` = the repository's ``data/`` or ``$RSA_BIAS_DATA``).
-    residuals : include the GLM residuals (for a crossnobis noise precision).
-    progress : show a progress bar over the 12 runs. It only has an effect when the GLMs
-        are fitted: with ``cache=True`` the first call for a folder fits them without a bar,
+    residuals : bool, default True
+        Include the GLM residuals (for a crossnobis noise precision).
+    progress : bool, default False
+        Show a progress bar over the 12 runs. It only has an effect when the GLMs are
+        fitted: with ``cache=True`` the first call for a folder fits them without a bar,
         and later calls return the cached result at once.
-    cache : reuse the GLMs fitted earlier in this Python session for the same folder and
+    cache : bool, default True
+        Reuse the GLMs fitted earlier in this Python session for the same folder and
         ``residuals`` (a copy is returned, so changing it does not change the cache). The
-        cache is keyed on the folder's path only: it does not notice files changed on disk
-        during the session; pass ``cache=False`` to refit after changing them.
+        cache is kept in memory, never on disk, and is keyed on the folder's path only: it
+        does not notice files changed on disk during the session; pass ``cache=False`` to
+        refit after changing them.
 
     Returns
     -------
-    xarray.Dataset (see :func:`~rsa_bias.brain.nifti.patterns_from_nifti` for the layout)
+    xarray.Dataset with dims ("run", "stimulus", "voxel", ...)
+        See :func:`~rsa_bias.brain.nifti.patterns_from_nifti` for the layout:
 
-    * ``response(run, stimulus, voxel)`` — effect sizes (percent signal change), runs
-      ``1..12``, ``stimulus`` = the categories in the order of :data:`CATEGORIES`: face,
-      house, cat, shoe, bottle, scissors, chair, scrambledpix; 530 voxels;
-    * ``residual(run, time, voxel)`` (121 volumes) and ``residual_dof(run)`` (if
-      ``residuals``);
-    * ``model_rdm(model, stimulus_i, stimulus_j)`` — 0/1 category models
-      ``face_vs_rest``, ``animate_vs_inanimate`` (face, cat vs the rest),
-      ``scrambled_vs_objects`` and ``superordinate``;
-    * ``mean_bold(grid_i, grid_j, grid_k)``, voxel coords ``i``, ``j``, ``k``;
-    * stimulus coords ``category``, ``superordinate`` (face / place / animal / object /
-      scrambled) and the flags ``animate``, ``face``, ``scrambled``, ``manmade``.
+        * ``response(run, stimulus, voxel)`` — effect sizes (percent signal change), runs
+          ``1..12``, ``stimulus`` = the categories in the order of :data:`CATEGORIES`: face,
+          house, cat, shoe, bottle, scissors, chair, scrambledpix; 530 voxels;
+        * ``residual(run, time, voxel)`` (121 volumes) and ``residual_dof(run)`` (if
+          ``residuals``);
+        * ``model_rdm(model, stimulus_i, stimulus_j)`` — 0/1 category models
+          ``face_vs_rest``, ``animate_vs_inanimate`` (face, cat vs the rest),
+          ``scrambled_vs_objects`` and ``superordinate``;
+        * ``mean_bold(grid_i, grid_j, grid_k)``, voxel coords ``i``, ``j``, ``k``;
+        * stimulus coords ``category``, ``superordinate`` (face / place / animal / object /
+          scrambled) and the flags ``animate``, ``face``, ``scrambled``, ``manmade``.
 
     Raises
     ------
-    FileNotFoundError naming a missing file; ValueError for a damaged or inconsistent one.
+    FileNotFoundError
+        Naming a missing file.
+    ValueError
+        For a damaged or inconsistent one.
     """
     if path is None and cache:
         path = data_dir() / FOLDER

@@ -84,58 +84,82 @@ def patterns_from_nifti(bold_imgs: Any, events: Any, *, mask_img: Any, t_r: floa
                         high_pass: float = 1 / 128, noise_model: str = "ar1",
                         signal_scaling: int | bool = 0, residuals: bool = True,
                         progress: bool = True) -> xr.Dataset:
-    """Condition patterns (GLM effect sizes) of every run, ready for crossnobis RSA.
+    """Fit condition patterns (GLM effect sizes) of every run, ready for crossnobis RSA.
+
+    One nilearn ``FirstLevelModel`` is fitted per run (HRF-convolved condition regressors,
+    drift, optional confounds, AR(1) noise); the effect sizes (betas) of every condition in
+    every run are returned, plus the GLM residuals that a crossnobis RDM needs for its noise
+    precision (see the module docstring for an example). nilearn and nibabel are imported
+    only when this function runs.
 
     Parameters
     ----------
-    bold_imgs : one 4D image per run (file path or nibabel image); a single image is one run.
-    events : one BIDS events table per run (``pandas.DataFrame`` or path to a ``.tsv``/``.csv``)
-        with columns ``onset``, ``duration`` (s, from the run's first volume) and
-        ``trial_type``.
-    mask_img : 3D mask (path or image) on the BOLD grid; non-zero voxels are analysed.
-    t_r : repetition time in seconds. A UserWarning is raised when it differs by more than
+    bold_imgs : str, os.PathLike, nibabel image, or a sequence of them
+        One 4D image per run (file path or nibabel image); a single image is one run.
+    events : pandas.DataFrame, str, os.PathLike, or a sequence of them
+        One BIDS events table per run (``pandas.DataFrame`` or path to a
+        ``.tsv``/``.csv``) with columns ``onset``, ``duration`` (s, from the run's first
+        volume) and ``trial_type``.
+    mask_img : str, os.PathLike or nibabel image
+        3D mask on the BOLD grid; non-zero voxels are analysed.
+    t_r : float
+        Repetition time in seconds. A UserWarning is raised when it differs by more than
         1 % from the TR recorded in an image header.
-    confounds : ``None`` or one table per run (DataFrame, ``(n_volumes, k)`` array, or path:
+    confounds : pandas.DataFrame, numpy.ndarray, path, or a sequence of them, optional
+        ``None`` or one table per run (DataFrame, ``(n_volumes, k)`` array, or path:
         ``.tsv``/``.csv`` with a header, anything else read by ``numpy.loadtxt``), e.g.
         motion estimates; one row per volume.
-    conditions : the trial types whose betas are returned, in this order; default: every
-        trial type, sorted. All trial types are modelled either way.
-    hrf_model, drift_model, high_pass, noise_model, signal_scaling : passed to
-        ``nilearn.glm.first_level.FirstLevelModel``. ``signal_scaling`` is one of ``0``
-        (nilearn's default: each voxel is divided by its mean over the run, so betas are in
-        percent signal change), ``(0, 1)`` (grand-mean scaling: every voxel is divided by
-        one number, the mean over all mask voxels and volumes of the run, so betas are in
-        percent of that grand mean) or ``False`` (the image's units); ``attrs["units"]``
-        says which.
-    residuals : also return the GLM residuals (needed for a noise precision; run x time x
-        voxel float64, which can be large for whole-brain data).
-    progress : show a tqdm progress bar over runs.
+    conditions : sequence of str, optional
+        The trial types whose betas are returned, in this order; default: every trial
+        type, sorted. All trial types are modelled either way.
+    hrf_model : str, default "glover"
+        Passed to ``nilearn.glm.first_level.FirstLevelModel``.
+    drift_model : str, default "cosine"
+        Passed to ``FirstLevelModel``; ``None`` models no drift.
+    high_pass : float, default 1/128
+        High-pass cut-off in Hz of the cosine drift (a 128 s period), passed to
+        ``FirstLevelModel``.
+    noise_model : str, default "ar1"
+        Passed to ``FirstLevelModel``.
+    signal_scaling : int, bool or tuple, default 0
+        Passed to ``FirstLevelModel``; one of ``0`` (nilearn's default: each voxel is
+        divided by its mean over the run, so betas are in percent signal change),
+        ``(0, 1)`` (grand-mean scaling: every voxel is divided by one number, the mean
+        over all mask voxels and volumes of the run, so betas are in percent of that grand
+        mean) or ``False`` (the image's units); ``attrs["units"]`` says which.
+    residuals : bool, default True
+        Also return the GLM residuals (needed for a noise precision; run x time x voxel
+        float64, which can be large for whole-brain data).
+    progress : bool, default True
+        Show a tqdm progress bar over runs.
 
     Returns
     -------
-    xarray.Dataset with
+    xarray.Dataset with dims ("run", "stimulus", "voxel", ...)
+        The variables, coords and attrs:
 
-    * ``response(run, stimulus, voxel)`` — effect size of each condition (``stimulus`` ids
-      are the condition names; also coord ``condition``), runs numbered ``1..n``;
-    * ``residual(run, time, voxel)`` if ``residuals`` — data minus the fitted design
-      (``Y - X θ``, not temporally whitened, in the units of ``response``); runs shorter
-      than the longest are NaN-padded at the end; ``residual_dof(run)`` = volumes - rank
-      of the design matrix;
-    * ``mean_bold(grid_i, grid_j, grid_k)`` — the mean image over all volumes (a background
-      for maps);
-    * coords ``i``, ``j``, ``k`` (voxel indices in the mask grid, C order as nilearn's
-      maskers), ``n_volumes(run)``, ``frame_time(time)`` (s, with residuals);
-    * attrs ``t_r``, ``mask_shape``, ``affine`` (16 numbers, row-major), the GLM settings,
-      ``units``, ``confounds`` (the confound names of all runs together; ``config_json``
-      lists them per run) and provenance (``method``, ``config_json``, ``rsa_bias_version``,
-      ...).
+        * ``response(run, stimulus, voxel)`` — effect size of each condition (``stimulus`` ids
+          are the condition names; also coord ``condition``), runs numbered ``1..n``;
+        * ``residual(run, time, voxel)`` if ``residuals`` — data minus the fitted design
+          (``Y - X θ``, not temporally whitened, in the units of ``response``); runs shorter
+          than the longest are NaN-padded at the end; ``residual_dof(run)`` = volumes - rank
+          of the design matrix;
+        * ``mean_bold(grid_i, grid_j, grid_k)`` — the mean image over all volumes (a background
+          for maps);
+        * coords ``i``, ``j``, ``k`` (voxel indices in the mask grid, C order as nilearn's
+          maskers), ``n_volumes(run)``, ``frame_time(time)`` (s, with residuals);
+        * attrs ``t_r``, ``mask_shape``, ``affine`` (16 numbers, row-major), the GLM settings,
+          ``units``, ``confounds`` (the confound names of all runs together; ``config_json``
+          lists them per run) and provenance (``method``, ``config_json``, ``rsa_bias_version``,
+          ...).
 
     Raises
     ------
-    ValueError with what to do for: a different number of events tables (or confounds) than
-    runs, missing event columns, events ending after the run, a condition missing from a
-    run, a mask off the BOLD grid, a 3D image, confounds with a row count other than the
-    number of volumes.
+    ValueError
+        With what to do for: a different number of events tables (or confounds) than
+        runs, missing event columns, events ending after the run, a condition missing from
+        a run, a mask off the BOLD grid, a 3D image, confounds with a row count other than
+        the number of volumes.
     """
     from nilearn.maskers import NiftiMasker
     from tqdm.auto import tqdm
@@ -253,19 +277,31 @@ def to_nifti(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
              fill: float = 0.0) -> Any:
     """Put per-voxel values back into the mask's brain space.
 
+    nibabel is imported only when this function runs.
+
     Parameters
     ----------
-    values : xarray.DataArray with dims ("voxel",) or (<other>, "voxel") — aligned on the
-        ``voxel`` ids of ``dataset``; ``i``/``j``/``k`` coords it carries must equal the
-        dataset's (else ValueError: another mask) — or a numpy vector in the dataset's voxel
-        order.
-    dataset : the output of :func:`patterns_from_nifti` (or a loader built on it), which
-        records ``i``/``j``/``k``, ``mask_shape`` and ``affine``.
-    fill : value outside the mask (``numpy.nan`` hides it in most viewers).
+    values : xarray.DataArray with dims ("voxel",) or (<other>, "voxel"), or numpy.ndarray
+        A DataArray is aligned on the ``voxel`` ids of ``dataset``; ``i``/``j``/``k``
+        coords it carries must equal the dataset's (else ValueError: another mask). A
+        numpy vector is taken in the dataset's voxel order.
+    dataset : xarray.Dataset with dims ("voxel", ...)
+        The output of :func:`patterns_from_nifti` (or a loader built on it, such as
+        :func:`~rsa_bias.brain.load_haxby`), which records ``i``/``j``/``k``,
+        ``mask_shape`` and ``affine``.
+    fill : float, default 0.0
+        Value outside the mask (``numpy.nan`` hides it in most viewers).
 
     Returns
     -------
-    nibabel.Nifti1Image (float32), 3D, or 4D with <other> as the 4th axis.
+    nibabel.Nifti1Image
+        float32, 3D, or 4D with <other> as the 4th axis.
+
+    Raises
+    ------
+    ValueError
+        When ``dataset`` lacks the mask attrs, or ``values`` lack some of its voxels,
+        have another shape, or come from another mask.
     """
     import nibabel as nib
 

@@ -76,36 +76,46 @@ def _structs(mat: dict[str, Any], key: str, path: Path, n: int) -> np.ndarray:
 def load_rsa92(path: str | os.PathLike[str] | None = None, *, images: bool = True) -> xr.Dataset:
     """Load the 92-image RSA dataset.
 
+    Kriegeskorte et al. (2008): human-IT and monkey-IT RDMs, behavioural and model RDMs of
+    the 92 images, with the images and their category labels (files and provenance in the
+    module docstring and ``data/README.md`` section 1).
+
     Parameters
     ----------
-    path : folder holding the four ``.mat`` files; default ``<data>/rsa92_kriegeskorte2008``
+    path : str or os.PathLike, optional
+        Folder holding the four ``.mat`` files; default ``<data>/rsa92_kriegeskorte2008``
         (``<data>`` = the repository's ``data/`` or ``$RSA_BIAS_DATA``).
-    images : include the 92 RGB images (``image``, 175x175x3 uint8); ``False`` skips them.
+    images : bool, default True
+        Include the 92 RGB images (``image``, 175x175x3 uint8); ``False`` skips them.
 
     Returns
     -------
-    xr.Dataset with stimulus ids ``1..92`` on ``stimulus``, ``stimulus_i`` and ``stimulus_j``:
+    xarray.Dataset with dims ("stimulus", "stimulus_i", "stimulus_j", ...)
+        Stimulus ids ``1..92`` on ``stimulus``, ``stimulus_i`` and ``stimulus_j``:
 
-    * ``human_it(subject, session, stimulus_i, stimulus_j)`` — per-subject, per-session
-      human-IT fMRI RDMs (``1 - r``), subjects BE, KO, SN, TI; sessions 1, 2;
-    * ``human_it_mean(stimulus_i, stimulus_j)`` — the group RDM of the paper's figure 1
-      (``hITvisStim_316vx``; equals the mean of ``human_it``);
-    * ``monkey_it(stimulus_i, stimulus_j)`` — monkey IT, 674 neurons (``mIT_674neurons``);
-    * ``behaviour(rater, stimulus_i, stimulus_j)`` — 16 similarity-judgement RDMs
-      (raters ``subject1`` .. ``subject16``; small values, compare by rank);
-    * ``model_rdm(model, stimulus_i, stimulus_j)`` — 8 model RDMs as float64, by name
-      (a variable cannot be called ``model`` while ``model`` is its dimension);
-    * ``image(stimulus, y, x, channel)`` uint8 (if ``images``).
+        * ``human_it(subject, session, stimulus_i, stimulus_j)`` — per-subject, per-session
+          human-IT fMRI RDMs (``1 - r``), subjects BE, KO, SN, TI; sessions 1, 2;
+        * ``human_it_mean(stimulus_i, stimulus_j)`` — the group RDM of the paper's figure 1
+          (``hITvisStim_316vx``; equals the mean of ``human_it``);
+        * ``monkey_it(stimulus_i, stimulus_j)`` — monkey IT, 674 neurons (``mIT_674neurons``);
+        * ``behaviour(rater, stimulus_i, stimulus_j)`` — 16 similarity-judgement RDMs
+          (raters ``subject1`` .. ``subject16``; small values, compare by rank);
+        * ``model_rdm(model, stimulus_i, stimulus_j)`` — 8 model RDMs as float64, by name
+          (a variable cannot be called ``model`` while ``model`` is its dimension);
+        * ``image(stimulus, y, x, channel)`` uint8 (if ``images``).
 
-    Stimulus coords: ``category`` (one of 6 strings), ``animate``, ``human``, ``face``,
-    ``animal``, ``natural`` (bool), and ``category_<label>`` (bool) for each of the 12
-    columns of ``categoryVectors`` (``animate``, ``inanim``, ``human``, ``nonhumani``,
-    ``body``, ``face``, ``natObj``, ``artiObj``, ``rand24``, ``rand48``, ``other48``,
-    ``monkeyape``).
+        Stimulus coords: ``category`` (one of 6 strings), ``animate``, ``human``, ``face``,
+        ``animal``, ``natural`` (bool), and ``category_<label>`` (bool) for each of the 12
+        columns of ``categoryVectors`` (``animate``, ``inanim``, ``human``, ``nonhumani``,
+        ``body``, ``face``, ``natObj``, ``artiObj``, ``rand24``, ``rand48``, ``other48``,
+        ``monkeyape``).
 
     Raises
     ------
-    FileNotFoundError naming the missing file; ValueError for a damaged or foreign file.
+    FileNotFoundError
+        Naming the missing file.
+    ValueError
+        For a damaged or foreign file.
     """
 
     def find(name: str) -> Path:

@@ -65,20 +65,30 @@ NONLINEARITIES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None]
 
 
 def factorial_stimuli(levels: Mapping[str, int], *, repeats: int = 1) -> xr.Dataset:
-    """Every combination of feature levels, each as ``repeats`` distinct stimuli.
+    """Build every combination of feature levels, each as ``repeats`` distinct stimuli.
 
     Parameters
     ----------
-    levels : feature name -> number of levels (>= 2), e.g. ``{"shape": 4, "colour": 2}``.
-    repeats : stimuli (exemplars) per combination. With ``repeats > 1`` the stimuli of a cell
+    levels : mapping of str to int
+        Feature name (a Python identifier) -> number of levels (>= 2), e.g.
+        ``{"shape": 4, "colour": 2}``.
+    repeats : int, default 1
+        Stimuli (exemplars) per combination. With ``repeats > 1`` the stimuli of a cell
         share their feature values but may differ in everything else, which is where a
         simulated population's residual variance lives.
 
     Returns
     -------
-    xarray.Dataset with dim ``stimulus`` (integer ids, cell-major order), no data variables,
-    coords ``feature_<name>`` (levels ``0 .. L-1``) and ``exemplar``;
-    ``attrs["feature_names"]`` lists the features in order.
+    xarray.Dataset with dims ("stimulus",)
+        Integer stimulus ids in cell-major order (last feature fastest), no data
+        variables, coords ``feature_<name>`` (levels ``0 .. L-1``) and ``exemplar``;
+        ``attrs["feature_names"]`` lists the features in order.
+
+    Raises
+    ------
+    ValueError
+        For no features, a name that is not an identifier, fewer than 2 levels or
+        ``repeats < 1``.
 
     Examples
     --------
@@ -141,12 +151,42 @@ def _main_effects(stimuli: xr.Dataset, components: list[str]) -> list[str]:
 
 
 def component_bases(stimuli: xr.Dataset, components: list[str]) -> dict[str, np.ndarray]:
-    """Orthonormal ``(n_stimulus, dim)`` bases of feature and conjunction subspaces.
+    """Build orthonormal ``(n_stimulus, dim)`` bases of feature and conjunction subspaces.
 
     Main effects (every feature in ``attrs["feature_names"]`` and every
     feature in ``components``, including both parts of each conjunction) are built first, so
     conjunctions and the residual are orthogonal to them, each orthogonalised against the
-    ones before it; then the conjunctions named in ``components``.
+    ones before it; then the conjunctions named in ``components``. A feature's subspace is
+    spanned by its centred one-hot indicators (``levels - 1`` dimensions), a conjunction's
+    by the centred indicators of its joint cells with every lower-order effect projected
+    out (the interaction of an ANOVA); see the module docstring.
+
+    Parameters
+    ----------
+    stimuli : xarray.Dataset with dims ("stimulus",)
+        A stimulus set with ``feature_<name>`` coords and ``attrs["feature_names"]``.
+    components : list of str
+        Features and conjunctions (``"a:b"``, ``"a:b:c"``) to build bases for, besides the
+        listed features.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{component: basis}``, each ``(n_stimulus, dim)`` with orthonormal columns: the
+        main effects first (listed features, then the others in order of appearance),
+        then the conjunctions of ``components``.
+
+    Raises
+    ------
+    ValueError
+        For a feature without a ``feature_<name>`` coord, a malformed conjunction, or a
+        component that spans no variance beyond the ones before it.
+
+    Examples
+    --------
+    >>> bases = component_bases(factorial_stimuli({"a": 2, "b": 3}, repeats=2), ["a:b"])
+    >>> {k: v.shape for k, v in bases.items()}
+    {'a': (12, 1), 'b': (12, 2), 'a:b': (12, 2)}
     """
     mains = _main_effects(stimuli, components)
     bases: dict[str, np.ndarray] = {}
@@ -236,28 +276,36 @@ def simulate_population(stimuli: xr.Dataset, shares: Mapping[str, float], *,
                         n_neurons: int = 100, noise_ratio: float = 0.0,
                         n_repeats: int | None = None, nonlinearity: str = "none",
                         residual_rank: int | None = None, seed: int = 0) -> xr.Dataset:
-    """A population whose signal variance is split among features as requested.
+    """Simulate a population whose signal variance is split among features as requested.
 
     Parameters
     ----------
-    stimuli : xarray.Dataset with dim ``stimulus``, ``feature_<name>`` coords and
-        ``attrs["feature_names"]`` (e.g. :func:`factorial_stimuli` or
-        :func:`rsa_bias.tasks.make_binary_task`).
-    shares : component -> fraction of the signal variance, e.g. ``{"a": 0.6, "b": 0.1}``;
-        a component is a feature or a conjunction ``"a:b"`` (``"a:b:c"``). Listed features
-        left out,
-        and the parts of a conjunction not given a share, get exactly 0; the remainder
-        ``1 - Σ shares`` is residual variance (see the module docstring).
-    n_neurons : number of simulated neurons (``neuron`` dim).
-    noise_ratio : variance of the trial noise / variance of the signal (0: noiseless).
-    n_repeats : None for a single trial per stimulus; else a ``repeat`` dim of that size,
-        each with independent noise.
-    nonlinearity : ``"none"``, ``"relu"`` or ``"tanh"`` applied after mixing (shares are
-        re-imposed afterwards, see the module docstring).
-    residual_rank : dimension of the residual subspace (default: all free directions).
-        A low rank gives a few loud idiosyncratic directions, as trained networks have.
-        Only with ``nonlinearity="none"`` (a nonlinearity fills every free direction).
-    seed : seeds every random draw.
+    stimuli : xarray.Dataset with dims ("stimulus",)
+        A stimulus set with ``feature_<name>`` coords and ``attrs["feature_names"]`` (e.g.
+        :func:`factorial_stimuli` or :func:`rsa_bias.tasks.make_binary_task`).
+    shares : mapping of str to float
+        Component -> fraction of the signal variance, e.g. ``{"a": 0.6, "b": 0.1}``; a
+        component is a feature or a conjunction ``"a:b"`` (``"a:b:c"``). Listed features
+        left out, and the parts of a conjunction not given a share, get exactly 0; the
+        remainder ``1 - Σ shares`` is residual variance (see the module docstring). Shares
+        must be finite, >= 0 and add up to at most 1; a ``"residual"`` entry, if given,
+        must equal that remainder.
+    n_neurons : int, default 100
+        Number of simulated neurons (``neuron`` dim).
+    noise_ratio : float, default 0.0
+        Variance of the trial noise / variance of the signal (0: noiseless).
+    n_repeats : int, optional
+        None for a single trial per stimulus; else a ``repeat`` dim of that size, each
+        with independent noise.
+    nonlinearity : str, default "none"
+        ``"none"``, ``"relu"`` or ``"tanh"`` applied after mixing (shares are re-imposed
+        afterwards, see the module docstring).
+    residual_rank : int, optional
+        Dimension of the residual subspace (default: all free directions). A low rank
+        gives a few loud idiosyncratic directions, as trained networks have. Only with
+        ``nonlinearity="none"`` (a nonlinearity fills every free direction).
+    seed : int, default 0
+        Seeds every random draw (``numpy.random.default_rng(seed)``).
 
     Returns
     -------

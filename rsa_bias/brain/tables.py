@@ -1,10 +1,11 @@
 """Your own responses (numpy arrays or a CSV table) in the labelled form the analyses use.
 
-Both functions return an ``xr.Dataset`` following the data model of DESIGN.md:
-``response(stimulus, <unit dim>)`` with stimulus ids on ``stimulus``, one coordinate
-``feature_<name>`` per stimulus feature and ``attrs["feature_names"]`` listing the features
-in order — the same layout as the generated tasks, so every analysis (RDMs, variance
-explained by a feature, encoding models) runs on it unchanged::
+Both functions return an ``xr.Dataset`` following the data model of
+``docs/architecture.md``: ``response(stimulus, <unit dim>)`` with stimulus ids on
+``stimulus``, one coordinate ``feature_<name>`` per stimulus feature and
+``attrs["feature_names"]`` listing the features in order — the same layout as the generated
+tasks, so every analysis (RDMs, variance explained by a feature, encoding models) runs on it
+unchanged::
 
     ds = dataset_from_csv("responses.csv", stimulus_column="image",
                           feature_columns=["category", "size"])
@@ -131,25 +132,44 @@ def dataset_from_arrays(responses: Any, *, stimulus_ids: Sequence[Any] | np.ndar
                         name: str = "response", allow_nan: bool = False) -> xr.Dataset:
     """Wrap a response array as a labelled Dataset.
 
+    The result follows the data model of ``docs/architecture.md``, the same layout as the
+    generated tasks, so every analysis (RDMs, variance explained by a feature, encoding models) runs
+    on it unchanged.
+
     Parameters
     ----------
-    responses : numeric array, one axis per name in ``dims`` (e.g. stimuli x neurons, or
-        stimuli x neurons x repeats with ``dims=("stimulus", "neuron", "repeat")``).
-    stimulus_ids : one id per stimulus, unique, all str or all numbers (no empty or NaN id).
-    dims : dim names; must contain ``"stimulus"``. Other dims get ``0..n-1`` coords.
-    features : ``{name: per-stimulus values}`` or a DataFrame with one column per feature,
-        stored as coords ``feature_<name>``. A pandas Series (or DataFrame) indexed by labels
-        is matched to ``stimulus_ids`` by its index (every id must be there; extra rows are
-        dropped); plain arrays, lists and the default ``0..n-1`` index are taken in stimulus
-        order.
-    name : name of the data variable.
-    allow_nan : keep NaN/inf responses (e.g. missing repeats) and NaN feature values; by
-        default they are an error naming the stimuli.
+    responses : array_like
+        Numeric (or boolean) array, one axis per name in ``dims`` (e.g. stimuli x neurons,
+        or stimuli x neurons x repeats with ``dims=("stimulus", "neuron", "repeat")``).
+    stimulus_ids : sequence or numpy.ndarray
+        One id per stimulus, unique, all str or all numbers (no empty or NaN id).
+    dims : sequence of str, default ("stimulus", "neuron")
+        Dim names, each once; must contain ``"stimulus"``. Other dims get ``0..n-1``
+        coords.
+    features : mapping of str to array_like, or pandas.DataFrame, optional
+        ``{name: per-stimulus values}`` or a DataFrame with one column per feature, stored
+        as coords ``feature_<name>``. A pandas Series (or DataFrame) indexed by labels is
+        matched to ``stimulus_ids`` by its index (every id must be there; extra rows are
+        dropped); plain arrays, lists and the default ``0..n-1`` index are taken in
+        stimulus order.
+    name : str, default "response"
+        Name of the data variable.
+    allow_nan : bool, default False
+        Keep NaN/inf responses (e.g. missing repeats) and NaN feature values; by default
+        they are an error naming the stimuli.
 
     Returns
     -------
-    xarray.Dataset with ``<name>(*dims)`` (float64), coords ``stimulus``, ``feature_<name>``
-    and ``attrs["feature_names"]``.
+    xarray.Dataset with dims ("stimulus", ...)
+        ``<name>(*dims)`` (float64), coords ``stimulus``, ``feature_<name>`` and
+        ``attrs["feature_names"]``.
+
+    Raises
+    ------
+    ValueError
+        For dims without ``"stimulus"``, a shape that does not match ``dims``, non-numeric
+        responses, missing, repeated or mixed-type ids, misaligned features, or NaN values
+        without ``allow_nan``.
 
     Examples
     --------
@@ -211,21 +231,49 @@ def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
 
     Parameters
     ----------
-    path : CSV file (``.tsv``/``.tab``: tab-separated) with a header row.
-    stimulus_column : column holding the stimulus ids (unique).
-    feature_columns : columns describing the stimuli, stored as ``feature_<column>``.
-    response_columns : the unit columns, each once; default: every column that is neither the
-        stimulus column nor a feature column. They must be numeric.
-    unit_dim : name of the unit dim (``"neuron"``, ``"voxel"``, ``"electrode"``, ...); its
-        coord holds the column names.
-    allow_nan : keep empty response or feature cells (NaN); by default they are an error
-        naming the columns and stimuli. An empty stimulus id is always an error.
-    sep : column separator; default from the file suffix.
+    path : str or os.PathLike
+        CSV file (``.tsv``/``.tab``: tab-separated) with a header row.
+    stimulus_column : str
+        Column holding the stimulus ids (unique).
+    feature_columns : sequence of str, default ()
+        Columns describing the stimuli, stored as ``feature_<column>``.
+    response_columns : sequence of str, optional
+        The unit columns, each once; default: every column that is neither the stimulus
+        column nor a feature column. They must be numeric.
+    unit_dim : str, default "neuron"
+        Name of the unit dim (``"neuron"``, ``"voxel"``, ``"electrode"``, ...); its coord
+        holds the column names.
+    allow_nan : bool, default False
+        Keep empty response or feature cells (NaN); by default they are an error naming
+        the columns and stimuli. An empty stimulus id is always an error.
+    sep : str, optional
+        Column separator; default from the file suffix (tab for ``.tsv``/``.tab``, else a
+        comma).
 
     Returns
     -------
-    xarray.Dataset with ``response(stimulus, <unit_dim>)``, ``feature_<name>`` coords,
-    ``attrs["feature_names"]`` and ``attrs["source"]`` (the file).
+    xarray.Dataset with dims ("stimulus", unit_dim)
+        ``response(stimulus, <unit_dim>)``, ``feature_<name>`` coords,
+        ``attrs["feature_names"]`` and ``attrs["source"]`` (the file).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        For an unreadable table, missing or repeated columns, non-numeric response
+        columns, or ids and values refused as by :func:`dataset_from_arrays`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     csv = Path(tmp) / "responses.csv"
+    ...     pd.DataFrame({"image": ["im1", "im2"], "category": ["face", "house"],
+    ...                   "n1": [0.5, 0.2], "n2": [1.0, 0.1]}).to_csv(csv, index=False)
+    ...     ds = dataset_from_csv(csv, stimulus_column="image", feature_columns=["category"])
+    >>> ds.response.dims, ds.neuron.values.tolist(), ds.feature_category.values.tolist()
+    (('stimulus', 'neuron'), ['n1', 'n2'], ['face', 'house'])
     """
     table = _read_table(path, sep)
     feature_columns = list(feature_columns)

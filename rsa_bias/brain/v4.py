@@ -74,27 +74,37 @@ def _read_images(path: Path, ids: np.ndarray) -> np.ndarray:
 def load_v4(path: str | os.PathLike[str] | None = None, *, images: bool = True) -> xr.Dataset:
     """Load V4 session 210325 (monkey PE, 50 neurons, 640 images, 6-10 repeats).
 
+    Cowley et al. (2023) macaque V4 spike counts, neuron x image x repeat, with the 640
+    images (files, provenance and licence (GPL-3.0) in the module docstring and
+    ``data/README.md``). Images are decoded straight from the zip; nothing is extracted.
+
     Parameters
     ----------
-    path : folder holding the three files; default ``<data>/v4_cowley2023``
+    path : str or os.PathLike, optional
+        Folder holding the three files; default ``<data>/v4_cowley2023``
         (``<data>`` = the repository's ``data/`` or ``$RSA_BIAS_DATA``).
-    images : include the images (``image``, 112x112x3 uint8); ``False`` skips decoding.
+    images : bool, default True
+        Include the images (``image``, 112x112x3 uint8); ``False`` skips decoding.
 
     Returns
     -------
-    xr.Dataset with
+    xarray.Dataset with dims ("neuron", "stimulus", "repeat", ...)
+        The variables and coords:
 
-    * ``response(neuron, stimulus, repeat)`` float64 spike counts, NaN where an image has
-      fewer than 10 repeats (the raw array, unchanged);
-    * ``response_mean(neuron, stimulus)`` — the shipped repeat average (checked to equal the
-      NaN-mean of ``response``);
-    * ``image(stimulus, y, x, channel)`` uint8 (if ``images``);
-    * coords ``stimulus`` = ``"image0001"`` .. ``"image0640"`` (the zip's file names without
-      ``.jpg``), ``image_file``, ``n_repeats(stimulus)``, ``neuron`` 0..49, ``repeat`` 0..9.
+        * ``response(neuron, stimulus, repeat)`` float64 spike counts, NaN where an image has
+          fewer than 10 repeats (the raw array, unchanged);
+        * ``response_mean(neuron, stimulus)`` — the shipped repeat average (checked to equal the
+          NaN-mean of ``response``);
+        * ``image(stimulus, y, x, channel)`` uint8 (if ``images``);
+        * coords ``stimulus`` = ``"image0001"`` .. ``"image0640"`` (the zip's file names without
+          ``.jpg``), ``image_file``, ``n_repeats(stimulus)``, ``neuron`` 0..49, ``repeat`` 0..9.
 
     Raises
     ------
-    FileNotFoundError naming the missing file; ValueError for a damaged or inconsistent file.
+    FileNotFoundError
+        Naming the missing file.
+    ValueError
+        For a damaged or inconsistent file.
     """
 
     def find(name: str) -> Path:

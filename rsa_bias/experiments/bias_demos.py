@@ -80,17 +80,36 @@ def _attribution_vars(per_model: dict[str, dict[str, dict[str, xr.Dataset]]]) ->
 
 
 def loud_feature(*, seed: int = 0, quick: bool = False) -> tuple[xr.Dataset, dict]:
-    """Models ranked by a simulated brain's loud feature; equalisation fixes the ranking.
+    """Rank models by a simulated brain's loud feature; equalisation fixes the ranking.
 
-    Returns ``score(model, measure, condition)`` (condition ``raw``/``equalised``; measure
-    ``rsa`` = Pearson r of squared-Euclidean RDMs, ``cka`` = linear CKA, ``encoding`` = median
-    over neurons of the cross-validated R² of the model predicting the brain, robust to the
-    odd neuron whose out-of-fold fit fails badly), the attribution
-    ``share(model, measure, condition, feature)`` with ``residual`` and ``total`` (= score;
-    Shapley values for RSA and CKA, for encoding the split of the median neuron's R², which
-    is noisier),
-    the generating shares ``brain_share(component)`` and ``model_share(model, component)``,
-    and the figures ``scores`` and ``attribution``.
+    A simulated brain (100 ReLU neurons, 4 noisy repeats at noise ratio 1) computes
+    features A (loud, 60 % of its signal variance) and B (quiet, 15 %) of a 4 x 4 factorial
+    stimulus set. Four candidate models (64 ReLU units each) compute A only, A and B (A
+    loud), A and B (B loud), or B only. Each is scored against the repeat-averaged brain
+    by RSA, CKA and encoding, on the raw representations and with both representations
+    equalised by :func:`~rsa_bias.analysis.equalise_feature_variance` (every coded feature
+    equally loud).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds the brain (``seed``), the models (``seed + 1`` ..) and the encoding folds.
+    quick : bool, default False
+        4 instead of 8 stimuli per combination: runs faster, numbers less stable.
+
+    Returns
+    -------
+    results : xarray.Dataset
+        ``score(model, measure, condition)`` (condition ``raw``/``equalised``; measure
+        ``rsa`` = Pearson r of squared-Euclidean RDMs, ``cka`` = linear CKA, ``encoding`` =
+        median over neurons of the cross-validated R² of the model predicting the brain,
+        robust to the odd neuron whose out-of-fold fit fails badly), the attribution
+        ``share(model, measure, condition, feature)`` with ``residual`` and ``total``
+        (= score; Shapley values for RSA and CKA, for encoding the split of the median
+        neuron's R², which is noisier), the generating shares ``brain_share(component)``
+        and ``model_share(model, component)``; provenance attrs.
+    figures : dict of str to matplotlib.figure.Figure
+        The figures ``scores`` and ``attribution``.
     """
     from rsa_bias.plotting.attribution import plot_attribution, plot_scores
 
@@ -234,14 +253,39 @@ def lampinen(*, seed: int = 0, quick: bool = False,
              train_networks: bool = True) -> tuple[xr.Dataset, dict]:
     """Same task, less similar: simulated representations and trained MLPs.
 
-    Returns, over ``source`` (``simulated``[, ``trained``]):
-    ``similarity(source, measure, condition, model_a, model_b)`` (CKA and RSA, raw and
-    equalised), ``pair_similarity(source, pair, measure, condition)`` (means over the
-    complex–complex and complex–simple pairs), the CKA attribution averaged over those pairs
-    ``cka_share(source, pair, feature)`` / ``cka_residual``, each model's
-    ``variance_share(source, model, feature)`` and, for trained networks,
-    ``accuracy(model, feature)`` on held-out stimuli; figures ``similarity`` and
-    ``attribution``.
+    Lampinen, Chan & Hermann (2024): two models of the same complex task (an easy feature
+    plus a hard one) can look *less* similar to each other than each looks to a model of
+    the easy feature alone. Three "complex" and two "simple" models are compared: simulated
+    representations (ground truth: a loud easy feature, a quiet hard feature and loud
+    idiosyncratic variance in the complex models; the residual has rank 3 in every model)
+    and, with
+    ``train_networks``, 2-layer MLPs trained by :func:`rsa_bias.training.train` (easy bit +
+    5-bit parity vs easy bit only; their last hidden layer on the test stimuli).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds the simulated models, the task and the training runs.
+    quick : bool, default False
+        A tiny version (fewer stimuli, 100 training steps of narrower MLPs instead of 3000)
+        that runs in seconds; numbers not meaningful.
+    train_networks : bool, default True
+        Also train the MLPs (source ``trained``); ``False`` keeps the simulated models only.
+
+    Returns
+    -------
+    results : xarray.Dataset
+        Over ``source`` (``simulated``[, ``trained``]):
+        ``similarity(source, measure, condition, model_a, model_b)`` (CKA and RSA, raw and
+        equalised: every feature a model was built or trained to compute given the same
+        share of its variance), ``pair_similarity(source, pair, measure, condition)``
+        (means over the complex–complex and complex–simple pairs), the CKA attribution
+        averaged over those pairs ``cka_share(source, pair, feature)`` /
+        ``cka_residual``, each model's ``variance_share(source, model, feature)`` and, for
+        trained networks, ``accuracy(model, feature)`` on held-out (test) stimuli;
+        provenance attrs.
+    figures : dict of str to matplotlib.figure.Figure
+        The figures ``similarity`` and ``attribution``.
     """
     sources = {"simulated": _lampinen_source(_simulated_models(seed, quick))}
     accuracy = None

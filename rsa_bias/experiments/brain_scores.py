@@ -46,22 +46,55 @@ def rsa_vs_it(models: Mapping[str, nn.Module], rsa92: xr.Dataset | None = None, 
               compare_method: str = "spearman", n_boot: int = 1000, seed: int = 0,
               activations: Mapping[tuple[str, str], xr.DataArray] | None = None
               ) -> xr.Dataset:
-    """RSA of every model x layer against human IT and monkey IT on the 92 images.
+    """Score every model x layer by RSA against human IT and monkey IT on the 92 images.
 
     Each layer's RDM is ``rdm(activation, method=rdm_method)`` (default 1 - Pearson r, as
     the brain RDMs). Human IT: each subject's RDM averaged over its 2 sessions, the 4
     subjects as subjects of :func:`~rsa_bias.analysis.evaluate_models` (score = mean over
-    subjects of ``compare_method``, default Spearman; 95% stimulus-bootstrap interval; noise ceiling
-    as :func:`~rsa_bias.analysis.rdm_noise_ceiling`). Monkey IT: one group RDM (no ceiling).
-    ``activations``: the ``{(model, layer): activation}`` of the 92 images when already
-    computed (as by :func:`~rsa_bias.experiments.trifeature_cnn.all_layer_activations`
-    with the same readout arguments), to skip the forward passes.
+    subjects of ``compare_method``, default Spearman; 95% stimulus-bootstrap interval;
+    noise ceiling as :func:`~rsa_bias.analysis.rdm_noise_ceiling`). Monkey IT: one group
+    RDM (no ceiling). The brain RDMs are put in sorted stimulus-id order first, so the
+    bootstrap draws do not depend on how the data are ordered.
+
+    Parameters
+    ----------
+    models : mapping of str to torch.nn.Module
+        ``{model name: network}``, e.g. :func:`~rsa_bias.experiments.random_models` plus
+        a trained CNN.
+    rsa92 : xarray.Dataset, optional
+        The dataset of :func:`~rsa_bias.brain.load_rsa92`; loaded when not given.
+    layers : sequence of str, optional
+        The layers to score; default as :func:`~rsa_bias.experiments.layer_activations`.
+    image_size : int, default 64
+        Side the photographs are resized to (on scale, see
+        :mod:`rsa_bias.experiments.brain_scores`).
+    readout : str, default "gap"
+        Conv feature maps to units, as :func:`~rsa_bias.experiments.layer_activations`.
+    n_components : int, optional
+        Random projection of each layer, as :func:`~rsa_bias.experiments.layer_activations`.
+    rdm_method : str, default "correlation"
+        The method of the layers' RDMs (:func:`~rsa_bias.analysis.rdm`).
+    compare_method : str, default "spearman"
+        How a layer's RDM is compared with a brain RDM
+        (:func:`~rsa_bias.analysis.compare_rdms`).
+    n_boot : int, default 1000
+        Stimulus-bootstrap replicates of the interval.
+    seed : int, default 0
+        Seeds the bootstrap and the random projections.
+    activations : mapping of (str, str) to xarray.DataArray, optional
+        The ``{(model, layer): activation}`` of the 92 images when already computed (as
+        by :func:`~rsa_bias.experiments.trifeature_cnn.all_layer_activations` with the same
+        readout arguments), to skip the forward passes; ``models``, ``layers`` and the
+        readout arguments are then not used to compute activations (the readout arguments
+        are still recorded in the attrs).
 
     Returns
     -------
-    xarray.Dataset with ``score``, ``ci_low``, ``ci_high``, ``standard_error``
-    (target, model, layer), ``noise_ceiling_lower``/``_upper`` (target; NaN for monkey IT),
-    ``score_subject(target, model, layer, subject)``; targets ``human_it``, ``monkey_it``.
+    xarray.Dataset
+        ``score``, ``ci_low``, ``ci_high``, ``standard_error`` (target, model, layer),
+        ``noise_ceiling_lower``/``_upper`` (target; NaN for monkey IT),
+        ``score_subject(target, model, layer, subject)``; targets ``human_it``,
+        ``monkey_it``; provenance attrs.
     """
     from rsa_bias.brain import load_rsa92
 
@@ -133,31 +166,63 @@ def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None
                    readout: str = "gap", n_components: int | None = None, cv: int = 5,
                    estimator=None, n_boot: int = 1000,
                    seed: int = 0) -> xr.Dataset:
-    """Cross-validated ridge encoding of the V4 neurons from every model x layer.
+    """Score every model x layer by cross-validated ridge encoding of the V4 neurons.
 
     Units are z-scored over the images (so one alpha grid suits every layer and
     initialisation); :func:`~rsa_bias.analysis.cross_validated_scores` (seeded shuffled
     ``cv``-fold outer split; ``estimator`` default ``RidgeEncoder(ALPHAS)``, a leave-one-out
     choice of alpha per neuron over :data:`ALPHAS`) fits the mean
     over the first :func:`v4_responses` repeats; Pearson r is divided by the neuron's
-    split-half (Spearman-Brown) ceiling sqrt(reliability) of those repeats.
+    split-half (Spearman-Brown) ceiling sqrt(reliability) of those repeats. The responses
+    are put in sorted stimulus-id order first, so the folds do not depend on the data's
+    order.
+
+    Parameters
+    ----------
+    models : mapping of str to torch.nn.Module
+        ``{model name: network}``, e.g. :func:`~rsa_bias.experiments.random_models` plus
+        a trained CNN.
+    v4 : xarray.Dataset, optional
+        The dataset of :func:`~rsa_bias.brain.load_v4` (with images); loaded when not given.
+    layers : sequence of str, optional
+        The layers to score; default as :func:`~rsa_bias.experiments.layer_activations`.
+    image_size : int, default 64
+        Side the photographs are resized to (on scale, see
+        :mod:`rsa_bias.experiments.brain_scores`).
+    readout : str, default "gap"
+        Conv feature maps to units, as :func:`~rsa_bias.experiments.layer_activations`.
+    n_components : int, optional
+        Random projection of each layer, as :func:`~rsa_bias.experiments.layer_activations`.
+    cv : int, default 5
+        Outer folds (shuffled, seeded by ``seed``) of
+        :func:`~rsa_bias.analysis.cross_validated_scores`, which also takes a
+        scikit-learn splitter.
+    estimator : scikit-learn regressor, optional
+        The encoding model; default ``RidgeEncoder(ALPHAS)``.
+    n_boot : int, default 1000
+        Bootstrap-over-neurons replicates of the interval of the median.
+    seed : int, default 0
+        Seeds the outer folds, the noise-ceiling half-splits, the bootstrap and the random
+        projections.
 
     Returns
     -------
-    xarray.Dataset: ``pearson_r`` and ``pearson_r_normalised`` (model, layer, neuron),
-    ``ceiling_r``/``reliability`` (neuron), ``score`` (model, layer) = median normalised r
-    over neurons with a positive reliability, ``score_raw`` = median raw r, and a 95%
-    bootstrap-over-neurons interval of the median, ``ci_low``/``ci_high``.
+    xarray.Dataset
+        ``pearson_r`` and ``pearson_r_normalised`` (model, layer, neuron),
+        ``ceiling_r``/``reliability`` (neuron), ``score`` (model, layer) = median
+        normalised r over neurons with a positive reliability, ``score_raw`` = median raw
+        r (over the same neurons), and a 95% bootstrap-over-neurons interval of the
+        median, ``ci_low``/``ci_high``; provenance attrs.
     """
     from rsa_bias.brain import load_v4
 
     v4 = load_v4() if v4 is None else v4
     resp = v4_responses(v4).sortby("stimulus")  # folds independent of the data's order
     acts = all_layer_activations(models, v4["image"], layers=layers, image_size=image_size,
-                       readout=readout, n_components=n_components, seed=seed)
+                                 readout=readout, n_components=n_components, seed=seed)
+    estimator = RidgeEncoder(ALPHAS) if estimator is None else estimator
     scores = {k: cross_validated_scores(_zscored(_in_order(a, resp)), resp, cv=cv,
-                                        estimator=estimator or RidgeEncoder(ALPHAS),
-                                        seed=seed)
+                                        estimator=estimator, seed=seed)
               for k, a in acts.items()}
     first = next(iter(scores.values()))
     n = first.sizes["neuron"]

@@ -70,6 +70,26 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     on the val and test stimuli) and ``out_dir/results.nc``. Per-seed checkpoints
     in ``out_dir/checkpoints/`` let an interrupted run resume where it stopped;
     they are removed once both files are written unless ``keep_checkpoints``.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+        The experiment: ``task``, ``model``, ``training``, ``analysis`` and ``seeds``.
+    out_dir : str or pathlib.Path
+        Folder for the two files and the checkpoints.
+    progress : bool, default True
+        Print which seed is training and show a progress bar per seed.
+    keep_checkpoints : bool, default False
+        Keep ``out_dir/checkpoints/`` after a successful run.
+
+    Returns
+    -------
+    xarray.Dataset
+        The contents of ``results.nc``: per layer (dim ``layer``) the feature variance
+        explained (per snapshot ``step``, with its normalisation by the final step's), the
+        PCA summary and the unit tuning of the final snapshot, merged with
+        the learning curves ``accuracy`` and ``loss`` (seed, split, feature, eval_step);
+        provenance attrs and ``elapsed_s``.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -101,8 +121,22 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
 
 @legacy_call(positional=("layer",))
 def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
-    """Per feature at one layer (default: the last hidden layer) and the final step:
-    mean and sd over seeds of R², and min/mean final test accuracy."""
+    """Summarise a complexity-bias result per feature, at one layer and the final step.
+
+    Parameters
+    ----------
+    res : xarray.Dataset
+        The results of :func:`run_complexity_bias` (``r2`` and ``accuracy``).
+    layer : str, optional
+        The layer; default the last one (the last hidden layer).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature (index named ``"feature @ <layer>"``): mean, sd (NaN with a
+        single seed), min and max over seeds of R² at the final step, and the min and mean
+        over seeds of the final test accuracy.
+    """
     layer = layer or str(res.layer.values[-1])
     r2 = res.r2.sel(layer=layer)
     if "step" in r2.dims:

@@ -22,25 +22,25 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from rsa_bias.analysis._inputs import choose
+from rsa_bias._api import choose
 from rsa_bias.experiments import bias_demos, complexity_bias, model_vs_brain
 
 
 @dataclass
 class ExperimentRun:
-    """What one run of an experiment produced.
+    """What one run of an experiment produced (returned by :func:`run_experiment`).
 
     Attributes
     ----------
     name : str
         The experiment's registry name.
-    results : dict of str -> xarray.Dataset
+    results : dict of str to xarray.Dataset
         Its labelled results, as written to ``paths``.
-    paths : dict of str -> pathlib.Path
+    paths : dict of str to pathlib.Path
         Every file written (results and figures).
-    table : pandas.DataFrame
+    table : pandas.DataFrame, default empty
         The summary the CLI prints.
-    elapsed_s : float
+    elapsed_s : float, default 0.0
         Wall-clock seconds of the run.
     """
 
@@ -53,7 +53,7 @@ class ExperimentRun:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A registered experiment.
+    """A registered experiment: an entry of :data:`EXPERIMENTS`.
 
     Attributes
     ----------
@@ -99,8 +99,23 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 def list_experiments(kind: str | None = None) -> dict[str, str]:
-    """Experiment name -> summary, of one ``kind`` (``"config"``, ``"demo"``, ``"brain"``)
-    or of all."""
+    """List the registered experiments, of one ``kind`` or of all.
+
+    Parameters
+    ----------
+    kind : str, optional
+        ``"config"``, ``"demo"`` or ``"brain"`` (the CLI verb); ``None`` lists all.
+
+    Returns
+    -------
+    dict of str to str
+        Experiment name -> its one-line summary, in registry order.
+
+    Examples
+    --------
+    >>> list(list_experiments("demo"))
+    ['loud-feature', 'lampinen']
+    """
     return {n: e.summary for n, e in EXPERIMENTS.items() if kind in (None, e.kind)}
 
 
@@ -113,13 +128,22 @@ def run_experiment(name: str, out_dir: str | Path, **options: Any) -> Experiment
         A key of :func:`list_experiments` (an unknown one is refused with the list).
     out_dir : str or pathlib.Path
         Folder for its results and figures (created if missing).
+
+    Other Parameters
+    ----------------
     **options
-        The experiment's own options (:meth:`Experiment.options`); an unknown one is
-        refused with the valid ones.
+        The experiment's own keyword options (:meth:`Experiment.options`); an unknown one
+        is refused with the valid ones.
 
     Returns
     -------
     ExperimentRun
+        Its results, the files it wrote, its summary table and how long it took.
+
+    Raises
+    ------
+    ValueError
+        For an unknown experiment or option.
     """
     exp = choose(EXPERIMENTS, name, "experiment")
     unknown = sorted(set(options) - set(exp.options()))
@@ -143,17 +167,19 @@ def run_demo(name: str, out_dir: str | Path, *, seed: int = 0, quick: bool = Fal
         A key of ``list_experiments("demo")``.
     out_dir : str or pathlib.Path
         Folder for ``results.nc`` (and the figures unless ``figures_dir`` is given).
-    seed : int
+    seed : int, default 0
         Seeds every random draw.
-    quick : bool
+    quick : bool, default False
         A tiny version that runs in seconds (numbers not meaningful).
     figures_dir : str or pathlib.Path, optional
         Folder for the PNG figures (``<demo>_<figure>.png``).
 
     Returns
     -------
-    tuple
-        The results Dataset and the written paths (results file first).
+    results : xarray.Dataset
+        The demo's results (as written to ``results.nc``).
+    paths : list of pathlib.Path
+        The written paths (results file first, then the figures).
     """
     choose(list_experiments("demo"), name, "demo")
     run = run_experiment(name, out_dir, seed=seed, quick=quick, figures_dir=figures_dir)

@@ -21,11 +21,42 @@ from rsa_bias.networks.mlp import MLP, build_mlp
 
 def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
                 cfg: ModelConfig) -> nn.Module:
-    """The network of ``cfg.arch`` for inputs of ``input_shape`` (one stimulus, e.g.
-    ``(n_bits,)`` or ``(3, 32, 32)``) and ``heads`` ``{feature: number of values}``.
+    """Build the network of ``cfg.arch`` (an :class:`MLP` or a :class:`CNN`) for a task.
 
     The MLP reads the flattened input and has binary heads only. Seed torch first: the
-    initialisation draws from its global generator.
+    initialisation draws from its global generator. A ``cfg.init`` other than
+    ``"default"`` re-initialises the network with :func:`initialise` at gain
+    ``cfg.init_scale``.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        Shape of one stimulus, e.g. ``(n_bits,)`` for the MLP or ``(3, 32, 32)``
+        (channel, y, x) for the CNN, which needs exactly three axes.
+    heads : mapping of str to int
+        ``{feature: number of values}``; one read-out head per feature (one logit for a
+        binary feature, one per value otherwise). The MLP accepts only 2-valued features.
+    cfg : ModelConfig
+        The architecture (``arch``, ``depth``, ``width``, ``activation``, ``dropout``,
+        ``init``, ``init_scale`` and the ``cnn`` table); validated first.
+
+    Returns
+    -------
+    torch.nn.Module
+        An :class:`MLP` (``arch = "mlp"``) or a :class:`CNN` (``arch = "cnn"``).
+
+    Raises
+    ------
+    ValueError
+        For a CNN on inputs that are not images, or an MLP with a head of more than two
+        values.
+
+    Examples
+    --------
+    >>> from rsa_bias.config import ModelConfig
+    >>> net = build_model((8,), {"easy": 2, "hard": 2}, ModelConfig(depth=2, width=16))
+    >>> net.layer_names
+    ['hidden_0', 'hidden_1']
     """
     cfg.validate()
     if cfg.arch == "cnn":

@@ -60,18 +60,41 @@ class GlobalAveragePool(nn.Module):
 class CNN(nn.Module):
     """Convolutional network with addressable layers.
 
+    Layers, in forward order: ``conv_0 ... conv_{n-1}`` (conv -> norm -> activation, then
+    2x2 max pooling except after the last block), ``pool`` (global average over space, so
+    the network runs on any input size) and ``fc_0 ...`` (linear -> activation -> dropout).
+    ``forward`` takes ``(batch, channel, y, x)`` images and returns ``{head: logits}``,
+    ``(batch,)`` for a binary head and ``(batch, n_values)`` otherwise; ``layer_names``
+    lists the addressable layers and ``layer(name)`` returns one.
+
     Parameters
     ----------
-    in_channels : channels of the input images.
-    heads : ``{feature name: number of values}`` (a list of names means all binary).
-    channels : output channels of each conv block.
-    kernel_size, norm, groups, activation : block settings (``norm``: none, batch, group).
-    fc_widths : widths of the fully connected layers after the global pooling.
-    dropout : dropout after each fc layer.
+    in_channels : int
+        Channels of the input images.
+    heads : mapping of str to int, or sequence of str
+        ``{feature name: number of values}`` (a list of names means all binary).
+    channels : sequence of int, default (16, 32, 32)
+        Output channels of each conv block (one block per entry).
+    kernel_size : int, default 3
+        Side of the square convolution kernels (padding ``kernel_size // 2``).
+    norm : str, default "none"
+        Normalisation after each convolution: ``"none"``, ``"batch"`` or ``"group"``.
+    groups : int, default 4
+        Number of groups of ``norm="group"``.
+    activation : str, default "relu"
+        Nonlinearity of the conv blocks and fc layers, by name (as :class:`MLP`'s).
+    fc_widths : sequence of int, default (64,)
+        Widths of the fully connected layers after the global pooling.
+    dropout : float, default 0.0
+        Dropout probability after each fc layer.
 
-    ``forward`` returns ``{head: logits}``, ``(batch,)`` for a binary head and
-    ``(batch, n_values)`` otherwise; ``layer_names`` lists the addressable layers and
-    ``layer(name)`` returns one.
+    Examples
+    --------
+    >>> import torch
+    >>> net = CNN(3, {"colour": 3, "big": 2}, channels=(4, 8), fc_widths=(16,))
+    >>> out = net(torch.zeros(2, 3, 16, 16))
+    >>> net.layer_names, out["colour"].shape, out["big"].shape
+    (['conv_0', 'conv_1', 'pool', 'fc_0'], torch.Size([2, 3]), torch.Size([2]))
     """
 
     def __init__(self, in_channels: int, heads: Mapping[str, int] | Sequence[str], *,
@@ -125,8 +148,28 @@ class CNN(nn.Module):
 
 def build_cnn(in_channels: int, heads: Mapping[str, int] | Sequence[str],
               cfg: ModelConfig) -> CNN:
-    """Construct a :class:`CNN` from a :class:`ModelConfig` with ``arch = "cnn"`` and
-    initialise it with ``cfg.init`` at gain ``cfg.init_scale`` (seed torch first)."""
+    """Construct a :class:`CNN` from a :class:`~rsa_bias.config.ModelConfig` and initialise it.
+
+    The network is initialised with ``cfg.init`` at gain ``cfg.init_scale`` (see
+    :func:`~rsa_bias.networks.initialise`). Seed torch first: the initialisation draws from
+    its global generator.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input images.
+    heads : mapping of str to int, or sequence of str
+        ``{feature name: number of values}`` (a list of names means all binary).
+    cfg : ModelConfig
+        A config with ``arch = "cnn"``: its ``cnn`` table (``channels``, ``kernel_size``,
+        ``norm``, ``groups``, ``fc_widths``), ``activation``, ``dropout``, ``init`` and
+        ``init_scale``; validated first.
+
+    Returns
+    -------
+    CNN
+        The initialised network.
+    """
     cfg.validate()
     c = cfg.cnn
     model = CNN(in_channels, heads, channels=c.channels, kernel_size=c.kernel_size,
@@ -139,10 +182,34 @@ def build_cnn(in_channels: int, heads: Mapping[str, int] | Sequence[str],
 
 @legacy_call(positional=("readout",), renamed={"mode": "readout"})
 def spatial_readout(arr: np.ndarray, *, readout: str = "gap") -> np.ndarray:
-    """``(n, channel, y, x)`` feature maps -> ``(n, unit)``; 2-D arrays pass unchanged.
+    """Reduce ``(n, channel, y, x)`` feature maps to ``(n, unit)``; 2-D arrays pass unchanged.
 
-    ``"gap"``: each channel's mean over space (unit = channel; position-invariant).
-    ``"flatten"``: every (channel, y, x) is a unit, in C order.
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        Activations ``(n, unit)`` (returned as they are) or conv feature maps
+        ``(n, channel, y, x)``.
+    readout : str, default "gap"
+        ``"gap"``: each channel's mean over space (unit = channel; position-invariant).
+        ``"flatten"``: every (channel, y, x) is a unit, in C order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, unit)`` activations.
+
+    Raises
+    ------
+    ValueError
+        For an array with neither 2 nor 4 axes, or an unknown ``readout``.
+
+    Examples
+    --------
+    >>> maps = np.arange(16.0).reshape(1, 2, 2, 4)
+    >>> spatial_readout(maps)
+    array([[ 3.5, 11.5]])
+    >>> spatial_readout(maps, readout="flatten").shape
+    (1, 16)
     """
     if arr.ndim == 2:
         return arr
@@ -158,22 +225,38 @@ def spatial_readout(arr: np.ndarray, *, readout: str = "gap") -> np.ndarray:
 
 def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,
                    device: str | torch.device = "cpu") -> torch.Tensor:
-    """Photographs -> network input, in the same range as the synthetic images.
+    """Turn photographs into network input, in the same range as the synthetic images.
 
     Parameters
     ----------
-    images : uint8 array ``(n, y, x, 3)`` (RGB, 0-255), or a DataArray with dims
+    images : numpy.ndarray or xarray.DataArray
+        uint8 array ``(n, y, x, 3)`` (RGB, 0-255), or a uint8 DataArray with dims
         ``("stimulus", "y", "x", "channel")`` such as ``load_rsa92().image``.
-    size : side of the square output; images are resized with bilinear interpolation
-        with antialiasing (``torch.nn.functional.interpolate(..., antialias=True)``, an
+    size : int, default 32
+        Side of the square output; images are resized with bilinear interpolation with
+        antialiasing (``torch.nn.functional.interpolate(..., antialias=True)``, an
         area-weighted filter when shrinking). ``None`` keeps the size.
+    device : str or torch.device, default "cpu"
+        Device of the returned tensor (the resizing runs there).
 
     Returns
     -------
-    torch.Tensor float32 ``(n, 3, size, size)`` with values ``2 * pixel / 255 - 1`` in
-    [-1, 1]: the range of :func:`rsa_bias.tasks.make_image_task` (grey 128 -> ~0). No
-    per-channel mean/std normalisation, so a network trained on the synthetic images sees
-    photographs on the same scale.
+    torch.Tensor
+        float32 ``(n, 3, size, size)`` with values ``2 * pixel / 255 - 1`` in [-1, 1]: the
+        range of :func:`rsa_bias.tasks.make_image_task` (grey 128 -> ~0). No per-channel
+        mean/std normalisation, so a network trained on the synthetic images sees
+        photographs on the same scale.
+
+    Raises
+    ------
+    ValueError
+        For images not shaped ``(n, y, x, 3)`` or not uint8.
+
+    Examples
+    --------
+    >>> x = prepare_images(np.full((2, 8, 8, 3), 255, dtype=np.uint8), size=4)
+    >>> tuple(x.shape), float(x.max())
+    ((2, 3, 4, 4), 1.0)
     """
     if isinstance(images, xr.DataArray):
         images = images.transpose("stimulus", "y", "x", "channel").values

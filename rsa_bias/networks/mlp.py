@@ -43,16 +43,35 @@ class HiddenLayer(nn.Module):
 class MLP(nn.Module):
     """MLP whose hidden layers are named ``hidden_0 ... hidden_{depth-1}``.
 
+    Each hidden layer is linear -> activation -> dropout; its output is the layer's
+    representation. ``forward`` returns a dict ``{head_name: logits (batch,)}``;
+    ``layer_names`` lists the addressable hidden layers, ``layer(name)`` returns one.
+
     Parameters
     ----------
-    n_inputs : number of input units.
-    heads : names of the binary read-out heads (one logit each).
-    depth, width, activation, dropout : architecture.
-    init_scale : every weight and bias is multiplied by this after PyTorch's
-        default initialisation (``init_scale < 1`` gives the "rich" small-init regime).
+    n_inputs : int
+        Number of input units.
+    heads : list of str
+        Names of the binary read-out heads (one logit each).
+    depth : int, default 4
+        Number of hidden layers.
+    width : int, default 256
+        Units per hidden layer.
+    activation : str, default "relu"
+        Nonlinearity by name: ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``,
+        ``"silu"``, ``"leaky_relu"``, ``"elu"`` or ``"linear"`` (none).
+    dropout : float, default 0.0
+        Dropout probability after each hidden layer (0: no dropout layer).
+    init_scale : float, default 1.0
+        Every weight and bias is multiplied by this after PyTorch's default
+        initialisation (``init_scale < 1`` gives the "rich" small-init regime).
 
-    ``forward`` returns a dict ``{head_name: logits (batch,)}``; ``layer_names``
-    lists the addressable hidden layers, ``layer(name)`` returns one.
+    Examples
+    --------
+    >>> import torch
+    >>> net = MLP(6, ["a", "b"], depth=2, width=8)
+    >>> net.layer_names, net(torch.zeros(5, 6))["a"].shape
+    (['hidden_0', 'hidden_1'], torch.Size([5]))
     """
 
     def __init__(self, n_inputs: int, heads: list[str], *, depth: int = 4, width: int = 256,
@@ -86,7 +105,26 @@ class MLP(nn.Module):
 
 
 def build_mlp(n_inputs: int, heads: list[str], cfg: ModelConfig) -> MLP:
-    """Construct an :class:`MLP` from a :class:`ModelConfig` (seed torch first)."""
+    """Construct an :class:`MLP` from a :class:`~rsa_bias.config.ModelConfig`.
+
+    Seed torch first: the initialisation draws from its global generator. ``cfg.init`` is
+    not applied here (:func:`~rsa_bias.networks.build_model` applies it).
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input units (the flattened stimulus).
+    heads : list of str
+        Names of the binary read-out heads.
+    cfg : ModelConfig
+        ``depth``, ``width``, ``activation``, ``dropout`` and ``init_scale`` of the MLP;
+        validated first.
+
+    Returns
+    -------
+    MLP
+        The network, at PyTorch's initialisation scaled by ``cfg.init_scale``.
+    """
     cfg.validate()
     return MLP(n_inputs, heads, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
                dropout=cfg.dropout, init_scale=cfg.init_scale)

@@ -7,7 +7,8 @@
 * :mod:`~rsa_bias.plotting.cka` — layer x layer CKA heatmaps.
 * :mod:`~rsa_bias.plotting.attribution` — attribution bars, raw vs controlled scores,
   similarity matrices.
-* :mod:`~rsa_bias.plotting.brain_maps` — voxel scores as a nilearn map (imports nilearn).
+* :mod:`~rsa_bias.plotting.brain_maps` — voxel scores as a nilearn map (nilearn is imported
+  only when :func:`plot_voxel_map` runs).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rsa_bias.plotting.attribution import (
     plot_scores,
     plot_similarity_matrices,
 )
+from rsa_bias.plotting.brain_maps import plot_voxel_map
 from rsa_bias.plotting.cka import plot_cka_heatmap
 from rsa_bias.plotting.rdms import category_order, plot_rdm, plot_rdm_row
 from rsa_bias.plotting.scores import plot_scores_with_ceiling
@@ -28,14 +30,6 @@ from rsa_bias.plotting.training import (
     plot_training_curves,
     save_figures,
 )
-
-
-def plot_voxel_map(*args, **kwargs):
-    """:func:`rsa_bias.plotting.brain_maps.plot_voxel_map` (imported on first use: nilearn)."""
-    from rsa_bias.plotting.brain_maps import plot_voxel_map as _plot
-
-    return _plot(*args, **kwargs)
-
 
 __all__ = ["save_figure", "plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures",
            "plot_rdm", "plot_rdm_row", "category_order", "plot_scores_with_ceiling",

@@ -1,8 +1,9 @@
 """Per-voxel scores drawn in brain space with nilearn. Each function returns the Figure.
 
-Nothing is downloaded: the background is the dataset's mean BOLD image (``mean_bold``,
-recorded by :func:`~rsa_bias.brain.nifti.patterns_from_nifti`) or none at all, never a
-template atlas.
+nilearn and nibabel (and :mod:`rsa_bias.brain`) are imported only when a function runs, so
+``import rsa_bias.plotting`` does not load them. Nothing is downloaded: the background is the
+dataset's mean BOLD image (``mean_bold``, recorded by
+:func:`~rsa_bias.brain.nifti.patterns_from_nifti`) or none at all, never a template atlas.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-
-from rsa_bias.brain.nifti import to_nifti
 
 
 def _background(dataset: xr.Dataset, background: Any, affine: np.ndarray) -> Any:
@@ -54,29 +53,51 @@ def plot_voxel_map(values: xr.DataArray | np.ndarray, dataset: xr.Dataset, *,
                    ax: Any = None, figsize: tuple[float, float] = (6.0, 4.0)):
     """Draw a per-voxel score on axial slices of the dataset's brain grid.
 
+    The values are put back into the mask's brain space with
+    :func:`~rsa_bias.brain.nifti.to_nifti` (voxels outside the mask are 0) and drawn with
+    nilearn's ``plot_stat_map`` (axial cuts, no cross-hair), imported only now.
+
     Parameters
     ----------
-    values : xarray.DataArray with dim ("voxel",), aligned on the dataset's voxel ids (or a
-        numpy vector in its voxel order), e.g. a face-minus-house t value per voxel.
-    dataset : output of :func:`~rsa_bias.brain.nifti.patterns_from_nifti` or
+    values : xarray.DataArray with dims ("voxel",), or numpy.ndarray
+        A score per voxel aligned on the dataset's voxel ids (or a numpy vector in its
+        voxel order), e.g. a face-minus-house t value per voxel. It must be finite: NaN or
+        inf is refused (fill such voxels with 0 to hide them).
+    dataset : xarray.Dataset
+        Output of :func:`~rsa_bias.brain.nifti.patterns_from_nifti` or
         :func:`~rsa_bias.brain.haxby.load_haxby` (voxel coords ``i``/``j``/``k``,
         ``mask_shape``/``affine`` attrs, optional ``mean_bold``).
-    title : figure title.
-    background : ``"mean"`` (the mean BOLD image, default), ``None`` (no background) or a
-        nibabel image on any grid.
-    threshold : hide voxels with ``|value| <= threshold`` (default: show all non-zero).
-    vmax : colour limit (symmetric); default ``max |value|``.
-    cmap : matplotlib colour map.
-    n_cuts : number of axial slices for a multi-slice mask (a one-slice mask shows that
-        slice).
-    colorbar : draw a colour bar.
-    ax : matplotlib Axes to draw into; default a new Figure of ``figsize``.
+    title : str, optional
+        Figure title.
+    background : str, nibabel image or None, default "mean"
+        ``"mean"`` (the mean BOLD image; none when the dataset has no ``mean_bold``),
+        ``None`` (no background) or a nibabel image on any grid.
+    threshold : float, optional
+        Hide voxels with ``|value| <= threshold`` (default: show all non-zero).
+    vmax : float, optional
+        Colour limit (symmetric); default ``max |value|``.
+    cmap : str, default "RdBu_r"
+        Matplotlib colour map.
+    n_cuts : int, default 5
+        Number of axial slices for a multi-slice mask, spread over the mask's slices (a
+        one-slice mask shows that slice).
+    colorbar : bool, default True
+        Draw a colour bar.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; default a new Figure of ``figsize``.
+    figsize : tuple of float, default (6.0, 4.0)
+        Size in inches of the new Figure when no ``ax`` is given.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The Figure of ``ax`` (or a new one) holding nilearn's axial display: the cuts side
+        by side, each the thresholded score over the background and labelled with its z
+        coordinate, and optionally the colour bar.
     """
     from nilearn import plotting
+
+    from rsa_bias.brain.nifti import to_nifti
 
     img = to_nifti(values, dataset, fill=0.0)
     data = img.get_fdata()

@@ -14,14 +14,28 @@ def plot_cka_heatmap(matrix: xr.DataArray, *, annot: bool = True, fmt: str = "{:
 
     Parameters
     ----------
-    matrix : xarray.DataArray with two dims, e.g. ``(layer_a, layer_b)`` from
-        :func:`rsa_bias.analysis.cka_matrix`; rows (y axis) are the first dim, columns
-        (x axis) the second, each labelled by its coordinate values and named by its dim.
-    annot : write each value (``fmt``) in its cell.
+    matrix : xarray.DataArray with two dims, e.g. ("layer_a", "layer_b")
+        For instance from :func:`rsa_bias.analysis.cka_matrix`; rows (y axis) are the first
+        dim, columns (x axis) the second, each labelled by its coordinate values and named
+        by its dim. Its name labels the colour bar (default ``"similarity"``).
+    annot : bool, default True
+        Write each value (``fmt``) in its cell.
+    fmt : str, default "{:.2f}"
+        Format of the cell values.
+    vmin, vmax : float, default 0.0, 1.0
+        Colour limits; annotations are black above their middle and white at or below it.
+    cmap : str, default "viridis"
+        Matplotlib colour map.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; default a new Figure sized to the matrix.
+    title : str, optional
+        Axes title.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The Figure of ``ax`` (or a new one) with the heatmap, its colour bar and, with
+        ``annot``, the values.
     """
     if matrix.ndim != 2:
         raise ValueError(f"expected a 2-D matrix; got dims {matrix.dims}")

@@ -51,16 +51,39 @@ def plot_scores_with_ceiling(result: xr.Dataset, *, score: str = "score", x: str
 
     Parameters
     ----------
-    result : xarray.Dataset with ``score`` over dims (``x``[, ``hue``][, ``panel``]),
-        optionally ``ci_low``/``ci_high`` (drawn as whiskers) and scalar-per-panel
-        ``noise_ceiling_lower``/``noise_ceiling_upper`` (drawn as a grey band from lower
-        to upper; panels whose ceiling is NaN get none), as returned by
+    result : xarray.Dataset
+        ``score`` over dims (``x``[, ``hue``][, ``panel``]), optionally ``ci_low``/``ci_high``
+        (drawn as whiskers) and scalar-per-panel ``noise_ceiling_lower``/
+        ``noise_ceiling_upper`` (drawn as a grey band from lower to upper; panels whose
+        ceiling is NaN get none), as returned by
         :func:`rsa_bias.experiments.brain_scores.rsa_vs_it`.
-    interval, ceiling : names of those variables, or None to leave them out.
+    score : str, default "score"
+        Name of the variable drawn as bars.
+    x : str, default "layer"
+        Dim whose entries are the groups along the x axis (and the x-axis label).
+    hue : str or None, default "model"
+        Dim whose entries are the bars within a group; None, or a name that is not a dim of
+        ``score``, draws one bar per group.
+    panel : str or None, default "target"
+        Dim whose entries are the panels; None, or a name that is not a dim of ``score``,
+        draws one panel.
+    interval : tuple of str or None, default ("ci_low", "ci_high")
+        Names of the lower and upper interval variables, or None to leave the whiskers out
+        (they are also left out when either variable is missing). The old name ``ci=``
+        still works, with a FutureWarning, until rsa_bias 0.3.
+    ceiling : tuple of str or None, default ("noise_ceiling_lower", "noise_ceiling_upper")
+        Names of the lower and upper noise-ceiling variables, or None to leave the band out.
+    ylabel : str, optional
+        Label of the y axis; default ``score``.
+    title : str, optional
+        Figure title.
 
     Returns
     -------
-    matplotlib.figure.Figure, one Axes per panel (bars in hue-major order).
+    matplotlib.figure.Figure
+        One Axes per panel (sharing the y axis, titled by the ``panel`` value), bars in
+        hue-major order with their whiskers, the noise-ceiling band and a line at 0; one
+        legend of the ``hue`` entries and the band to the right of the panels.
     """
     if score not in result:
         raise ValueError(f"no variable {score!r} in the result (has {list(result.data_vars)})")

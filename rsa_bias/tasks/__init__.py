@@ -22,7 +22,26 @@ _MAKERS: dict[str, Callable[[TaskConfig], xr.Dataset]] = {
 
 
 def make_task(cfg: TaskConfig | None = None) -> xr.Dataset:
-    """The stimulus set of ``cfg`` (binary task by default), by ``cfg.kind``."""
+    """Generate the stimulus set of ``cfg``, by ``cfg.kind`` (a binary task by default).
+
+    Parameters
+    ----------
+    cfg : TaskConfig, optional
+        The task; ``kind = "binary"`` goes to :func:`make_binary_task`, ``kind = "images"``
+        to :func:`make_image_task`. ``None`` means ``TaskConfig()``: one linear bit and a
+        4-bit parity.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``inputs(stimulus, ...)`` with coords ``split`` and ``feature_<name>(stimulus)``
+        and ``attrs["feature_names"]``, as the chosen generator returns it.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``cfg.kind``.
+    """
     cfg = cfg or TaskConfig()
     try:
         maker = _MAKERS[cfg.kind]

@@ -42,7 +42,32 @@ _FEATURE_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def feature_function(kind: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Function mapping a ``(n, k)`` 0/1 bit block to 0/1 feature values."""
+    """Return the function that maps a ``(n, k)`` 0/1 bit block to 0/1 feature values.
+
+    ``"linear"`` reads the block's single bit, ``"threshold"`` is the majority of its bits
+    (1 when more than half are 1) and ``"parity"`` their XOR.
+
+    Parameters
+    ----------
+    kind : str
+        The feature type: ``"linear"``, ``"threshold"`` or ``"parity"``.
+
+    Returns
+    -------
+    callable
+        ``f(block) -> values``: a ``(n, k)`` array of 0/1 bits to ``(n,)`` int8 0/1 values.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+
+    Examples
+    --------
+    >>> bits = np.array([[0, 1, 1], [1, 1, 1]])
+    >>> feature_function("parity")(bits), feature_function("threshold")(bits)
+    (array([0, 1], dtype=int8), array([1, 1], dtype=int8))
+    """
     try:
         return _FEATURE_FUNCTIONS[kind]
     except KeyError:

@@ -174,11 +174,13 @@ def make_image_task(cfg: TaskConfig | None = None) -> xr.Dataset:
 
     Parameters
     ----------
-    cfg : TaskConfig with ``kind = "images"``; its ``images`` table sets the image size,
-        the number of values of each feature, the shape size, position jitter and pixel
-        noise; ``n_train``, ``val_size`` and ``test_size`` (multiples of the number of
-        combinations) the splits; ``seed`` everything random. Default: 3 values per
-        feature, 32x32 pixels, 27 images per combination for training and 2 for val/test.
+    cfg : TaskConfig, optional
+        A task with ``kind = "images"``; its ``images`` table sets the image size, the
+        number of values of each feature, the shape size, position jitter and pixel noise;
+        ``n_train``, ``val_size`` and ``test_size`` (multiples of the number of
+        combinations) the splits; ``seed`` everything random. Default (``None``): 3 values
+        per feature, 32x32 pixels, 27 images per combination for training and 2 for
+        val/test.
 
     Returns
     -------
@@ -189,6 +191,11 @@ def make_image_task(cfg: TaskConfig | None = None) -> xr.Dataset:
         ``feature_texture`` (integer class ids; each coord's ``attrs["values"]`` names
         them), ``offset_x``/``offset_y`` (pixels) and ``texture_phase_x``/``_y``;
         attrs ``feature_names``, ``feature_n_values``, ``pixel_range`` and ``task_json``.
+
+    Raises
+    ------
+    ValueError
+        When ``cfg.kind`` is not ``"images"`` or the config is invalid.
 
     Examples
     --------
@@ -248,7 +255,29 @@ def to_uint8(inputs: np.ndarray) -> np.ndarray:
 
 
 def n_classes(stimuli: xr.Dataset) -> dict[str, int]:
-    """Number of values of each feature of a stimulus set (2 for binary features)."""
+    """Count the values of each feature of a stimulus set (2 for binary features).
+
+    A feature coord's ``attrs["values"]`` (set by :func:`make_image_task`) names its values;
+    a coord without it is taken as binary.
+
+    Parameters
+    ----------
+    stimuli : xarray.Dataset
+        A stimulus set with ``feature_<name>`` coords and ``attrs["feature_names"]`` (a
+        list, or a single name as netCDF reads back a one-element list).
+
+    Returns
+    -------
+    dict of str to int
+        ``{feature: number of values}``, in the order of ``attrs["feature_names"]``.
+
+    Examples
+    --------
+    >>> from rsa_bias.config import TaskConfig
+    >>> from rsa_bias.tasks import make_binary_task
+    >>> n_classes(make_binary_task(TaskConfig(n_distractor=3, val_size=64, test_size=64)))
+    {'easy': 2, 'hard': 2}
+    """
     names = stimuli.attrs["feature_names"]
     names = [names] if isinstance(names, str) else list(names)
     return {n: len(stimuli[f"feature_{n}"].attrs.get("values", (0, 1))) for n in names}

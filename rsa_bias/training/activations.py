@@ -77,22 +77,57 @@ def layer_activations(model: nn.Module, images: xr.DataArray | np.ndarray | torc
                       image_size: int | None = 64, readout: str = "gap",
                       n_components: int | None = None, seed: int = 0,
                       batch_size: int = 128) -> dict[str, xr.DataArray]:
-    """``{layer: activation(stimulus, unit)}`` of ``model`` for ``images``.
+    """Read the named layers of ``model`` on ``images`` as labelled activations.
+
+    The model runs in evaluation mode (its train/eval mode is restored afterwards) on its
+    own device. A conv layer's feature map becomes units by averaging each channel over
+    space (``readout="gap"``) or by flattening every (channel, y, x) (``"flatten"``),
+    optionally followed by a seeded Gaussian random projection to ``n_components`` units
+    (which preserves distances and correlations approximately, Johnson-Lindenstrauss).
 
     Parameters
     ----------
-    images : uint8 ``image(stimulus, y, x, channel)`` DataArray (its ``stimulus`` coord
-        gives the ids; ``stimulus_ids``, if given, must equal them), a uint8 array ``(n, y, x,
-        3)`` or a prepared float tensor ``(n, 3, y, x)`` (both need ``stimulus_ids``).
-    layers : default every layer (without ``pool`` under ``readout="gap"``).
-    image_size : side the photographs are resized to (ignored for a tensor).
-    readout, n_components, seed : see the module docstring; the projection is drawn from
-        ``numpy.random.default_rng(seed)``, one matrix per layer.
+    model : torch.nn.Module
+        A network with ``layer_names`` and ``layer(name)``, such as
+        :class:`~rsa_bias.networks.CNN` or :class:`~rsa_bias.networks.MLP`.
+    images : xarray.DataArray, numpy.ndarray or torch.Tensor
+        uint8 ``image(stimulus, y, x, channel)`` DataArray (its ``stimulus`` coord gives
+        the ids; ``stimulus_ids``, if given, must equal them), a uint8 array
+        ``(n, y, x, 3)`` or a prepared float tensor ``(n, 3, y, x)`` (both need
+        ``stimulus_ids``). Photographs are resized to ``image_size`` pixels and scaled to
+        [-1, 1] by :func:`rsa_bias.networks.prepare_images`; a tensor is used as it is.
+    stimulus_ids : sequence, optional
+        One id per image, in the images' order (e.g. the brain dataset's ids).
+    layers : sequence of str, optional
+        The layers to read; default every layer (without ``pool`` under
+        ``readout="gap"``, where it equals the last conv layer).
+    image_size : int, default 64
+        Side the photographs are resized to (ignored for a tensor); ``None`` keeps their
+        size.
+    readout : str, default "gap"
+        ``"gap"`` (each channel's mean over space, position-invariant, one unit per
+        channel) or ``"flatten"`` (every (channel, y, x) a unit).
+    n_components : int, optional
+        Project a layer with more units than this onto ``n_components`` Gaussian random
+        directions (variance ``1 / n_components``); default no projection.
+    seed : int, default 0
+        The projections are drawn from ``numpy.random.default_rng(seed)``, one matrix per
+        projected layer, in the order of ``layers``.
+    batch_size : int, default 128
+        Images per forward pass.
 
     Returns
     -------
-    dict of DataArrays with dims ("stimulus", "unit") labelled with the stimulus ids, so
-    every analysis aligns them with brain data by id.
+    dict of str to xarray.DataArray
+        ``{layer: activation}``, each float64 with dims ("stimulus", "unit") labelled with
+        the stimulus ids, so every analysis aligns them with brain data by id; attrs
+        ``readout`` and ``n_components`` (0: no projection).
+
+    Raises
+    ------
+    ValueError
+        When ``stimulus_ids`` are missing for unlabelled images, differ from a DataArray's
+        own ids, or do not match the number of images.
     """
     if isinstance(images, xr.DataArray):
         own = images["stimulus"].values

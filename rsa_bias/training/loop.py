@@ -30,7 +30,28 @@ EVAL_SPLITS = ("val", "test")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU."""
+    """Turn a device name into a :class:`torch.device`; ``"auto"`` picks CUDA when present.
+
+    Parameters
+    ----------
+    name : str, default "auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    ValueError
+        For a CUDA device when CUDA is not available.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -40,11 +61,23 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 @dataclass
 class TrainResult:
-    """What one training run produced.
+    """What one training run produced (returned by :func:`train`).
 
-    ``history[split][metric][feature]`` lists values at ``eval_steps`` (metric:
-    ``accuracy`` or ``loss``); ``snapshots[step][layer]`` is a
-    ``(n_snapshot_stimuli, n_units)`` array over the stimuli in ``snapshot_mask``.
+    Attributes
+    ----------
+    seed : int
+        The seed of the run.
+    model : torch.nn.Module
+        The trained network, on the training device.
+    eval_steps : list of int
+        Steps at which the ``val`` and ``test`` splits were evaluated.
+    history : dict
+        ``history[split][metric][feature]`` lists values at ``eval_steps`` (split: ``val``
+        or ``test``; metric: ``accuracy`` or ``loss``).
+    snapshots : dict of int to dict of str to numpy.ndarray
+        ``snapshots[step][layer]`` is a ``(n_snapshot_stimuli, n_units)`` array over the
+        stimuli in ``snapshot_mask``, conv feature maps reduced by
+        ``model_cfg.cnn.readout``.
     """
 
     seed: int
@@ -118,17 +151,42 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
           config_json: str = "", progress: bool = True) -> TrainResult:
     """Train a network with one head per feature on the ``train`` split.
 
+    Binary features are learned with a logistic (binary cross-entropy) loss on one logit,
+    features with more values with a softmax cross-entropy loss; the per-feature losses are
+    summed. Minibatches are drawn with replacement. The ``val`` and ``test`` splits are
+    evaluated every ``cfg.eval_every`` steps and at the last step.
+
     Parameters
     ----------
-    stimuli : Dataset from :func:`rsa_bias.tasks.make_task` (binary or image task).
-    model_cfg, cfg : architecture (``model_cfg.arch``: MLP or CNN) and optimisation settings.
-    seed : seeds the initialisation, the batch order and dropout.
-    snapshot_mask : boolean ``(n_stimulus,)``; stimuli whose activations are
-        recorded at ``cfg.all_snapshot_steps`` (default: val and test).
-    checkpoint : path; when given, state is saved there every
-        ``cfg.checkpoint_every`` steps and at the end, and an existing file is
-        resumed from (loaded with ``weights_only=True``).
-    progress : show a progress bar.
+    stimuli : xarray.Dataset with dims ("stimulus", ...)
+        A stimulus set from :func:`rsa_bias.tasks.make_task` (binary or image task):
+        ``inputs``, ``split`` and the ``feature_<name>`` coords of
+        ``attrs["feature_names"]``, one head each.
+    model_cfg : ModelConfig
+        The architecture (``model_cfg.arch``: MLP or CNN; ``model_cfg.cnn.readout``
+        reduces conv feature maps in the snapshots).
+    cfg : TrainingConfig
+        Optimisation settings and the schedule of evaluations, snapshots and checkpoints;
+        ``cfg.device`` goes through :func:`resolve_device`.
+    seed : int
+        Seeds the initialisation, the batch order and dropout (required).
+    snapshot_mask : numpy.ndarray, optional
+        Boolean ``(n_stimulus,)``: the stimuli whose activations are recorded at
+        ``cfg.all_snapshot_steps`` (default: val and test).
+    checkpoint : str or pathlib.Path, optional
+        When given, state is saved there every ``cfg.checkpoint_every`` steps and at the
+        end, and an existing file is resumed from (loaded with ``weights_only=True``).
+    config_json : str, default ""
+        Recorded in the checkpoint; resuming from a checkpoint written with another
+        ``config_json`` is refused (ValueError), rather than continuing a different
+        experiment.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    TrainResult
+        The trained model, its learning curves and the activation snapshots.
     """
     device = resolve_device(cfg.device)
     heads = n_classes(stimuli)

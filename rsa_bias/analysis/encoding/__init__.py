@@ -3,13 +3,12 @@ nested cross-validated scores, and the split-half noise ceiling of the responses
 
 from __future__ import annotations
 
-from rsa_bias.analysis.encoding.ceiling import response_noise_ceiling, spearman_brown
-from rsa_bias.analysis.encoding.ridge import (  # noqa: F401 - DEFAULT_ALPHAS, one_alpha_warning
-    DEFAULT_ALPHAS,
+from rsa_bias.analysis.encoding.alpha_grid import (  # noqa: F401 - one_alpha_warning: helper
     AlphaGridWarning,
-    RidgeEncoder,
     one_alpha_warning,
 )
+from rsa_bias.analysis.encoding.ceiling import response_noise_ceiling, spearman_brown
+from rsa_bias.analysis.encoding.ridge import DEFAULT_ALPHAS, RidgeEncoder  # noqa: F401
 from rsa_bias.analysis.encoding.scores import (  # noqa: F401 - helpers for other families
     cross_validated_scores,
     out_of_fold_predictions,

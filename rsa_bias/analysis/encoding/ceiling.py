@@ -25,7 +25,7 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import as_labelled
-from rsa_bias.analysis.encoding.ridge import MIN_SAMPLES, _check_finite_at, _coord_or_range
+from rsa_bias.analysis.encoding._checks import MIN_SAMPLES, _check_finite_at, _coord_or_range
 from rsa_bias.provenance import result_attrs
 
 
@@ -35,6 +35,26 @@ def spearman_brown(r, *, factor: float = 2.0):
 
     ``factor * r / (1 + (factor - 1) * r)``; ``factor=2`` steps a split-half correlation
     up to the reliability of the full (two-half) measure.
+
+    Parameters
+    ----------
+    r : float or array_like
+        Reliability (e.g. split-half correlation) of the shorter measure.
+    factor : float, default 2.0
+        How many times longer the stepped-up measure is.
+
+    Returns
+    -------
+    numpy.float64 or numpy.ndarray
+        The stepped-up reliability, of the shape of ``r``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(float(spearman_brown(0.5)), 3)
+    0.667
+    >>> spearman_brown(np.array([0.2, 0.5]), factor=3).round(3).tolist()
+    [0.429, 0.75]
     """
     r = np.asarray(r, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -62,19 +82,36 @@ def response_noise_ceiling(responses, *, repeat_dim: str = "repeat", n_splits: i
                   seed: int = 0) -> xr.Dataset:
     """Split-half reliability (Spearman–Brown corrected) and the ceilings it implies.
 
+    See the module docstring for the convention.
+
     Parameters
     ----------
-    responses : xarray.DataArray with dims ("stimulus", target dim, ``repeat_dim``), or a
-        numpy array (stimulus, target, repeat)
-    n_splits : number of random half-splits of the repeats averaged (Pearson r averaged
+    responses : xarray.DataArray with dims ("stimulus", <target dim>, ``repeat_dim``)
+        Or a numpy array (stimulus, target, repeat). At least 2 repeats and 3 stimuli,
+        no NaN/inf.
+    repeat_dim : str, default "repeat"
+        Name of the repeat dim of ``responses``.
+    n_splits : int, default 20
+        Number of random half-splits of the repeats averaged (Pearson r averaged
         before the Spearman–Brown step).
-    seed : seeds the random splits.
+    seed : int, default 0
+        Seeds the random splits.
 
     Returns
     -------
-    xarray.Dataset with dim (target dim,): ``split_half_r``, ``reliability`` (ρ of the
-    mean over all repeats), ``ceiling_r = sqrt(ρ)`` and ``ceiling_r2 = ρ`` (NaN where
-    ρ <= 0). See the module docstring for the convention.
+    xarray.Dataset with dim (<target dim>,)
+        ``split_half_r``, ``reliability`` (ρ of the mean over all repeats),
+        ``ceiling_r = sqrt(ρ)`` and ``ceiling_r2 = ρ`` (NaN where ρ <= 0). See the module
+        docstring for the convention.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(40, 3, 1))  # (stimulus, target, 1)
+    >>> nc = response_noise_ceiling(signal + rng.normal(size=(40, 3, 4)))
+    >>> nc.reliability.dims, nc.reliability.values.round(3).tolist()
+    (('target',), [0.801, 0.647, 0.788])
     """
     da = _responses(responses, repeat_dim)
     target_dim = da.dims[1]

@@ -19,13 +19,9 @@ Nested cross-validated scores and noise ceilings of the responses are in
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import sys
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
@@ -33,14 +29,21 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rsa_bias.analysis._inputs import align_stimuli, as_labelled
+from rsa_bias.analysis._inputs import as_labelled
 from rsa_bias.analysis.encoding import _ridge
+from rsa_bias.analysis.encoding._checks import (
+    _check_alphas,
+    _check_finite_at,
+    _check_n_samples,
+    _labelled_inputs,
+    _Labels,
+)
+from rsa_bias.analysis.encoding.alpha_grid import _warn_lower_edge
 from rsa_bias.provenance import result_attrs
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 10))
 SOLVERS = ("auto", "primal", "dual")
 SEARCH_DTYPES = ("float32", "float64")
-MIN_SAMPLES = 3
 _CHUNK_ELEMENTS = 2**24  # targets are processed in chunks of about this many (t x n) values
 
 
@@ -71,107 +74,6 @@ def _check_choice(value, valid: tuple[str, ...], what: str) -> str:
     if value not in valid:
         raise ValueError(f"unknown {what} {value!r}; valid: {list(valid)}")
     return value
-
-
-class AlphaGridWarning(UserWarning):
-    """The cross-validated alpha of some targets sits at the lower edge of the grid."""
-
-
-def _warn_lower_edge(chosen: np.ndarray, alphas: np.ndarray) -> None:
-    """Warn when targets choose the smallest alpha of a grid of several: the best alpha may
-    be smaller still, so the fit is over-regularised. (The largest alpha is the normal choice
-    for targets without signal and is not warned about.)"""
-    if alphas.size < 2:
-        return
-    at_edge = int(np.sum(chosen == alphas.min()))
-    if at_edge:
-        warnings.warn(
-            f"{at_edge} of {chosen.size} targets chose the smallest alpha of the grid "
-            f"({alphas.min():g}); a smaller alpha may fit better. Widen the grid, e.g. "
-            f"alphas=np.logspace({int(np.floor(np.log10(alphas.min()))) - 4}, "
-            f"{int(np.ceil(np.log10(alphas.max())))}, 15)", AlphaGridWarning, stacklevel=3)
-
-
-@contextlib.contextmanager
-def one_alpha_warning(what: str) -> Iterator[None]:
-    """Fold the :class:`AlphaGridWarning` of many fits (cross-validation folds, feature
-    subsets) into one warning about ``what``; other warnings pass through unchanged."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    edge = [w for w in caught if issubclass(w.category, AlphaGridWarning)]
-    for w in caught:
-        if w not in edge:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if edge:
-        warnings.warn(f"{what}: in {len(edge)} ridge fit(s) some targets chose the smallest "
-                      f"alpha of the grid; a smaller alpha may fit better. First fit: "
-                      f"{edge[0].message}", AlphaGridWarning, stacklevel=3)
-
-
-def _check_alphas(alphas) -> np.ndarray:
-    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError(f"alphas must be a non-empty 1-D sequence of positive finite "
-                         f"numbers; got {alphas!r}")
-    return a
-
-
-def _check_finite_at(values: np.ndarray, name: str, ids: list[np.ndarray] | None = None,
-                     dims: tuple[str, ...] = ("sample", "column")) -> None:
-    """Refuse NaN/inf, naming how many and where the first one is."""
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return
-    first = np.argwhere(bad)[0]
-    where = ", ".join(f"{d} {np.asarray(ids[i])[j].item()!r}" if ids is not None else f"{d} {j}"
-                      for i, (d, j) in enumerate(zip(dims, first, strict=False)))
-    raise ValueError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at "
-                     f"{where}; drop those stimuli/targets or impute them first")
-
-
-def _check_n_samples(n: int) -> None:
-    if n < MIN_SAMPLES:
-        raise ValueError(f"RidgeEncoder needs at least {MIN_SAMPLES} samples (stimuli); got "
-                         f"{n} sample(s)")
-
-
-@dataclass
-class _Labels:
-    """What is needed to label outputs like the inputs."""
-
-    feature_dim: str = "feature"
-    target_dim: str = "target"
-    target_ids: np.ndarray | None = None
-    labelled: bool = False
-
-
-def _coord_or_range(da: xr.DataArray, dim: str) -> np.ndarray:
-    return da[dim].values if dim in da.coords else np.arange(da.sizes[dim])
-
-
-def _labelled_inputs(X, y) -> tuple[np.ndarray, np.ndarray, _Labels]:
-    """Align labelled X and Y on stimulus ids; values (stimulus-major) and their labels."""
-    x = as_labelled(X, name="X", dims=("stimulus", "feature"))
-    yl = as_labelled(y, name="Y", dims=("stimulus", "target")[: np.ndim(y)])
-    if x.ndim != 2 or yl.ndim not in (1, 2):
-        raise ValueError(f"X must have dims (stimulus, feature) and Y (stimulus[, target]); "
-                         f"got {x.dims} and {yl.dims}")
-    x, yl = align_stimuli(x, yl, names=["X", "Y"])
-    feature_dim = next(d for d in x.dims if d != "stimulus")
-    x = x.transpose("stimulus", feature_dim)
-    labels = _Labels(feature_dim=str(feature_dim), labelled=True)
-    if yl.ndim == 2:
-        labels.target_dim = str(next(d for d in yl.dims if d != "stimulus"))
-        yl = yl.transpose("stimulus", labels.target_dim)
-        labels.target_ids = _coord_or_range(yl, labels.target_dim)
-    stim = x["stimulus"].values
-    _check_finite_at(np.asarray(x.values, dtype=float), "X",
-                     [stim, _coord_or_range(x, feature_dim)], ("stimulus", str(feature_dim)))
-    _check_finite_at(np.asarray(yl.values, dtype=float), "Y",
-                     [stim] + ([labels.target_ids] if yl.ndim == 2 else []),
-                     ("stimulus", labels.target_dim))
-    return x.values, yl.values, labels
 
 
 def _scores(stats: np.ndarray, syy: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -250,7 +152,9 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     alpha_ : ndarray (n_targets,) or float
         Chosen alphas (a float for a 1-D ``y`` or ``alpha_per_target=False``).
     coef_ : ndarray (n_targets, n_features) or (n_features,)
+        Ridge coefficients at the chosen alphas ((n_features,) for a 1-D ``y``).
     intercept_ : ndarray (n_targets,) or float
+        Intercepts (0 without ``fit_intercept``; a float for a 1-D ``y``).
     cv_mse_ : ndarray (n_alphas, n_targets) or (n_alphas,)
         Held-out (LOO or K-fold) mean squared error of every alpha (to ~1e-6 relative
         with ``search_dtype="float32"``).
@@ -258,15 +162,20 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Number of targets whose alpha choice was re-scored in float64.
     cv_scores_ : xarray.Dataset with dim (target,) — named like Y's second dim
         ``alpha``, ``mse``, ``r2`` and ``pearson_r`` of the held-out predictions at the
-        chosen alpha. Slightly optimistic, as the alpha was chosen on the same
-        predictions; :func:`~rsa_bias.analysis.encoding.scores.cross_validated_scores`
-        gives nested estimates.
+        chosen alpha (coord ``candidate_alpha``: the grid). Slightly optimistic, as the
+        alpha was chosen on the same predictions;
+        :func:`~rsa_bias.analysis.encoding.scores.cross_validated_scores` gives nested
+        estimates.
     solver_ : str
         ``"primal"`` or ``"dual"``, as used on the full data.
+    device_ : str
+        The device that ran the fit: ``"cpu"`` (numpy/scipy) or ``"cuda"`` (torch).
     n_features_in_ : int
+        Number of features seen in ``fit``.
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(50, 4))
     >>> Y = X @ rng.normal(size=(4, 3)) + 0.1 * rng.normal(size=(50, 3))
@@ -305,10 +214,18 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array (n_samples, n_features) or xarray.DataArray with dims
-            ("stimulus", feature dim)
-        y : array (n_samples[, n_targets]) or xarray.DataArray with dims
-            ("stimulus"[, target dim]); labelled inputs are aligned on stimulus ids.
+        X : numpy.ndarray (n_samples, n_features) or xarray.DataArray
+            A DataArray has dims ("stimulus", <feature dim>). At least 3 samples, no
+            NaN/inf.
+        y : numpy.ndarray (n_samples[, n_targets]) or xarray.DataArray
+            A DataArray has dims ("stimulus"[, <target dim>]); labelled inputs are
+            aligned on stimulus ids. No NaN/inf.
+
+        Returns
+        -------
+        RidgeEncoder
+            The fitted estimator (``self``). Warns with :class:`AlphaGridWarning` when
+            targets choose the smallest alpha of the grid.
         """
         alphas = _check_alphas(self.alphas)
         _check_choice(self.solver, SOLVERS, "solver")
@@ -347,8 +264,20 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._one_d = one_d
 
     def predict(self, X):
-        """Predictions (n_samples[, n_targets]); a DataArray labelled by stimulus and
-        target when ``X`` is a DataArray."""
+        """Predict the targets from new samples.
+
+        Parameters
+        ----------
+        X : numpy.ndarray (n_samples, n_features) or xarray.DataArray
+            A DataArray has dims ("stimulus", <feature dim>), with the features of
+            ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray (n_samples[, n_targets]) or xarray.DataArray
+            Predictions; a DataArray labelled by stimulus and target (the target dim and
+            ids of ``fit``'s ``y``) when ``X`` is a DataArray.
+        """
         check_is_fitted(self)
         stim = None
         if isinstance(X, xr.DataArray):

@@ -15,13 +15,10 @@ from sklearn.model_selection import KFold
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled
+from rsa_bias.analysis.encoding._checks import _coord_or_range, _labelled_inputs
+from rsa_bias.analysis.encoding.alpha_grid import one_alpha_warning
 from rsa_bias.analysis.encoding.ceiling import _columnwise_pearson, response_noise_ceiling
-from rsa_bias.analysis.encoding.ridge import (
-    RidgeEncoder,
-    _coord_or_range,
-    _labelled_inputs,
-    one_alpha_warning,
-)
+from rsa_bias.analysis.encoding.ridge import RidgeEncoder
 from rsa_bias.provenance import result_attrs
 
 _RIDGE_OPTIONS = ("alphas", "inner_cv", "alpha_per_target", "fit_intercept", "solver", "device",
@@ -30,15 +27,54 @@ _RIDGE_OPTIONS = ("alphas", "inner_cv", "alpha_per_target", "fit_intercept", "so
 
 def ridge_from_options(**options) -> RidgeEncoder:
     """The :class:`RidgeEncoder` that the earlier keyword options of the scoring functions
-    described (``inner_cv`` is its ``cv``): what ``estimator=`` takes today."""
+    described: what ``estimator=`` takes today.
+
+    Parameters
+    ----------
+    **options
+        The earlier keywords ``alphas``, ``inner_cv`` (the encoder's ``cv``),
+        ``alpha_per_target``, ``fit_intercept``, ``solver``, ``device`` and
+        ``search_dtype``; passed on to :class:`RidgeEncoder`.
+
+    Returns
+    -------
+    RidgeEncoder
+        The (unfitted) estimator.
+
+    Examples
+    --------
+    >>> ridge_from_options(alphas=[1.0, 10.0], inner_cv=3)
+    RidgeEncoder(alphas=[1.0, 10.0], cv=3)
+    """
     if "inner_cv" in options:
         options["cv"] = options.pop("inner_cv")
     return RidgeEncoder(**options)
 
 
 def outer_splitter(cv, seed: int | None):
-    """An int ``cv`` is a shuffled ``KFold(cv)`` seeded by ``seed``; a splitter (anything with
-    ``split``) is used as it is."""
+    """The outer cross-validation splitter that a ``cv=`` argument describes.
+
+    An int ``cv`` is a shuffled ``KFold(cv)`` seeded by ``seed``; a splitter (anything
+    with ``split``) is used as it is.
+
+    Parameters
+    ----------
+    cv : int or scikit-learn splitter
+        A number of folds (at least 2) or a splitter.
+    seed : int or None
+        Seeds the shuffle of an int ``cv`` (``KFold``'s ``random_state``); unused for a
+        splitter.
+
+    Returns
+    -------
+    scikit-learn splitter
+        ``KFold(cv, shuffle=True, random_state=seed)`` for an int, else ``cv`` itself.
+
+    Examples
+    --------
+    >>> outer_splitter(3, 0)
+    KFold(n_splits=3, random_state=0, shuffle=True)
+    """
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
         if cv < 2:
             raise ValueError(f"cv={cv}: cross-validation needs at least 2 folds")
@@ -57,20 +93,32 @@ def out_of_fold_predictions(x: np.ndarray, y: np.ndarray, *, estimator=None, cv=
     Parameters
     ----------
     x : numpy.ndarray (n_stimuli, n_features)
+        The predictors.
     y : numpy.ndarray (n_stimuli, n_targets)
+        The responses.
     estimator : scikit-learn regressor, default ``RidgeEncoder()``
         Cloned and fitted on each training part.
     cv : int or scikit-learn splitter, default 5
-        See :func:`outer_splitter`.
-    seed : int, optional
+        See :func:`outer_splitter`; its test folds must cover every stimulus.
+    seed : int or None, default 0
         Seeds an int ``cv``'s shuffle.
-    what : str
+    what : str, default "cross-validation"
         Names the computation in the folded :class:`AlphaGridWarning`.
 
     Returns
     -------
-    tuple
+    tuple of (numpy.ndarray, list)
         Predictions ``(n_stimuli, n_targets)`` and the fitted estimator of each fold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(30, 4))
+    >>> y = x @ rng.normal(size=(4, 2)) + rng.normal(size=(30, 2))
+    >>> pred, fitted = out_of_fold_predictions(x, y, cv=3)
+    >>> pred.shape, len(fitted)
+    ((30, 2), 3)
     """
     base = RidgeEncoder() if estimator is None else estimator
     pred = np.full(y.shape, np.nan)
@@ -112,12 +160,12 @@ def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
 
     Parameters
     ----------
-    x : xarray.DataArray ("stimulus", feature dim) or array (n_stimuli, n_features)
-        The model representation (predictors).
-    y : xarray.DataArray ("stimulus", target dim[, ``repeat_dim``]) or array
-        (n_stimuli, n_targets[, n_repeats])
-        The responses. With repeats, the estimator is fitted to the mean over repeats and
-        the scores are also normalised by :func:`response_noise_ceiling`.
+    x : xarray.DataArray with dims ("stimulus", <feature dim>), or numpy.ndarray
+        The model representation (predictors); numpy ``(n_stimuli, n_features)``.
+    y : xarray.DataArray with dims ("stimulus", <target dim>[, ``repeat_dim``])
+        The responses; numpy ``(n_stimuli, n_targets[, n_repeats])``. Labelled inputs
+        are aligned on stimulus ids. With repeats, the estimator is fitted to the mean over
+        repeats and the scores are also normalised by :func:`response_noise_ceiling`.
     estimator : scikit-learn regressor, default ``RidgeEncoder()``
         Any estimator with ``fit``/``predict`` for multi-output ``y``; a fitted ``alpha_``
         is recorded per fold.
@@ -136,10 +184,16 @@ def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
 
     Returns
     -------
-    xarray.Dataset with dim (target dim,)
+    xarray.Dataset with dim (<target dim>,)
         ``pearson_r``, ``r2``, ``mse``; ``alpha(fold, target dim)`` when the estimator has
         ``alpha_``; with repeats also ``reliability``, ``ceiling_r``, ``ceiling_r2``,
-        ``pearson_r_normalised`` (r / sqrt(ρ)) and ``r2_normalised`` (R² / ρ).
+        ``pearson_r_normalised`` (r / sqrt(ρ)) and ``r2_normalised`` (R² / ρ). Flat attrs
+        record ``method``, ``cv``, ``seed``, ``n_splits``, ``n_folds`` and the estimator
+        and its parameters.
+
+    See Also
+    --------
+    rsa_bias.analysis.encoding.response_noise_ceiling : the ceiling of the responses.
 
     Examples
     --------

@@ -34,13 +34,16 @@ def _shapley(value: Callable[[tuple[int, ...]], float], k: int, *,
 
 
 def _result(names: list[str], phi: np.ndarray, v: np.ndarray, total: float, measure: str,
-            config: dict) -> xr.Dataset:
+            config: dict, *, function: str) -> xr.Dataset:
     """``share(feature)``, ``residual``, ``total``, ``features_score`` and
-    ``subset_score(subset)`` with the attrs of :func:`~rsa_bias.provenance.result_attrs`."""
+    ``subset_score(subset)`` with the attrs of :func:`~rsa_bias.provenance.result_attrs`
+    (``function`` the public function; ``method`` the config's, else ``<measure>_shapley``)."""
     labels = ["+".join(n for i, n in enumerate(names) if m >> i & 1) or "none"
               for m in range(len(v))]
     ds = xr.Dataset({"share": ("feature", phi), "residual": total - v[-1], "total": total,
                      "features_score": v[-1], "subset_score": ("subset", v)},
                     coords={"feature": names, "subset": labels})
-    ds.attrs.update(result_attrs(f"{measure}_shapley", measure=measure, **config))
+    config = dict(config)
+    method = config.pop("method", f"{measure}_shapley")
+    ds.attrs.update(result_attrs(function, method=method, measure=measure, **config))
     return ds

@@ -15,18 +15,19 @@ Attribution. For a score ``s(X, Y)`` and a subset ``S`` of features, ``v(S)`` is
 the representations restricted to ``S`` (``X_S = Σ_{f∈S} P_f X``, likewise ``Y_S``) **with the
 normalisation of the full score kept**, so that a loud feature counts as loud:
 
-* CKA: ``v(S) = HSIC(X_S, Y_S) / sqrt(HSIC(X, X) HSIC(Y, Y))`` (``hsic`` as in :func:`cka`);
+* CKA: ``v(S) = HSIC(X_S, Y_S) / sqrt(HSIC(X, X) HSIC(Y, Y))`` (``hsic`` as in
+  :func:`~rsa_bias.analysis.similarity.cka`);
 * RSA: ``v(S) = <d(X_S), d(Y_S)> / (||d(X)|| ||d(Y)||)`` for the RDM vectors ``d``
-  (centred for ``compare="pearson"``); correlation/cosine RDMs are squared Euclidean RDMs of
-  the row-normalised patterns, which are decomposed instead.
+  (centred for ``compare_method="pearson"``); correlation/cosine RDMs are squared Euclidean
+  RDMs of the row-normalised patterns, which are decomposed instead.
 
 ``v(all features ∪ R)`` is the full score. Each feature gets its exact Shapley value over the
 ``2^k`` subsets (``k <= MAX_EXACT_FEATURES``); the shares add up to ``v(all features)``
 (efficiency), equal roles get equal shares (symmetry), a feature absent from either
 representation gets 0 when the features are balanced (with unbalanced ones, sequential
 orthogonalisation hands a feature listed earlier the variance it shares with later ones, so an
-uncoded feature can get a share), and ``residual = full score − v(all features)``. Both HSIC and RDM
-correlations are quadratic in the variance, so a feature holding a share ``s`` of both
+uncoded feature can get a share), and ``residual = full score − v(all features)``. Both HSIC
+and RDM correlations are quadratic in the variance, so a feature holding a share ``s`` of both
 representations carries about ``s² / Σ s²`` of their similarity — louder than its variance.
 
 Encoding (``x`` predicts ``y`` by cross-validated ridge regression, folds drawn over the
@@ -83,12 +84,59 @@ def _pair(x: ArrayLike, y: ArrayLike, stimuli: xr.Dataset | None,
 def attribute_cka(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = None,
                   features: Sequence[str] | None = None, hsic: str = "biased",
                   orthogonalise: str = "sequential") -> xr.Dataset:
-    """Shapley attribution of linear CKA(x, y) to features (see the module docstring).
+    """Shapley attribution of linear CKA(x, y) to features.
+
+    ``v(S) = HSIC(X_S, Y_S) / sqrt(HSIC(X, X) HSIC(Y, Y))``: the HSIC of the representations
+    restricted to the features in ``S``, with the normalisation of the full score kept, so
+    that a loud feature counts as loud. Each feature's share is its exact Shapley value over
+    the ``2^k`` subsets; the shares add up to ``v(all features)`` (see the module docstring
+    for the properties).
+
+    Parameters
+    ----------
+    x, y : xarray.DataArray ("stimulus", unit dim[, "repeat"]) or array
+        The two representations (repeats averaged); ``y`` is aligned to ``x`` by stimulus id.
+        ``x`` carries the ``feature_<name>`` coords (or pass ``stimuli``). A numpy array is
+        read as (stimulus, unit[, repeat]) with stimulus ids ``0..n-1``.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    features : sequence of str, optional
+        Features and conjunctions (``"a:b"``) to attribute to; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord). At most 10
+        (exact Shapley values over all subsets).
+    hsic : {"biased", "unbiased"}, default "biased"
+        HSIC estimator, as in :func:`~rsa_bias.analysis.similarity.cka`.
+    orthogonalise : {"sequential", "strict"}, default "sequential"
+        What to do when the feature subspaces overlap (unbalanced or dependent features):
+        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
+        a warning, so earlier features take the variance they share with later ones;
+        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
 
     Returns
     -------
-    xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (= :func:`cka` of x and y),
-    ``features_score`` (= Σ share) and ``subset_score(subset)``.
+    xarray.Dataset
+        ``share(feature)``, ``residual``, ``total`` (= :func:`~rsa_bias.analysis.similarity.cka`
+        of x and y), ``features_score`` (= Σ share) and ``subset_score(subset)`` (``v`` of every
+        subset, labelled ``"a+b"``, ``"none"`` for the empty one).
+
+    Raises
+    ------
+    ValueError
+        A self-HSIC is not positive (constant input), more than 10 features, or as
+        :func:`~rsa_bias.analysis.features.feature_decomposition`.
+
+    Examples
+    --------
+    >>> from rsa_bias.brain import factorial_stimuli, simulate_population
+    >>> stimuli = factorial_stimuli({"a": 2, "b": 2}, repeats=8)
+    >>> x = simulate_population(stimuli, {"a": 0.6, "b": 0.1}, n_neurons=20, seed=0).signal
+    >>> y = simulate_population(stimuli, {"a": 0.3, "b": 0.3}, n_neurons=20, seed=1).signal
+    >>> att = attribute_cka(x, y)
+    >>> [round(float(s), 2) for s in att.share], round(float(att.total), 2)
+    ([0.59, 0.1], 0.7)
+    >>> round(float(att.share.sum() + att.residual - att.total), 6)
+    0.0
     """
     names, _, (px, rx), (py, ry), _ = _pair(x, y, stimuli, features, orthogonalise)
     xc, yc = sum(px) + rx, sum(py) + ry
@@ -102,8 +150,8 @@ def attribute_cka(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
 
     phi, v = _shapley(value, len(names))
     total = similarity.cka(xc, yc, hsic=hsic)
-    return _result(names, phi, v, total, "cka", {"hsic": hsic, "kernel": "linear",
-                                                 "orthogonalise": orthogonalise})
+    return _result(names, phi, v, total, "cka", function="attribute_cka",
+                   config={"hsic": hsic, "kernel": "linear", "orthogonalise": orthogonalise})
 
 
 def _row_unit(x: np.ndarray, centre: bool) -> np.ndarray:
@@ -128,33 +176,53 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
                   orthogonalise: str = "sequential") -> xr.Dataset:
     """Shapley attribution of an RSA score ``compare_rdms(rdm(x), rdm(y))`` to features.
 
+    ``v(S) = <d(X_S), d(Y_S)> / (||d(X)|| ||d(Y)||)`` for the RDM vectors ``d`` (centred for
+    ``compare_method="pearson"``), with the normalisation of the full score kept; correlation
+    and cosine RDMs are squared Euclidean RDMs of the row-normalised patterns, which are
+    decomposed instead. Each feature's share is its exact Shapley value over the ``2^k``
+    subsets (see the module docstring).
+
     Parameters
     ----------
     x, y : xarray.DataArray ("stimulus", unit dim[, "repeat"]) or array
         The two representations (repeats averaged); ``y`` is aligned to ``x`` by stimulus id.
-        ``x`` carries the ``feature_<name>`` coords (or pass ``stimuli``).
+        ``x`` carries the ``feature_<name>`` coords (or pass ``stimuli``). A numpy array is
+        read as (stimulus, unit[, repeat]) with stimulus ids ``0..n-1``.
     stimuli : xarray.Dataset, optional
-        Stimulus set to take the feature coords from, aligned by id.
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
     features : sequence of str, optional
-        Features and conjunctions (``"a:b"``) to attribute to; default all listed features.
-    rdm_method : str, default "sqeuclidean"
-        ``"sqeuclidean"``, ``"euclidean"``, ``"correlation"`` or ``"cosine"``. The default
-        differs from :func:`~rsa_bias.analysis.rsa.rdm`'s ``"correlation"`` because the
-        squared Euclidean RDM is the one that is exactly additive over feature subspaces.
-    compare_method : str, default "pearson"
-        ``"pearson"`` or ``"cosine"``. The default differs from
+        Features and conjunctions (``"a:b"``) to attribute to; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord). At most 10
+        (exact Shapley values over all subsets).
+    rdm_method : {"sqeuclidean", "euclidean", "correlation", "cosine"}, default "sqeuclidean"
+        The RDM of each representation. The default differs from
+        :func:`~rsa_bias.analysis.rsa.rdm`'s ``"correlation"`` because the squared Euclidean
+        RDM is the one that is exactly additive over feature subspaces.
+    compare_method : {"pearson", "cosine"}, default "pearson"
+        The RDM comparison. The default differs from
         :func:`~rsa_bias.analysis.rsa.compare_rdms`'s ``"spearman"`` because a rank-based
         comparison has no additive decomposition (use
         :func:`~rsa_bias.analysis.features.rdm_variance_partition` for an RDM-level view of
         any RDM).
-    orthogonalise : str, default "sequential"
-        ``"sequential"`` or ``"strict"`` (see :mod:`~rsa_bias.analysis.features.subspaces`).
+    orthogonalise : {"sequential", "strict"}, default "sequential"
+        What to do when the feature subspaces overlap (unbalanced or dependent features):
+        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
+        a warning, so earlier features take the variance they share with later ones;
+        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
 
     Returns
     -------
     xarray.Dataset
         The same variables as :func:`attribute_cka`: ``share(feature)``, ``residual``,
         ``total`` (the RSA score), ``features_score`` and ``subset_score(subset)``.
+
+    Raises
+    ------
+    ValueError
+        An unknown or non-additive method, constant (correlation) or all-zero (cosine)
+        patterns, a constant RDM, more than 10 features, or as
+        :func:`~rsa_bias.analysis.features.feature_decomposition`.
     """
     prep, take_sqrt = choose(_RDM_PREP, rdm_method, "rdm_method for attribution")
     centre = choose(_CENTRE_RDM, compare_method,
@@ -184,9 +252,9 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
 
     phi, v = _shapley(value, len(names))
     total = float(full_x @ full_y / norm)
-    return _result(names, phi, v, total, "rsa", {"rdm_method": rdm_method,
-                                                 "compare_method": compare_method,
-                                                 "orthogonalise": orthogonalise})
+    return _result(names, phi, v, total, "rsa", function="attribute_rsa",
+                   config={"rdm_method": rdm_method, "compare_method": compare_method,
+                           "orthogonalise": orthogonalise})
 
 
 def _r2(yv: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -218,27 +286,65 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
                        summary: str = "mean") -> xr.Dataset:
     """Attribution of an encoding score: ``x`` predicts ``y``, cross-validated R² over targets.
 
+    Predictions are the pooled out-of-fold predictions of ``estimator`` over the outer split
+    ``cv`` of the stimuli sorted by id, so the result does not depend on the row order; as in
+    :func:`~rsa_bias.analysis.encoding.cross_validated_scores`. ``method="target"`` splits
+    the explained variance of each target exactly by where it lies,
+    ``(||P_f y||² − ||P_f (y − ŷ)||²) / ||y_c||²`` (no Shapley needed, one fit);
+    ``method="predictor"`` gives Shapley values of ``v(S) = R²(X_S → y)``.
+
     Parameters
     ----------
-    x : model representation (stimulus, unit); ``y`` : responses (stimulus, target
-        [, repeat]), repeats averaged (a numpy ``y`` is read as (stimulus, unit[, repeat])).
-        Predictions are the pooled out-of-fold predictions of ``estimator`` (default
+    x : xarray.DataArray ("stimulus", unit dim) or array
+        The model representation (predictors), with ``feature_<name>`` coords (or pass
+        ``stimuli``).
+    y : xarray.DataArray ("stimulus", target dim[, "repeat"]) or array
+        The responses, aligned to ``x`` by stimulus id; repeats are averaged (a numpy ``y``
+        is read as (stimulus, unit[, repeat])).
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    features : sequence of str, optional
+        Features and conjunctions (``"a:b"``) to attribute to; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord). At most 10
+        (exact Shapley values over all subsets).
+    method : {"target", "predictor"}, default "target"
+        ``"target"``: exact split of each target's explained variance by the subspace it
+        lies in (adds ``share_per_target(feature, <target dim>)``); ``"predictor"``: Shapley
+        values over encoders fitted on the feature-restricted ``x`` (2^k fits).
+    estimator : scikit-learn regressor, optional
+        The encoding model; ``None`` (default) uses
         :class:`~rsa_bias.analysis.encoding.RidgeEncoder`, alphas by leave-one-out within
-        each training part) over the outer split ``cv`` (default: shuffled ``KFold(5)``
-        seeded by ``seed``) of the stimuli sorted by id, so the result does not depend on
-        the row order; as in :func:`~rsa_bias.analysis.encoding.cross_validated_scores`.
-    method : ``"target"``: exact split of each target's explained variance by the subspace
-        it lies in (adds ``share_per_target(feature, <target dim>)``); ``"predictor"``:
-        Shapley values over encoders fitted on the feature-restricted ``x`` (2^k fits).
-    summary : ``"mean"`` (default) or ``"median"`` R² over targets (``"target"`` only). The
-        median is robust to a few targets with a very negative out-of-fold R²; its shares are
-        the split of the median target's R² (the mean over the two middle targets for an even
-        count), so they still add up to the score.
+        each training part.
+    cv : int or scikit-learn splitter, default 5
+        The outer split: a number of shuffled folds seeded by ``seed`` (``KFold``), or a
+        splitter whose test folds cover every stimulus; over the stimuli sorted by id.
+    seed : int, default 0
+        Seeds an int ``cv``'s shuffle.
+    orthogonalise : {"sequential", "strict"}, default "sequential"
+        What to do when the feature subspaces overlap (unbalanced or dependent features):
+        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
+        a warning, so earlier features take the variance they share with later ones;
+        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
+    summary : {"mean", "median"}, default "mean"
+        R² over targets (``"median"`` with ``method="target"`` only). The median is robust
+        to a few targets with a very negative out-of-fold R²; its shares are the split of the
+        median target's R² (the mean over the two middle targets for an even count), so they
+        still add up to the score.
 
     Returns
     -------
-    xarray.Dataset: ``share(feature)``, ``residual``, ``total`` (mean or median R² over
-    targets) and ``features_score``; ``subset_score`` for ``"predictor"``.
+    xarray.Dataset
+        ``share(feature)``, ``residual``, ``total`` (mean or median R² over targets) and
+        ``features_score``; ``subset_score(subset)`` for ``"predictor"``,
+        ``share_per_target(feature, <target dim>)`` for ``"target"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method`` or ``summary``, ``summary="median"`` with
+        ``method="predictor"``, more than 10 features with ``"predictor"``, or as
+        :func:`~rsa_bias.analysis.features.feature_decomposition`.
     """
     choose(dict.fromkeys(("target", "predictor")), method, "encoding attribution method")
     choose(dict.fromkeys(SUMMARIES), summary, "summary over targets")
@@ -259,7 +365,8 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     pred = predict(xv)
     if method == "predictor":
         phi, v = _shapley(lambda s: _mean_r2(yv, predict(sum(px[i] for i in s))), len(names))
-        return _result(names, phi, v, _mean_r2(yv, pred), "encoding", config)
+        return _result(names, phi, v, _mean_r2(yv, pred), "encoding", config,
+                       function="attribute_encoding")
     r2 = _r2(yv, pred)
     err = yv - pred
     per_target = np.stack([np.sum(p**2, 0) - np.sum((q @ (q.T @ err)) ** 2, 0)
@@ -267,7 +374,7 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     keep = _middle(r2) if summary == "median" else np.arange(len(r2))
     phi = per_target[:, keep].mean(axis=1)
     ds = _result(names, phi, np.array([0.0, phi.sum()]), float(r2[keep].mean()), "encoding",
-                 config)
+                 config, function="attribute_encoding")
     target_dim = str(yl.dims[1])
     return ds.drop_vars(["subset_score", "subset"]).assign(
         share_per_target=(("feature", target_dim), per_target)).assign_coords(

@@ -68,9 +68,11 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
         The other representation (a brain's responses; repeats averaged), aligned to ``x``
         by stimulus id; it is equalised over ``x``'s features.
     stimuli : xarray.Dataset, optional
-        Stimulus set to take the feature coords from, aligned by id.
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
     features : sequence of str, optional
-        Features (and conjunctions ``"a:b"``) to equalise; default all listed features.
+        Features and conjunctions (``"a:b"``) to equalise; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
     measures : sequence of str, default ("rsa", "cka", "encoding")
         Any of ``"rsa"`` (``compare_rdms(rdm(x, method=rdm_method), ...,
         method=compare_method)``), ``"cka"`` (linear, with ``hsic``) and ``"encoding"`` (mean
@@ -78,15 +80,19 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     rdm_method, compare_method : str, default "sqeuclidean", "pearson"
         The RSA score; any methods of :func:`~rsa_bias.analysis.rsa.rdm` and
         :func:`~rsa_bias.analysis.rsa.compare_rdms`. The defaults differ from those two
-        functions' so that the raw RSA score equals the ``total`` of
-        :func:`~rsa_bias.analysis.features.attribute_rsa` (which needs an additive score).
-    hsic : str, default "biased"
-        HSIC estimator of the CKA score.
-    estimator : scikit-learn regressor, default ``RidgeEncoder()``
-        The encoding model.
+        functions' (``"correlation"``, ``"spearman"``) so that the raw RSA score equals the
+        ``total`` of :func:`~rsa_bias.analysis.features.attribute_rsa` (which needs an
+        additive score).
+    hsic : {"biased", "unbiased"}, default "biased"
+        HSIC estimator of the CKA score, as in :func:`~rsa_bias.analysis.similarity.cka`.
+    estimator : scikit-learn regressor, optional
+        The encoding model; ``None`` (default) uses
+        :class:`~rsa_bias.analysis.encoding.RidgeEncoder`, alphas by leave-one-out within
+        each training part.
     cv : int or scikit-learn splitter, default 5
-        Outer split of the encoding score (as in
-        :func:`~rsa_bias.analysis.encoding.cross_validated_scores`).
+        The outer split of the encoding score: a number of shuffled folds seeded by
+        ``seed`` (``KFold``), or a splitter whose test folds cover every stimulus; over the
+        stimuli sorted by id (as in :func:`~rsa_bias.analysis.encoding.cross_validated_scores`).
     seed : int, default 0
         Seeds an int ``cv``'s shuffle.
 
@@ -94,6 +100,16 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     -------
     xarray.Dataset
         ``score(measure, condition)`` with condition ``["raw", "equalised"]``.
+
+    Examples
+    --------
+    >>> from rsa_bias.brain import factorial_stimuli, simulate_population
+    >>> stimuli = factorial_stimuli({"a": 2, "b": 2}, repeats=8)
+    >>> x = simulate_population(stimuli, {"a": 0.6, "b": 0.1}, n_neurons=20, seed=0).signal
+    >>> y = simulate_population(stimuli, {"a": 0.1, "b": 0.6}, n_neurons=20, seed=1).signal
+    >>> out = compare_controlled(x, y, measures=["cka"])
+    >>> out.score.sel(measure="cka").round(2).values.tolist()
+    [0.31, 0.89]
     """
     for m in measures:
         choose(MEASURES, m, "measure")

@@ -46,19 +46,37 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray, *,
 
     Parameters
     ----------
-    stimuli : anything with a ``stimulus`` dim, ``feature_<name>`` coords and
-        ``attrs["feature_names"]`` (a stimulus set, labelled activations).
-    features : names; ``"a:b"`` gives the joint cell's RDM (1 where a or b differs).
-        Default: every listed feature.
-    geometry : ``"differs"`` (one RDM per feature) or ``"pairs"``: one RDM per pair of
-        values ``"a[k,l]"``, ``k <= l`` (1 where one stimulus has value k and the other l).
+    stimuli : xarray.Dataset or xarray.DataArray
+        Anything with a ``stimulus`` dim and ``feature_<name>`` coords on it (a stimulus set,
+        labelled activations); ``attrs["feature_names"]`` lists the default features.
+    features : sequence of str, optional
+        Names of the features; ``"a:b"`` gives the joint cell's RDM (1 where a or b
+        differs). Default: every listed feature (``attrs["feature_names"]``, else every
+        ``feature_<name>`` coord).
+    geometry : {"differs", "pairs"}, default "differs"
+        ``"differs"``: one RDM per feature. ``"pairs"``: one RDM per pair of values
+        ``"a[k,l]"``, ``k <= l`` (1 where one stimulus has value k and the other l; for
+        ``k == l`` this includes the diagonal entry of each stimulus with value k).
         Regressed together (with an intercept) the pair RDMs capture *any* dissimilarity
         pattern that depends on the feature alone — which values are close to which, and how
         spread each value's stimuli are — not only same vs different.
 
     Returns
     -------
-    xarray.DataArray with dims ("model", "stimulus_i", "stimulus_j"), labelled with the ids.
+    xarray.DataArray with dims ("model", "stimulus_i", "stimulus_j")
+        One 0/1 RDM per model, labelled with the stimulus ids and the model names (the
+        feature, or ``"a[k,l]"`` for ``"pairs"``).
+
+    Examples
+    --------
+    >>> from rsa_bias.brain import factorial_stimuli
+    >>> models = feature_model_rdms(factorial_stimuli({"a": 2, "b": 3}))
+    >>> models.model.values.tolist(), models.sizes["stimulus_i"]
+    (['a', 'b'], 6)
+    >>> float(models.sel(model="a")[0, 1]), float(models.sel(model="b")[0, 1])
+    (0.0, 1.0)
+    >>> feature_model_rdms(factorial_stimuli({"a": 2}), geometry="pairs").model.values.tolist()
+    ['a[0,0]', 'a[0,1]', 'a[1,1]']
     """
     if geometry not in ("differs", "pairs"):
         raise ValueError(f"unknown geometry {geometry!r}; valid: ['differs', 'pairs']")
@@ -94,7 +112,13 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray, *,
 
 def _predictor_stacks(predictors: RdmInput) -> list[tuple[str, RdmStack]]:
     if isinstance(predictors, Mapping):
-        return [(str(k), as_stack(v, f"predictors[{k!r}]")) for k, v in predictors.items()]
+        out = [(str(k), as_stack(v, f"predictors[{k!r}]")) for k, v in predictors.items()]
+        for name, stack in out:
+            if stack.vectors.shape[0] != 1:
+                raise ValueError(f"predictors[{name!r}] is a stack of {stack.vectors.shape[0]} "
+                                 "RDMs; a mapping takes one RDM per name (pass the stack itself, "
+                                 "or group its RDMs with groups={...})")
+        return out
     p = as_stack(predictors, "predictors")
     if len(p.dims) > 1:
         raise ValueError(f"predictors have leading dims {p.dims}; give one stack dim "
@@ -163,12 +187,25 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput, *,
                            groups: Mapping[str, Sequence[str]] | None = None) -> xr.Dataset:
     """Partition the variance of an RDM among predictor RDMs (OLS with an intercept).
 
+    The target's condensed dissimilarities are regressed on the predictors'. Each group's
+    ``share`` is its exact Shapley value of ``R²(S)`` over all subsets (the
+    Lindeman–Merenda–Gold decomposition, which adds up to the full R² whatever the
+    correlations between models); ``unique`` is the R² lost when it is dropped and
+    ``shared`` the rest. Unlike :func:`~rsa_bias.analysis.features.attribute_rsa`, this works
+    for any RDM (correlation distance, crossnobis, a shipped brain RDM) and needs no
+    activations.
+
     Parameters
     ----------
-    target : one RDM (square or condensed; labelled or numpy).
-    predictors : a stack with one leading dim (e.g. :func:`feature_model_rdms`) or a mapping
-        name -> RDM. Labelled RDMs are aligned on stimulus ids and must cover the same set.
-    groups : group name -> predictor names; the variance is partitioned among the groups
+    target : xarray.DataArray or numpy.ndarray
+        One RDM: square ``("stimulus_i", "stimulus_j")`` or condensed (``"pair"`` dim, or a
+        vector), labelled or numpy.
+    predictors : xarray.DataArray, numpy.ndarray or mapping of str to RDM
+        A stack with one leading dim (e.g. :func:`feature_model_rdms`, named by its coord;
+        numpy stacks are named ``model_0``, ``model_1``, ...) or a mapping name -> RDM.
+        Labelled RDMs are aligned on stimulus ids and must cover the same set as ``target``.
+    groups : mapping of str to sequence of str, optional
+        Group name -> predictor names; the variance is partitioned among the groups
         (a group enters or leaves the regression with all its predictors), and predictors in
         no group enter alone. Default: the pair RDMs ``"a[k,l]"`` of
         ``feature_model_rdms(..., geometry="pairs")`` are grouped by feature ``"a"``, every
@@ -177,10 +214,18 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput, *,
 
     Returns
     -------
-    xarray.Dataset with dim ``model`` (one entry per group): ``share`` (Shapley values of R²;
-    they add up to ``r2``), ``unique`` (R² lost when the group is dropped), ``shared``
-    (``r2 − Σ unique``), ``r2``, ``unexplained`` (``1 − r2``), ``subset_score(subset)`` (R² of
-    every subset) and ``n_predictors(model)``; ``attrs["groups"]`` lists the members (JSON).
+    xarray.Dataset
+        With dim ``model`` (one entry per group): ``share`` (Shapley values of R²; they add
+        up to ``r2``), ``unique`` (R² lost when the group is dropped), ``shared``
+        (``r2 − Σ unique``), ``r2``, ``unexplained`` (``1 − r2``), ``subset_score(subset)``
+        (R² of every subset) and ``n_predictors(model)``; ``attrs["groups"]`` lists the
+        members (JSON).
+
+    Raises
+    ------
+    ValueError
+        A stack as ``target``, no predictors, mismatched stimuli, NaN dissimilarities, a
+        constant target, a predictor in two groups, or more than 10 groups.
 
     Examples
     --------
@@ -205,7 +250,8 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput, *,
     unique = np.array([full - v[everyone & ~(1 << i)] for i in range(len(cols))])
     members = {g: [names[c] for c in cs] for g, cs in grouped.items()}
     ds = _result(list(grouped), phi, v, full, "rdm_regression",
-                 {"regression": "ols_intercept", "groups": members})
+                 {"regression": "ols_intercept", "groups": members},
+                 function="rdm_variance_partition")
     ds = ds.rename(feature="model").drop_vars(["residual", "total", "features_score"])
     ds.attrs["groups"] = json.dumps(members)
     return ds.assign(unique=("model", unique), shared=full - unique.sum(), r2=full,
@@ -216,12 +262,33 @@ def residualise_rdm(target: ArrayLike, predictors: RdmInput) -> xr.DataArray:
     """The part of an RDM that the predictor RDMs do not explain (OLS residuals, mean 0).
 
     Compare two residualised RDMs (``compare_rdms(..., method="pearson")``) to ask whether
-    they agree beyond the predictors, e.g. beyond a loud feature's model RDM.
+    they agree beyond the predictors, e.g. beyond a loud feature's model RDM (a partial
+    correlation).
+
+    Parameters
+    ----------
+    target : xarray.DataArray or numpy.ndarray
+        One RDM: square ``("stimulus_i", "stimulus_j")`` or condensed (``"pair"`` dim, or a
+        vector), labelled or numpy.
+    predictors : xarray.DataArray, numpy.ndarray or mapping of str to RDM
+        A stack with one leading dim (e.g. :func:`feature_model_rdms`, named by its coord;
+        numpy stacks are named ``model_0``, ``model_1``, ...) or a mapping name -> RDM.
+        Labelled RDMs are aligned on stimulus ids and must cover the same set as ``target``.
 
     Returns
     -------
-    xarray.DataArray with dims ("stimulus_i", "stimulus_j") over the target's stimulus ids;
-    not a distance (it has mean 0 and negative entries), ``attrs["predictors"]`` names them.
+    xarray.DataArray with dims ("stimulus_i", "stimulus_j")
+        Over the target's stimulus ids; not a distance (it has mean 0 and negative
+        entries), ``attrs["predictors"]`` names the predictors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.random(45), rng.random(45)
+    >>> res = residualise_rdm(2 * a + b, {"a": a})
+    >>> res.dims, bool(np.isclose(np.corrcoef(res.values[np.triu_indices(10, 1)], a)[0, 1], 0))
+    (('stimulus_i', 'stimulus_j'), True)
     """
     t, design, names, ids = _design(target, predictors)
     return xr.DataArray(squareform(_ols(t, design)[1]), dims=RDM_DIMS, name="residual_rdm",

@@ -117,19 +117,51 @@ def feature_decomposition(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
                           orthogonalise: str = "sequential") -> xr.DataArray:
     """Split a representation into its feature parts and a residual.
 
+    ``X = Σ_f P_f X + R`` over the centred representation, with ``P_f`` the projection onto
+    feature ``f``'s subspace (its centred one-hot indicators; a conjunction's with the main
+    effects projected out; see the module docstring).
+
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]) and ``feature_<name>``
-        coords (or pass ``stimuli``); repeats are averaged.
-    stimuli : stimulus set to take the feature coords from, aligned by id.
-    features : features and conjunctions (``"a:b"``); default all listed features.
-    orthogonalise : ``"sequential"`` or ``"strict"`` (see the module docstring).
+    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
+        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
+        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
+        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    features : sequence of str, optional
+        Features and conjunctions (``"a:b"``) to analyse; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    orthogonalise : {"sequential", "strict"}, default "sequential"
+        What to do when the feature subspaces overlap (unbalanced or dependent features):
+        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
+        a warning, so earlier features take the variance they share with later ones;
+        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
 
     Returns
     -------
     xarray.DataArray with dims ("component", "stimulus", unit dim)
         One centred part per feature and ``"residual"``; ``parts.sum("component") + mean``
-        is ``x``.
+        is ``x`` (with repeats averaged).
+
+    Raises
+    ------
+    ValueError
+        A feature spans no variance on these stimuli, features repeat, or (with
+        ``orthogonalise="strict"``) two subspaces are not orthogonal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rsa_bias.brain import factorial_stimuli, simulate_population
+    >>> pop = simulate_population(factorial_stimuli({"a": 2, "b": 2}, repeats=8),
+    ...                           {"a": 0.6, "b": 0.1}, n_neurons=20)
+    >>> parts = feature_decomposition(pop.response)
+    >>> parts.component.values.tolist()
+    ['a', 'b', 'residual']
+    >>> bool(np.allclose(parts.sum("component") + pop.response.mean("stimulus"), pop.response))
+    True
     """
     xl = _labelled(x, stimuli, "x")
     names = _names(xl, features)
@@ -146,14 +178,48 @@ def variance_shares(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
                     orthogonalise: str = "sequential") -> xr.Dataset:
     """Share of a representation's variance in each feature subspace (in-sample).
 
+    The sums of squares of the parts of :func:`feature_decomposition`, divided by the total.
     For balanced binary features ``share`` equals the in-sample R² of
     :func:`~rsa_bias.analysis.features.variance.feature_variance_explained` (Lampinen et al.'s
     metric); multi-level features use all their levels (one-hot), not a linear code.
 
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
+        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
+        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
+        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    features : sequence of str, optional
+        Features and conjunctions (``"a:b"``) to analyse; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    orthogonalise : {"sequential", "strict"}, default "sequential"
+        What to do when the feature subspaces overlap (unbalanced or dependent features):
+        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
+        a warning, so earlier features take the variance they share with later ones;
+        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
+
     Returns
     -------
-    xarray.Dataset: ``share(feature)``, ``residual`` (1 − Σ share), ``total`` (1),
-    ``total_variance`` (sum over units of the variance, ddof=0).
+    xarray.Dataset
+        ``share(feature)``, ``residual`` (1 − Σ share), ``total`` (1) and ``total_variance``
+        (sum over units of the variance, ddof=0).
+
+    Raises
+    ------
+    ValueError
+        ``x`` is constant over the stimuli (no variance to attribute).
+
+    Examples
+    --------
+    >>> from rsa_bias.brain import factorial_stimuli, simulate_population
+    >>> pop = simulate_population(factorial_stimuli({"a": 2, "b": 2}, repeats=8),
+    ...                           {"a": 0.6, "b": 0.1}, n_neurons=20)
+    >>> shares = variance_shares(pop.signal)
+    >>> [round(float(s), 2) for s in shares.share], round(float(shares.residual), 2)
+    ([0.6, 0.1], 0.3)
     """
     parts = feature_decomposition(x, stimuli=stimuli, features=features,
                                   orthogonalise=orthogonalise)
@@ -176,7 +242,26 @@ def remove_features(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
     """``x`` with the named feature subspaces projected out.
 
     For one feature this subtracts each stimulus's class mean and adds back the grand mean;
-    for several, it projects out their joint span (whatever the order or balance).
+    for several, it projects out their joint span (whatever the order or balance, so no
+    ``orthogonalise`` option is needed and no warning is raised).
+
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
+        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
+        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
+        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    features : sequence of str
+        Features and conjunctions (``"a:b"``) to remove; required.
+
+    Returns
+    -------
+    xarray.DataArray with dims ("stimulus", unit dim)
+        ``x`` (repeats averaged) minus its parts in the named subspaces; the grand mean and
+        everything else are unchanged.
     """
     xl = _labelled(x, stimuli, "x")
     values = stimulus_matrix(xl, "x")
@@ -198,16 +283,50 @@ def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None
     (``n − 1 − Σ dims``; the residual is everything the listed features do not describe), and
     its share exceeds ``min_share`` (so that round-off is never amplified). This is an F
     ratio: a feature the representation does not code still takes, by chance, about its
-    dimension's worth of the noise, a ratio near 1. The default 4 is above the 95th percentile
-    of the null F distribution for one unit and a one-dimensional subspace (F(1, ∞): 3.84),
-    and more so for more units or dimensions. Coded features are rescaled to their mean
+    dimension's worth of the noise, a ratio near 1. Coded features are rescaled to their mean
     share; the others are left alone rather than amplified from noise, and the residual and
     total variance are unchanged. The result represents what ``x`` computes, not how loudly.
     On noisy data a quiet coded feature's part includes its share of the noise, which is
     amplified with it. Without residual dimensions only ``min_share`` applies.
 
-    Returns ``x`` rescaled, with ``attrs`` ``equalised_features``, ``equalised_gain`` and
-    ``equalised_f_ratio`` (per listed feature; ``inf`` without residual variance).
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
+        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
+        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
+        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    features : sequence of str, optional
+        Features and conjunctions (``"a:b"``) to analyse; default all listed features
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    min_f_ratio : float, default 4.0
+        The F ratio (variance per subspace dimension / residual variance per residual
+        dimension) a feature must exceed to count as coded; must be >= 0 (1 is chance
+        level). The default 4 is above the 95th percentile of the null F distribution for one
+        unit and a one-dimensional subspace (F(1, ∞): 3.84), and more so for more units or
+        dimensions.
+    min_share : float, default 1e-6
+        The variance share a feature must exceed to count as coded, so that round-off is
+        never amplified.
+    orthogonalise : {"sequential", "strict"}, default "sequential"
+        What to do when the feature subspaces overlap (unbalanced or dependent features):
+        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
+        a warning, so earlier features take the variance they share with later ones;
+        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
+
+    Returns
+    -------
+    xarray.DataArray with dims ("stimulus", unit dim)
+        ``x`` (repeats averaged) rescaled, with ``attrs`` ``equalised_features`` (the coded
+        features), ``equalised_gain`` and ``equalised_f_ratio`` (per listed feature; ``inf``
+        without residual variance).
+
+    Raises
+    ------
+    ValueError
+        ``min_f_ratio`` is negative, or as :func:`feature_decomposition`.
     """
     if not min_f_ratio >= 0:
         raise ValueError(f"min_f_ratio must be >= 0 (1 is chance level), got {min_f_ratio}")

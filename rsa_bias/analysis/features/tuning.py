@@ -42,18 +42,37 @@ def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
                 n_pcs: int = 8) -> xr.Dataset:
     """Variance fraction of the top principal components and their feature alignment.
 
+    The activations of the ``split`` stimuli are centred and decomposed by SVD; each leading
+    PC's share of the total variance is reported with the |Pearson r| between its scores and
+    each feature.
+
     Parameters
     ----------
     x : xarray.DataArray with dims ("stimulus", "unit", ...)
-    features : features to correlate with the PC scores (default: all).
-    split : stimuli to use (``None``: all).
-    n_pcs : number of leading PCs reported (fewer if the rank is lower; the rest NaN).
+        The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
+        ``feature_<name>`` coords on ``stimulus`` (and ``split`` unless ``split=None``)
+        unless ``stimuli`` supplies them.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
+        the coords already on ``x``.
+    features : sequence of str, optional
+        Names of the features to correlate with the PC scores; default all listed ones
+        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    split : str or None, default "test"
+        The stimuli to use: those whose ``split`` coord is this value; ``None`` uses all.
+    n_pcs : int, default 8
+        Number of leading PCs reported. Entries past ``min(n_stimuli, n_units)`` of the split
+        are NaN; PCs beyond the rank of the centred activations (at most ``n_stimuli - 1``)
+        carry ~0 variance, and their ``feature_corr`` is a correlation with round-off.
 
     Returns
     -------
     xarray.Dataset
         ``variance_fraction(pc, ...)``: share of the total variance on each PC;
-        ``feature_corr(pc, feature, ...)``: |Pearson r| between PC scores and features.
+        ``feature_corr(pc, feature, ...)``: |Pearson r| between PC scores and features. The
+        ``pc`` coord counts from 1; extra dims of ``x`` are kept. All NaN for a constant
+        layer.
     """
     activation = attach_stimulus_coords(x, stimuli)
     names = feature_names_of(activation, features)
@@ -86,13 +105,32 @@ def unit_tuning(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
                 threshold: float = 0.5) -> xr.Dataset:
     """Per-unit R² for each feature and the number of units tuned to it.
 
+    Parameters
+    ----------
+    x : xarray.DataArray with dims ("stimulus", "unit", ...)
+        The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
+        ``feature_<name>`` coords on ``stimulus`` (and ``split`` unless ``split=None``)
+        unless ``stimuli`` supplies them.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
+        the coords already on ``x``.
+    features : sequence of str, optional
+        Names of the features to analyse; default all listed ones (``attrs["feature_names"]``,
+        else every ``feature_<name>`` coord).
+    split : str or None, default "test"
+        The stimuli to use: those whose ``split`` coord is this value; ``None`` uses all.
+    threshold : float, default 0.5
+        A unit is selective for a feature when its ``unit_r2`` exceeds this (strictly).
+
     Returns
     -------
     xarray.Dataset
         ``unit_r2(unit, feature, ...)``: squared Pearson r of each unit with each
         feature (the R² of a one-feature regression; 0 for silent units);
         ``n_selective(feature, ...)``: units with ``unit_r2 > threshold``;
-        ``n_silent(...)``: units with zero variance over the stimuli.
+        ``n_silent(...)``: units with zero variance over the stimuli. The ``unit`` coord is
+        that of ``x`` (``0..n_units-1`` when ``x`` has none).
     """
     activation = attach_stimulus_coords(x, stimuli)
     names = feature_names_of(activation, features)

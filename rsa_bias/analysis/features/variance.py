@@ -37,22 +37,50 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
                               f_eval: np.ndarray, *,
                               groups: Sequence[Sequence[int]] | None = None
                               ) -> dict[str, np.ndarray]:
-    """Kernel on plain arrays.
+    """Feature variance explained on plain arrays, per feature and jointly.
+
+    The kernel of :func:`feature_variance_explained`. The representation and the feature
+    columns are centred by their means over the fitting split; each feature's columns, and all
+    columns jointly, are fitted to the representation by least squares on the fitting split,
+    and the variance they explain is measured on the evaluation split (the formula is in the
+    module docstring). Only ``(n_columns, n_units)`` cross-products are formed, never an
+    ``(n, n_units)`` residual.
 
     Parameters
     ----------
-    phi_fit, phi_eval : ``(n_fit, n_units)``, ``(n_eval, n_units)`` representations.
-    f_fit, f_eval : ``(n_fit, n_columns)``, ``(n_eval, n_columns)`` feature values.
-    groups : column indices of each feature (default: one column per feature). A
-        categorical feature with k values enters as its k - 1 indicator columns,
-        fitted together.
+    phi_fit : numpy.ndarray, shape (n_fit, n_units)
+        Representation of the fitting stimuli (where ``W`` is fitted).
+    f_fit : numpy.ndarray, shape (n_fit, n_columns)
+        Feature values (design columns) of the fitting stimuli.
+    phi_eval : numpy.ndarray, shape (n_eval, n_units)
+        Representation of the evaluation stimuli (where R² is measured).
+    f_eval : numpy.ndarray, shape (n_eval, n_columns)
+        Feature values of the evaluation stimuli, in the columns of ``f_fit``.
+    groups : sequence of sequence of int, optional
+        Column indices of each feature; default one column per feature. A categorical
+        feature with k values enters as its k - 1 indicator columns, fitted together.
 
     Returns
     -------
-    dict with ``r2`` ``(n_features,)``, ``r2_joint`` (scalar),
-    ``explained`` ``(n_features,)`` and ``explained_joint`` (sums of squares
-    explained on the eval split), and ``total`` (Σ_eval ||φ||², centred by the
-    fitting mean).
+    dict of str to numpy.ndarray
+        ``r2`` ``(n_features,)``, ``r2_joint`` (scalar), ``explained`` ``(n_features,)`` and
+        ``explained_joint`` (sums of squares explained on the eval split), and ``total``
+        (Σ_eval ||φ||², centred by the fitting mean). ``r2 = explained / total``.
+
+    Raises
+    ------
+    ValueError
+        A feature is constant on the fitting split (it explains nothing).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> f = rng.choice([-1.0, 1.0], size=(200, 1))
+    >>> phi = f @ np.ones((1, 5)) + rng.normal(size=(200, 5))
+    >>> out = variance_explained_arrays(phi[:100], f[:100], phi[100:], f[100:])
+    >>> round(float(out["r2"][0]), 1), round(float(out["r2_joint"]), 1)
+    (0.5, 0.5)
     """
     if groups is None:
         groups = [[i] for i in range(f_fit.shape[1])]
@@ -122,30 +150,53 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
                                categorical: bool | None = None) -> xr.Dataset:
     """Variance of a layer explained by each feature, and by all features jointly.
 
+    Lampinen, Chan & Hermann's (2024) metric: the layer is regressed on each feature on the
+    ``fit_split`` stimuli (an encoding model of the layer, not a probe) and R² is measured on
+    the ``eval_split`` stimuli; ``r2_joint`` regresses the layer on all features at once (see
+    the module docstring for the formula and the centring).
+
     Parameters
     ----------
     x : xarray.DataArray with dims ("stimulus", "unit", ...)
-        Extra dims (``seed``, ``step``, ...) are looped over. Needs
-        ``feature_<name>`` and ``split`` coords on ``stimulus`` unless
-        ``stimuli`` supplies them.
-    features : names of the features; default all (``attrs["feature_names"]``).
-    stimuli : stimulus set to take feature/split coords from, aligned by id.
-    fit_split, eval_split : where W is fitted and where R² is measured. Use the
-        same split name for an in-sample fit.
-    categorical : how a feature with more than two values (a colour or shape class id)
-        enters: as indicator columns of its values fitted together (``True``), or as one
-        numeric column (``False``, which imposes an order on the values and understates
-        their share). Default ``None``: categorical for integer values with > 2 levels.
-        Binary features give the same R² either way.
+        The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
+        ``feature_<name>`` and ``split`` coords on ``stimulus`` unless ``stimuli`` supplies
+        them.
+    stimuli : xarray.Dataset, optional
+        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
+        coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
+        the coords already on ``x``.
+    features : sequence of str, optional
+        Names of the features to analyse; default all listed ones (``attrs["feature_names"]``,
+        else every ``feature_<name>`` coord).
+    fit_split : str, default "val"
+        Split (value of the ``split`` coord) where ``W`` is fitted.
+    eval_split : str, default "test"
+        Split where R² is measured. Use the same split name as ``fit_split`` for an
+        in-sample fit.
+    categorical : bool, optional
+        How a feature with more than two values (a colour or shape class id) enters: as
+        indicator columns of its values fitted together (``True``), or as one numeric column
+        (``False``, which imposes an order on the values and understates their share).
+        Default ``None``: categorical for integer values with > 2 levels. Binary features
+        give the same R² either way.
 
     Returns
     -------
     xarray.Dataset
         ``r2(feature, ...)``, ``r2_joint(...)``, ``explained(feature, ...)``,
-        ``explained_joint(...)`` and ``total(...)``, over the extra dims.
+        ``explained_joint(...)`` and ``total(...)``, over the extra dims of ``x``; attrs
+        record the parameters and ``categorical_features`` (the features entered as
+        indicators).
+
+    See Also
+    --------
+    variance_shares : the in-sample share of each feature subspace (one-hot for any level
+        count), which equals the in-sample R² for balanced binary features.
 
     Examples
     --------
+    >>> import numpy as np
+    >>> import xarray as xr
     >>> rng = np.random.default_rng(0)
     >>> f = rng.integers(0, 2, 400)
     >>> phi = np.outer(2 * f - 1, np.ones(10)) + rng.normal(size=(400, 10))
@@ -177,12 +228,31 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
 
 @legacy_call(renamed={"ds": "result"})
 def normalise_by_final(result: xr.Dataset, *, step_dim: str = "step") -> xr.Dataset:
-    """Variant for curves over training: explained variance / final snapshot's total.
+    """Feature variance explained over training, normalised by the final snapshot's total.
 
-    Returns ``r2_final_norm(feature, ...)`` and ``r2_joint_final_norm(...)`` where
-    the denominator is ``total`` at the last ``step``, so a curve shows absolute
-    growth of feature variance rather than shares of a changing total. Values can
+    A variant of :func:`feature_variance_explained` for curves over training: the explained
+    variance at every step is divided by ``total`` at the last ``step``, so a curve shows
+    absolute growth of feature variance rather than shares of a changing total. Values can
     exceed 1 early in training when the layer's total variance later shrinks.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        The result of :func:`feature_variance_explained` over a ``step_dim`` dim (its
+        ``explained``, ``explained_joint`` and ``total`` variables are used).
+    step_dim : str, default "step"
+        Name of the training-step dim; its last entry is the final snapshot.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``r2_final_norm(feature, ...)`` and ``r2_joint_final_norm(...)``: ``explained`` and
+        ``explained_joint`` divided by ``total`` at the last ``step_dim`` entry.
+
+    Raises
+    ------
+    ValueError
+        ``result`` has no ``step_dim`` dim.
     """
     if step_dim not in result.dims:
         raise ValueError(f"no {step_dim!r} dim to normalise over (dims: {tuple(result.dims)})")

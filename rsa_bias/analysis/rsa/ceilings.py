@@ -38,7 +38,26 @@ RANK_METHODS = ("spearman", "rho_a", "kendall_tau_a", "kendall_tau_b")
 # --------------------------------------------------------------------------- inputs
 
 def checked_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
-    """A stack of RDMs (at most one leading dim) as vectors, refusing NaN."""
+    """A stack of RDMs (at most one leading dim) as vectors, refusing NaN.
+
+    Parameters
+    ----------
+    x : xarray.DataArray or numpy.ndarray
+        RDMs as accepted by :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`, with at
+        most one leading dim.
+    name : str
+        Name of the argument, for the error messages.
+
+    Returns
+    -------
+    rsa_bias.analysis._rdm_vectors.RdmStack
+        The condensed vectors ``(k, m)`` with their stimulus ids and labels.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has more than one leading dim or contains NaN dissimilarities.
+    """
     stack = as_stack(x, name)
     if len(stack.dims) > 1:
         raise ValueError(f"{name} has leading dims {stack.dims}; stack them into one dim "
@@ -51,7 +70,18 @@ def checked_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
 
 
 def lead_labels(stack: RdmStack) -> np.ndarray:
-    """Coordinate values of the stack's leading dim (positions when it has none)."""
+    """Coordinate values of the stack's leading dim (positions when it has none).
+
+    Parameters
+    ----------
+    stack : rsa_bias.analysis._rdm_vectors.RdmStack
+        A stack from :func:`checked_stack`.
+
+    Returns
+    -------
+    numpy.ndarray of shape (k,)
+        The labels of the ``k`` RDMs (e.g. model or subject names), else ``0..k-1``.
+    """
     n = stack.vectors.shape[0]
     if stack.dims and stack.dims[0] in stack.coords:
         return np.asarray(stack.coords[stack.dims[0]].values)
@@ -147,8 +177,25 @@ def _mean_over_drawn(lower: np.ndarray, upper: np.ndarray, v: np.ndarray) -> np.
 def sorted_ranks(ws: np.ndarray, last: np.ndarray) -> np.ndarray:
     """Average ranks, in sorted order, of entries repeated ``ws`` times.
 
-    ``ws (..., m)``: weights in the sort order of the values; ``last`` (broadcastable):
-    True where the next sorted value differs (the end of a tie group).
+    Parameters
+    ----------
+    ws : numpy.ndarray of shape (..., m)
+        Weights (repetition counts) in the sort order of the values.
+    last : numpy.ndarray of bool, broadcastable to ``ws``
+        True where the next sorted value differs (the end of a tie group), as
+        :func:`tie_ends` gives it.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., m)
+        The average rank of each sorted entry in the expanded vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values = np.array([1.0, 1.0, 2.0])
+    >>> sorted_ranks(np.ones(3), tie_ends(values)).tolist()
+    [1.5, 1.5, 3.0]
     """
     cw = np.cumsum(ws, axis=-1)
     if np.all(last):
@@ -162,7 +209,24 @@ def sorted_ranks(ws: np.ndarray, last: np.ndarray) -> np.ndarray:
 
 
 def tie_ends(sorted_values: np.ndarray) -> np.ndarray:
-    """True where the next value of a sorted row differs (or at the row's end)."""
+    """True where the next value of a sorted row differs (or at the row's end).
+
+    Parameters
+    ----------
+    sorted_values : numpy.ndarray of shape (..., m)
+        Values sorted along the last axis.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (..., m)
+        The ends of the tie groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tie_ends(np.array([1.0, 1.0, 2.0])).tolist()
+    [False, True, True]
+    """
     last = np.ones(sorted_values.shape, dtype=bool)
     last[..., :-1] = sorted_values[..., 1:] != sorted_values[..., :-1]
     return last
@@ -171,9 +235,26 @@ def tie_ends(sorted_values: np.ndarray) -> np.ndarray:
 def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Average ranks of a vector whose entry ``p`` is repeated ``weights[..., p]`` times.
 
-    ``values (..., m)``, ``weights`` broadcastable to it. Equals
-    ``scipy.stats.rankdata`` of the expanded vector, read back at one copy of each
-    entry (entries of weight 0 get an unused value).
+    Equals ``scipy.stats.rankdata`` of the expanded vector, read back at one copy of
+    each entry.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of shape (..., m)
+        The values to rank along the last axis.
+    weights : numpy.ndarray, broadcastable to ``values``
+        How often each entry is repeated.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., m)
+        The average rank of each entry (entries of weight 0 get an unused value).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> weighted_ranks(np.array([3.0, 1.0, 2.0]), np.array([1.0, 2.0, 1.0])).tolist()
+    [4.0, 1.5, 3.0]
     """
     order = np.argsort(values, axis=-1)
     weights = np.broadcast_to(weights, values.shape)
@@ -216,20 +297,26 @@ def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *,
                       method: str = "spearman") -> xr.Dataset:
     """Lower and upper noise ceiling of RDM comparisons across subjects.
 
+    The upper bound is the mean over subjects of ``compare(pool(all), y_s)``, the lower
+    bound the mean of ``compare(pool(all but y_s), y_s)`` (leave one subject out); see
+    the module docstring for the pooling of each method.
+
     Parameters
     ----------
     data : xarray.DataArray with dims (<subject dim>, "stimulus_i", "stimulus_j")
-        or (<subject dim>, "pair"); numpy ``(S, n, n)`` or ``(S, m)``. At least
-        2 RDMs (subjects), 3 stimuli, no NaN.
-    method : comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
-        (default ``"spearman"``, as everywhere in the package; pass ``"corr_cov"`` for
+        Or (<subject dim>, "pair"); numpy ``(S, n, n)`` or ``(S, m)``. At least 2 RDMs
+        (subjects), 3 stimuli, no NaN.
+    method : str, default "spearman"
+        Comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
+        (``"spearman"`` as everywhere in the package; pass ``"corr_cov"`` for
         cross-validated RDMs such as crossnobis, Diedrichsen et al. 2021).
 
     Returns
     -------
     xarray.Dataset
         ``lower`` and ``upper`` (scalars) and their per-subject terms
-        ``lower_subject(subject)``/``upper_subject(subject)``; attrs ``method``.
+        ``lower_subject(subject)``/``upper_subject(subject)``; flat attrs record
+        ``method`` and ``subject_dim`` (the name of the input's leading dim).
 
     Notes
     -----
@@ -238,12 +325,15 @@ def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *,
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> truth = rng.random(45)
     >>> subjects = truth + 0.3 * rng.random((6, 45))
     >>> nc = rdm_noise_ceiling(subjects, method="pearson")
     >>> bool(nc.lower < nc.upper <= 1)
     True
+    >>> round(float(nc.lower), 3), round(float(nc.upper), 3)
+    (0.952, 0.967)
     """
     choose(_POOL_TRANSFORMS, method, "comparison method")
     stack = checked_stack(data, "data")

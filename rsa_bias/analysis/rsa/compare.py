@@ -72,6 +72,22 @@ def rank_rows(v: np.ndarray) -> np.ndarray:
 
     One unstable (SIMD) argsort and one sort per row; only rows that contain
     ties take the extra tie-averaging pass.
+
+    Parameters
+    ----------
+    v : numpy.ndarray of shape (k, m)
+        Rows to rank (e.g. RDM vectors), without NaN.
+
+    Returns
+    -------
+    numpy.ndarray of shape (k, m)
+        1-based ranks of each row, ties given their average rank (float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rank_rows(np.array([[3.0, 1.0, 1.0, 2.0]])).tolist()
+    [[4.0, 1.5, 1.5, 3.0]]
     """
     k, m = v.shape
     ranks = np.empty((k, m))
@@ -256,6 +272,9 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
                  join: str = "exact") -> float | xr.DataArray:
     """Similarity of every RDM in ``a`` with every RDM in ``b``.
 
+    Definitions follow ``rsatoolbox.rdm.compare`` (v0.3); see the module docstring for
+    the formula of each method.
+
     Parameters
     ----------
     a, b : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j") or (..., "pair")
@@ -264,13 +283,16 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
         numpy input: a condensed vector ``(m,)``, a square ``(n, n)`` or a stack
         ``(k, n, n)`` or ``(k, m)`` (leading dim ``"rdm"``), stimulus ids ``0..n-1``;
         a 2-D array is read as one square RDM whenever it is square.
-    method : ``"spearman"`` (default), ``"pearson"``, ``"rho_a"``,
-        ``"kendall_tau_a"``, ``"kendall_tau_b"``, ``"cosine"``, ``"cosine_cov"``
-        or ``"corr_cov"`` (see the module docstring).
-    sigma_k : variances ``(n_stimuli,)`` of the pattern estimates, for
-        ``cosine_cov``/``corr_cov``; default: equal (rsatoolbox's default).
-    join : ``"exact"`` refuses RDMs over different stimulus sets (naming the
-        missing ids); ``"inner"`` compares on the stimuli both have.
+    method : str, default "spearman"
+        ``"spearman"``, ``"pearson"``, ``"rho_a"``, ``"kendall_tau_a"``,
+        ``"kendall_tau_b"``, ``"cosine"``, ``"cosine_cov"`` or ``"corr_cov"`` (see the
+        module docstring).
+    sigma_k : numpy.ndarray of shape (n_stimuli,), optional
+        Variances of the pattern estimates, for ``cosine_cov``/``corr_cov`` only;
+        default: equal (rsatoolbox's default). A full covariance matrix is refused.
+    join : {"exact", "inner"}, default "exact"
+        ``"exact"`` refuses RDMs over different stimulus sets (naming the missing ids);
+        ``"inner"`` compares on the stimuli both have.
 
     Returns
     -------
@@ -294,11 +316,20 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> d = rng.random((4, 10, 10)); d = d + d.transpose(0, 2, 1)
     >>> r = compare_rdms(d, d, method="pearson")
     >>> r.dims, np.allclose(np.diag(r), 1)
     (('rdm_a', 'rdm_b'), True)
+
+    Two single RDMs give a float:
+
+    >>> from rsa_bias.analysis.rsa import rdm
+    >>> x = rng.normal(size=(8, 20))
+    >>> a, b = rdm(x), rdm(x + 0.5 * rng.normal(size=(8, 20)))
+    >>> isinstance(compare_rdms(a, b), float), round(compare_rdms(a, b), 3)
+    (True, 0.748)
     """
     kernel = choose(_METHODS, method, "comparison method")
     sa, sb = as_stack(a, "a"), as_stack(b, "b")

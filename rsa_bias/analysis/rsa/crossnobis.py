@@ -30,23 +30,41 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
                stimulus_ids: Sequence | np.ndarray | None = None) -> xr.DataArray:
     """Long-format patterns (one row per stimulus and run) to ``(run, stimulus, unit)``.
 
+    Crossnobis RDMs (:func:`~rsa_bias.analysis.rsa.rdms.rdm` with
+    ``method="crossnobis"``) need one pattern per stimulus and run; this reshapes data
+    that has one row per (stimulus, run) into that form.
+
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", <channel dim>) whose ``stimulus``
-        coord repeats once per run, or a numpy array ``(n_rows, n_channels)``.
-    runs : run (partition) label of each row.
-    stimulus_ids : stimulus id of each row; required for numpy input (for a
-        DataArray the ``stimulus`` coord is used).
+    x : xarray.DataArray with dims ("stimulus", <channel dim>), or numpy.ndarray
+        A DataArray whose ``stimulus`` coord repeats once per run, or a numpy array
+        ``(n_rows, n_channels)``.
+    runs : sequence or numpy.ndarray
+        Run (partition) label of each row.
+    stimulus_ids : sequence or numpy.ndarray, optional
+        Stimulus id of each row; required for numpy input (for a DataArray the
+        ``stimulus`` coord is used when omitted).
 
     Returns
     -------
-    xarray.DataArray with dims ("run", "stimulus", <channel dim>); rows of the
-    same stimulus within one run are averaged. Stimuli keep the order of first
-    appearance, runs are sorted.
+    xarray.DataArray with dims ("run", "stimulus", <channel dim>)
+        Rows of the same stimulus within one run are averaged. Stimuli keep the order of
+        first appearance, runs are sorted; the channel dim is ``"unit"`` for numpy input
+        (a DataArray keeps its channel dim and coord).
 
     Raises
     ------
-    ValueError if a stimulus is missing from a run (names them).
+    ValueError
+        If a stimulus is missing from a run (names them), or numpy input comes without
+        ``stimulus_ids``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(6, 8))
+    >>> s = stack_runs(x, runs=[0, 0, 0, 1, 1, 1], stimulus_ids=["a", "b", "c"] * 2)
+    >>> s.dims, s.shape, s.stimulus.values.tolist()
+    (('run', 'stimulus', 'unit'), (2, 3, 8), ['a', 'b', 'c'])
     """
     stimuli = stimulus_ids
     if isinstance(x, xr.DataArray):
@@ -164,22 +182,42 @@ def noise_precision(residuals: xr.DataArray | np.ndarray, *, method: str = "shri
                     dof: int | None = None) -> np.ndarray:
     """Noise precision (inverse covariance over channels) estimated from residuals.
 
-    Same estimators as ``rsatoolbox.data.prec_from_residuals``.
+    Same estimators as ``rsatoolbox.data.prec_from_residuals``. The residuals are
+    centred over rows before the covariance is estimated.
 
     Parameters
     ----------
-    residuals : xarray.DataArray with a channel dim last (e.g. ("time", "unit")) or
-        numpy ``(n_residuals, n_channels)``; all leading dims are pooled.
-    method : ``"shrinkage_diag"`` (Schäfer & Strimmer shrinkage towards the
-        diagonal, default), ``"shrinkage_eye"`` (Ledoit & Wolf towards a scaled
-        identity), ``"diag"`` (univariate noise normalisation) or ``"full"``
-        (sample covariance; needs more residuals than channels).
-    dof : degrees of freedom; default ``n_residuals - 1``. Correct it for the
-        number of regressors of a GLM.
+    residuals : xarray.DataArray with the channel dim last, or numpy.ndarray
+        A DataArray with a channel dim last (e.g. ("time", "unit")) or numpy
+        ``(n_residuals, n_channels)``; all leading dims are pooled. At least 2 residuals,
+        no NaN/inf.
+    method : str, default "shrinkage_diag"
+        ``"shrinkage_diag"`` (Schäfer & Strimmer 2005 shrinkage towards the diagonal),
+        ``"shrinkage_eye"`` (Ledoit & Wolf 2004 towards a scaled identity), ``"diag"``
+        (univariate noise normalisation) or ``"full"`` (sample covariance; needs more
+        residuals than channels).
+    dof : int, optional
+        Degrees of freedom; default ``n_residuals - 1``. Correct it for the number of
+        regressors of a GLM.
 
     Returns
     -------
-    numpy.ndarray ``(n_channels, n_channels)``, for ``rdm(..., noise=...)``.
+    numpy.ndarray of shape (n_channels, n_channels)
+        The precision matrix, for ``rdm(..., noise=...)``.
+
+    Raises
+    ------
+    ValueError
+        If the covariance estimate is singular (e.g. ``"full"`` with fewer residuals
+        than channels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> residuals = np.random.default_rng(0).normal(size=(100, 8))
+    >>> prec = noise_precision(residuals)
+    >>> prec.shape, bool(np.allclose(prec, prec.T))
+    ((8, 8), True)
     """
     estimator = choose(_COVARIANCES, method, "noise method")
     r = np.asarray(residuals.values if isinstance(residuals, xr.DataArray) else residuals,

@@ -80,28 +80,41 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
                     indices: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Score model RDMs against subjects' data RDMs, with bootstrap intervals and noise ceiling.
 
+    A model's score is its comparison with each subject's data RDM, averaged over
+    subjects (rsatoolbox's ``eval_fixed`` / ``eval_bootstrap*``); the module docstring
+    describes how the bootstrap replicates are computed.
+
     Parameters
     ----------
-    models : xarray.DataArray with dims ("model", "stimulus_i", "stimulus_j") or
-        ("model", "pair"); any name for the leading dim (its coord gives the model
+    models : xarray.DataArray with dims ("model", "stimulus_i", "stimulus_j")
+        Or ("model", "pair"); any name for the leading dim (its coord gives the model
         names); a single RDM is one model. numpy: ``(K, n, n)`` or ``(K, m)``.
-    data : xarray.DataArray with dims ("subject", "stimulus_i", "stimulus_j") or
-        ("subject", "pair") (any leading dim name), one RDM per subject.
-    method : comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
-        (default ``"spearman"``, as everywhere in the package; pass ``"corr_cov"`` for
+    data : xarray.DataArray with dims ("subject", "stimulus_i", "stimulus_j")
+        Or ("subject", "pair") (any leading dim name), one RDM per subject; numpy
+        ``(S, n, n)`` or ``(S, m)``. No NaN.
+    method : str, default "spearman"
+        Comparison method of :func:`~rsa_bias.analysis.rsa.compare.compare_rdms`
+        (``"spearman"`` as everywhere in the package; pass ``"corr_cov"`` for
         cross-validated RDMs such as crossnobis, Diedrichsen et al. 2021).
-    bootstrap : ``"stimulus"`` (default; rsatoolbox's ``eval_bootstrap_pattern``),
-        ``"subject"`` (``eval_bootstrap_rdm``), ``"both"`` (``eval_bootstrap``) or
-        ``None`` (no resampling; standard error over subjects).
-    n_boot : number of bootstrap replicates.
-    seed : seed of ``numpy.random.default_rng``; stimulus draws ``(n_boot, n)``
-        are made before subject draws ``(n_boot, S)``.
-    ci : coverage of the percentile interval.
-    join : ``"exact"`` refuses models and data over different stimuli (naming the
-        ids); ``"inner"`` uses the stimuli both have (in the data's order).
-    indices : explicit resamples instead of random ones: ``{"stimulus": (B, n),
+    bootstrap : {"stimulus", "subject", "both"} or None, default "stimulus"
+        ``"stimulus"`` (rsatoolbox's ``eval_bootstrap_pattern``), ``"subject"``
+        (``eval_bootstrap_rdm``; needs at least 2 subjects), ``"both"``
+        (``eval_bootstrap``) or ``None`` (no resampling; standard error over subjects).
+    n_boot : int, default 1000
+        Number of bootstrap replicates (ignored when ``indices`` gives the resamples).
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng``; stimulus draws ``(n_boot, n)`` are made
+        before subject draws ``(n_boot, S)``. ``None`` draws afresh on each call.
+    ci : float, default 0.95
+        Coverage of the percentile interval, in (0, 1).
+    join : {"exact", "inner"}, default "exact"
+        ``"exact"`` refuses models and data over different stimuli (naming the ids);
+        ``"inner"`` uses the stimuli both have (in the data's order).
+    indices : mapping, optional
+        Explicit resamples instead of random ones: ``{"stimulus": (B, n),
         "subject": (B, S)}`` integer positions into the data's stimulus / subject
-        order (for paired analyses or to reproduce another tool's draws).
+        order (for paired analyses or to reproduce another tool's draws); only the
+        keys the ``bootstrap`` resamples are accepted.
 
     Returns
     -------
@@ -115,6 +128,11 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
         ``n_subjects`` and ``n_invalid`` (replicates with < 3 distinct stimuli,
         NaN and left out of the summaries).
 
+    See Also
+    --------
+    permutation_test : a permutation test of each model's score.
+    rsa_bias.analysis.rsa.model_tests.pairwise_model_tests : tests between the models.
+
     Notes
     -----
     Every replicate equals rsatoolbox's for the same draws (scores and
@@ -126,6 +144,7 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> truth = rng.random(45)
     >>> data = truth + 0.5 * rng.random((5, 45))
@@ -244,17 +263,26 @@ def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "spear
 
     Parameters
     ----------
-    models, data, method, join : as in :func:`evaluate_models`.
-    n_perm : number of random permutations (the same ones for every model).
-    seed : seed of ``numpy.random.default_rng``.
-    alternative : ``"greater"`` (default: the model fits better than chance) or
-        ``"less"``.
+    models, data : xarray.DataArray or numpy.ndarray
+        Model RDMs and one data RDM per subject, as in :func:`evaluate_models`.
+    method : str, default "spearman"
+        Comparison method, as in :func:`evaluate_models`.
+    n_perm : int, default 1000
+        Number of random permutations (the same ones for every model); at least 1.
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng``.
+    alternative : {"greater", "less"}, default "greater"
+        ``"greater"``: the model fits better than chance; ``"less"``: worse.
+    join : {"exact", "inner"}, default "exact"
+        As in :func:`evaluate_models`.
 
     Returns
     -------
     xarray.Dataset
         ``score(model)`` (mean over subjects), ``p_value(model)`` = (1 + #null at
-        least as extreme) / (1 + n_perm), and ``null(permutation, model)``.
+        least as extreme) / (1 + n_perm), and ``null(permutation, model)``; flat attrs
+        record ``method``, ``n_perm``, ``seed``, ``alternative``, ``n_stimuli`` and
+        ``n_subjects``.
 
     Notes
     -----
@@ -264,6 +292,17 @@ def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "spear
     data features. Null values equal to the observed score within 1e-12 (e.g.
     from permutations within a category of a categorical model) count as
     reaching it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.random(45)
+    >>> data = truth + 0.5 * rng.random((5, 45))
+    >>> models = np.stack([truth, rng.random(45)])
+    >>> res = permutation_test(models, data, method="pearson", n_perm=200)
+    >>> res.null.dims, round(float(res.p_value[0]), 3)
+    (('permutation', 'model'), 0.005)
     """
     test = choose(_ALTERNATIVES, alternative, "alternative")
     if n_perm < 1:

@@ -48,8 +48,27 @@ _CORRECTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def correct_pvalues(p: np.ndarray, *, correction: str = "holm") -> np.ndarray:
     """Multiple-comparison adjusted p-values over a family (NaN entries are ignored).
 
-    ``correction``: ``"holm"`` (default), ``"bonferroni"``, ``"fdr"``
-    (Benjamini–Hochberg) or ``"none"``.
+    Parameters
+    ----------
+    p : numpy.ndarray
+        The family of p-values (any shape); non-finite entries are left out of the
+        family and come back NaN.
+    correction : {"holm", "bonferroni", "fdr", "none"}, default "holm"
+        ``"holm"`` (Holm–Bonferroni step-down), ``"bonferroni"``, ``"fdr"``
+        (Benjamini–Hochberg) or ``"none"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values of the shape of ``p``, capped at 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> correct_pvalues(np.array([0.01, 0.04, 0.03, np.nan])).round(3).tolist()
+    [0.03, 0.06, 0.06, nan]
+    >>> correct_pvalues(np.array([0.01, 0.04, 0.03]), correction="fdr").round(3).tolist()
+    [0.03, 0.04, 0.04]
     """
     adjust = choose(_CORRECTIONS, correction, "correction")
     p = np.asarray(p, dtype=np.float64)
@@ -121,15 +140,18 @@ def pairwise_model_tests(result: xr.Dataset, *, test: str = "bootstrap",
 
     Parameters
     ----------
-    result : the output of :func:`~rsa_bias.analysis.rsa.inference.evaluate_models`.
-    test : ``"bootstrap"`` (default; rsatoolbox's bootstrap tests on the
-        replicates: two-sided for pairs, one-sided against 0 and against the
-        lower noise ceiling) or ``"t"`` (rsatoolbox's t tests with the variance
-        of each contrast from the bootstrap; without a bootstrap, paired t tests
-        across subjects).
-    correction : ``"holm"`` (default), ``"bonferroni"``, ``"fdr"``
-        (Benjamini–Hochberg) or ``"none"``; applied within each family (the
-        K(K-1)/2 pairs, the K tests against 0, the K tests against the ceiling).
+    result : xarray.Dataset
+        The output of :func:`~rsa_bias.analysis.rsa.inference.evaluate_models`.
+    test : {"bootstrap", "t"}, default "bootstrap"
+        ``"bootstrap"``: rsatoolbox's bootstrap tests on the replicates (two-sided for
+        pairs, one-sided against 0 and against the lower noise ceiling; needs a
+        ``result`` computed with a bootstrap). ``"t"``: rsatoolbox's t tests with the
+        variance of each contrast from the bootstrap; without a bootstrap, paired t
+        tests across subjects.
+    correction : {"holm", "bonferroni", "fdr", "none"}, default "holm"
+        ``"fdr"`` is Benjamini–Hochberg; applied within each family (the K(K-1)/2
+        pairs, the K tests against 0, the K tests against the ceiling), see
+        :func:`correct_pvalues`.
 
     Returns
     -------
@@ -145,6 +167,19 @@ def pairwise_model_tests(result: xr.Dataset, *, test: str = "bootstrap",
     capped at 1. The t tests use the full-data score and lower ceiling as the
     estimates (rsatoolbox uses the bootstrap means) and degrees of freedom
     ``n - 1`` for the resampled factor (the smaller one for ``"both"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rsa_bias.analysis.rsa import evaluate_models
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.random(45)
+    >>> data = truth + 0.5 * rng.random((5, 45))
+    >>> models = np.stack([truth, rng.random(45)])
+    >>> tests = pairwise_model_tests(evaluate_models(models, data, method="pearson",
+    ...                                              n_boot=200))
+    >>> tests.p_pairwise.dims, round(float(tests.p_pairwise[0, 1]), 3)
+    (('model_a', 'model_b'), 0.005)
     """
     run = choose(_TESTS, test, "test")
     choose(_CORRECTIONS, correction, "correction")

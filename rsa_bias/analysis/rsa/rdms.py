@@ -185,32 +185,49 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
         dtype: str = "float64") -> xr.DataArray:
     """Representational dissimilarity matrix of a set of patterns.
 
+    Definitions follow ``rsatoolbox.rdm.calc_rdm`` (v0.3); see the module docstring for
+    the formula of each method.
+
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", <channel>) or ("run", "stimulus", <channel>)
-        ``<channel>`` is any single dim (``unit``, ``voxel``, ``neuron``). numpy
+    x : xarray.DataArray or numpy.ndarray
+        DataArray with dims ("stimulus", <channel>) or ("run", "stimulus", <channel>),
+        where ``<channel>`` is any single dim (``unit``, ``voxel``, ``neuron``). numpy
         input is ``(stimulus, unit)`` or ``(run, stimulus, unit)`` with ids ``0..n-1``.
-    method : ``"correlation"`` (default), ``"cosine"``, ``"euclidean"``,
-        ``"sqeuclidean"``, ``"mahalanobis"`` or ``"crossnobis"`` (see the module
-        docstring for the formulas).
-    noise : precision matrix ``(P, P)`` (or its diagonal ``(P,)``) for
-        ``mahalanobis`` (required) and ``crossnobis`` (identity when omitted,
-        i.e. the cross-validated squared Euclidean distance). Estimate it with
-        :func:`~rsa_bias.analysis.rsa.crossnobis.noise_precision`.
-    runs : name of the run dim (default ``"run"`` when present), or the run label of
-        each row of a DataArray whose ``stimulus`` coord repeats (long format).
-        Crossnobis cross-validates over runs (leave one run out, as rsatoolbox's
+        At least 3 stimuli, no NaN/inf.
+    method : str, default "correlation"
+        ``"correlation"``, ``"cosine"``, ``"euclidean"``, ``"sqeuclidean"``,
+        ``"mahalanobis"`` or ``"crossnobis"`` (see the module docstring for the formulas).
+    noise : numpy.ndarray or xarray.DataArray, optional
+        Precision matrix ``(P, P)`` (or its diagonal ``(P,)``) for ``mahalanobis``
+        (required) and ``crossnobis`` (identity when omitted, i.e. the cross-validated
+        squared Euclidean distance). Estimate it with
+        :func:`~rsa_bias.analysis.rsa.crossnobis.noise_precision`. Refused by the other
+        methods.
+    runs : str or sequence, optional
+        Name of the run dim (default ``"run"`` when present), or the run label of each
+        row of a DataArray whose ``stimulus`` coord repeats (long format, see
+        :func:`~rsa_bias.analysis.rsa.crossnobis.stack_runs`). Crossnobis
+        cross-validates over runs (leave one run out, as rsatoolbox's
         ``cv_descriptor``); every other method averages the runs first.
-    remove_mean : subtract each pattern's mean over channels first (as
-        rsatoolbox's ``remove_mean``).
-    dtype : ``"float64"`` (default) or ``"float32"`` (about twice as fast, ~1e-6
-        relative error).
+    remove_mean : bool, default False
+        Subtract each pattern's mean over channels first (as rsatoolbox's
+        ``remove_mean``).
+    dtype : {"float64", "float32"}, default "float64"
+        Precision of the computation; ``"float32"`` is about twice as fast, with ~1e-6
+        relative error.
 
     Returns
     -------
     xarray.DataArray with dims ("stimulus_i", "stimulus_j")
         Symmetric with a zero diagonal; stimulus ids (and any other per-stimulus
-        coords, suffixed ``_i``/``_j``) on both dims; ``attrs["method"]``.
+        coords, suffixed ``_i``/``_j``) on both dims. Flat attrs record ``method``,
+        ``remove_mean``, ``dtype``, ``noise``, ``n_runs`` and ``n_channels``.
+
+    See Also
+    --------
+    condensed : the upper-triangle vector form of the RDM.
+    rsa_bias.analysis.rsa.compare.compare_rdms : compare RDMs.
 
     Notes
     -----
@@ -225,10 +242,17 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
 
     Examples
     --------
+    >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(5, 20))
     >>> d = rdm(x, method="euclidean")
     >>> d.dims, bool(np.allclose(d, d.T)), float(d[0, 0])
     (('stimulus_i', 'stimulus_j'), True, 0.0)
+
+    Crossnobis needs patterns from at least two runs:
+
+    >>> runs = np.random.default_rng(1).normal(size=(3, 5, 20))  # (run, stimulus, unit)
+    >>> rdm(runs, method="crossnobis").shape
+    (5, 5)
     """
     kernel = choose(_METHODS, method, "RDM method")
     np_dtype = choose(_DTYPES, dtype, "dtype")
@@ -262,15 +286,30 @@ def condensed(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
 
     Parameters
     ----------
-    x : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy
-        ``(n, n)`` / ``(..., n, n)``.
+    x : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy.ndarray
+        A square RDM or a stack of them (any leading dims, e.g. ``subject``); numpy
+        input is ``(n, n)`` or ``(..., n, n)``.
 
     Returns
     -------
-    For a DataArray: dims (..., "pair") with coords ``stimulus_i`` and
-    ``stimulus_j`` on ``pair`` (pair ``(0, 1), (0, 2), ..., (n-2, n-1)``, as
-    ``scipy.spatial.distance.squareform`` and rsatoolbox's ``get_vectors``).
-    For numpy: the array ``(..., n(n-1)/2)``.
+    xarray.DataArray with dims (..., "pair"), or numpy.ndarray
+        For a DataArray: dims (..., "pair") with coords ``stimulus_i`` and
+        ``stimulus_j`` on ``pair`` (pair ``(0, 1), (0, 2), ..., (n-2, n-1)``, as
+        ``scipy.spatial.distance.squareform`` and rsatoolbox's ``get_vectors``); coords
+        of the leading dims, the name and the attrs are kept. For numpy: the array
+        ``(..., n(n-1)/2)``.
+
+    See Also
+    --------
+    squareform : the inverse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = rdm(np.random.default_rng(0).normal(size=(4, 10)))
+    >>> v = condensed(d)
+    >>> v.dims, v.shape, v.stimulus_i.values.tolist(), v.stimulus_j.values.tolist()
+    (('pair',), (6,), [0, 0, 0, 1, 1, 2], [1, 2, 3, 2, 3, 3])
     """
     r = x
     if not isinstance(r, xr.DataArray):
@@ -294,9 +333,34 @@ def condensed(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
 def squareform(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     """Inverse of :func:`condensed`: vector form (..., "pair") back to a square RDM.
 
-    numpy input ``(..., n(n-1)/2)`` gives ``(..., n, n)`` with a zero diagonal;
-    a DataArray with a ``pair`` dim (and ``stimulus_i``/``stimulus_j`` coords
-    on it) gives dims (..., "stimulus_i", "stimulus_j") labelled with the ids.
+    Parameters
+    ----------
+    x : xarray.DataArray with dims (..., "pair"), or numpy.ndarray
+        Condensed RDM(s) in scipy ``squareform`` order. A DataArray needs a ``pair`` dim
+        (the ``stimulus_i``/``stimulus_j`` coords on it, as :func:`condensed` writes them,
+        give the stimulus ids; without them the ids are ``0..n-1``); numpy input is
+        ``(..., n(n-1)/2)``.
+
+    Returns
+    -------
+    xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy.ndarray
+        numpy input gives ``(..., n, n)`` with a zero diagonal; a DataArray gives dims
+        (..., "stimulus_i", "stimulus_j") labelled with the ids, keeping the coords of
+        the leading dims, the name and the attrs.
+
+    See Also
+    --------
+    condensed : the vector form.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = rdm(np.random.default_rng(0).normal(size=(4, 10)))
+    >>> back = squareform(condensed(d))
+    >>> back.dims, bool(np.allclose(back, d))
+    (('stimulus_i', 'stimulus_j'), True)
+    >>> squareform(np.array([1.0, 2.0, 3.0])).tolist()
+    [[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]]
     """
     v = x
     if not isinstance(v, xr.DataArray):

@@ -49,18 +49,37 @@ def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bia
          bandwidth: float = 0.5) -> float:
     """Hilbert–Schmidt independence criterion between two representations.
 
+    The numerator of :func:`cka`; the estimators and kernels are described in the module
+    docstring.
+
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy.
         Labelled inputs are aligned on stimulus ids; differing id sets are refused.
-    kernel : ``"linear"`` or ``"rbf"`` (median-rule bandwidth, see module docstring).
-    hsic : ``"biased"`` (tr(KHLH)/(n−1)²) or ``"unbiased"`` (Song et al. 2012; n ≥ 4).
-    bandwidth : RBF σ as a fraction of the median pairwise distance.
+    kernel : {"linear", "rbf"}, default "linear"
+        ``"rbf"`` uses the median-rule bandwidth (see the module docstring).
+    hsic : {"biased", "unbiased"}, default "biased"
+        ``"biased"``: tr(KHLH)/(n−1)² (Gretton et al. 2005); ``"unbiased"``: Song et al.
+        (2012), needs n ≥ 4.
+    bandwidth : float, default 0.5
+        RBF σ as a fraction of the median pairwise distance
+        (σ² = bandwidth² · median of the squared distances); used by ``"rbf"`` only.
 
     Returns
     -------
     float
         The estimate; the unbiased one can be negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, z = rng.normal(size=(100, 10)), rng.normal(size=(100, 5))
+    >>> round(hsic(x, x), 3), round(hsic(x, z), 3)
+    (10.434, 0.349)
+    >>> round(hsic(x, z, hsic="unbiased"), 3)  # ~0 for independent inputs
+    -0.115
     """
     xv, yv = paired_values(x, y)
     a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
@@ -71,17 +90,24 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
         bandwidth: float = 0.5) -> float:
     """Centred kernel alignment between two representations of the same stimuli.
 
+    CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) · HSIC(L, L)) for the Gram matrices K, L of
+    ``x`` and ``y``; the module docstring gives the estimators and kernels.
+
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy.
         Any name works for the second dim (``unit``, ``voxel``, ``neuron``).
         Labelled inputs are aligned on stimulus ids; differing id sets are
         refused with an error naming the missing ids.
-    kernel : ``"linear"`` or ``"rbf"``.
-    hsic : ``"biased"`` (Kornblith et al. 2019) or ``"unbiased"`` (Song et al.
+    kernel : {"linear", "rbf"}, default "linear"
+        The kernel of both Gram matrices.
+    hsic : {"biased", "unbiased"}, default "biased"
+        ``"biased"`` (Kornblith et al. 2019) or ``"unbiased"`` (Song et al.
         2012; needs ≥ 4 stimuli, ~0 for independent inputs, can be negative).
-    bandwidth : RBF σ as a fraction of the median pairwise distance
-        (σ² = bandwidth² · median of the squared distances).
+    bandwidth : float, default 0.5
+        RBF σ as a fraction of the median pairwise distance
+        (σ² = bandwidth² · median of the squared distances); used by ``"rbf"`` only.
 
     Returns
     -------
@@ -97,6 +123,12 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
         Unknown kernel/estimator (listing valid ones), NaN/inf values,
         mismatched stimuli, too few stimuli, or a non-positive self-HSIC
         (constant input; too few stimuli for the unbiased estimator).
+
+    See Also
+    --------
+    rsa_bias.analysis.similarity.cka_bootstrap : bootstrap interval of CKA.
+    rsa_bias.analysis.similarity.cka_permutation : permutation test of CKA.
+    rsa_bias.analysis.similarity.minibatch_cka : CKA streamed over minibatches.
 
     Examples
     --------

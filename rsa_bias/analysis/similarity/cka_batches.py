@@ -74,19 +74,24 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
 
     Parameters
     ----------
-    x, y : one of
+    x, y : iterable of batches, or xarray.DataArray / numpy.ndarray; y optional
+        One of
+
         * ``x`` an iterable of ``(x_batch, y_batch)`` pairs and ``y=None``;
         * ``x`` and ``y`` iterables of batches (zipped, must be equally long);
         * ``x`` and ``y`` whole arrays / DataArrays with ``batch_size``: they are
-          aligned on stimulus ids and cut into ``n // batch_size`` batches of
-          ``batch_size`` or ``batch_size + 1`` stimuli (in order, or shuffled
-          when ``seed`` is given).
+          aligned on stimulus ids and cut into ``n // batch_size`` nearly equal batches
+          (``numpy.array_split``) of at least ``batch_size`` stimuli each (in order, or
+          shuffled when ``seed`` is given).
+
         Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
-    batch_size : stimuli per batch for whole-array inputs (≥ 4 for unbiased).
-    kernel : str, default "linear"
+    batch_size : int, optional
+        Stimuli per batch for whole-array inputs (≥ 4 for unbiased); required for them,
+        and not used with iterables of batches.
+    kernel : {"linear", "rbf"}, default "linear"
         ``"linear"`` or ``"rbf"``; the RBF bandwidth is set by the median rule within each
         batch.
-    hsic : str, default "unbiased"
+    hsic : {"biased", "unbiased"}, default "unbiased"
         The HSIC estimator of each batch. The default differs from :func:`cka`'s
         ``"biased"``: the biased estimator's bias does not average out over minibatches, the
         unbiased one's mean is unbiased (Nguyen, Raghu & Kornblith 2021).
@@ -101,6 +106,18 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
     float
         With one batch this is :func:`~rsa_bias.analysis.similarity.cka` with the
         same estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> round(minibatch_cka(x, y, batch_size=25), 3)
+    0.513
+    >>> batches = [(x[i:i + 25], y[i:i + 25]) for i in range(0, 100, 25)]
+    >>> round(minibatch_cka(batches), 3)  # the same four batches, given one by one
+    0.513
     """
     sums, count = np.zeros(3), 0
     for xb, yb in _batch_pairs(x, y, batch_size, seed):
@@ -135,19 +152,40 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
     """CKA between every layer of ``layers_a`` and every layer of ``layers_b``.
 
     Each layer is prepared once (centred features and its self-HSIC, or its
-    centred Gram matrix when it has more units than stimuli); each pair then
-    costs one cross product.
+    centred Gram matrix for the RBF kernel or when it has more units than stimuli,
+    roughly: the cheaper form); each pair then costs one cross product.
 
     Parameters
     ----------
-    layers_a, layers_b : mapping of layer name -> DataArray ("stimulus", "unit") or array
-        All layers are aligned on the stimulus ids of the first layer of
-        ``layers_a``. ``layers_b=None`` compares ``layers_a`` with itself.
-    kernel, hsic, bandwidth : as in :func:`~rsa_bias.analysis.similarity.cka`.
+    layers_a : mapping of str to xarray.DataArray or numpy.ndarray
+        Layer name -> DataArray ("stimulus", "unit") or array ``(n, p)``. All layers
+        are aligned on the stimulus ids of the first layer of ``layers_a``; must not be
+        empty.
+    layers_b : mapping of str to xarray.DataArray or numpy.ndarray, optional
+        The layers to compare with, in the same form; ``None`` compares ``layers_a``
+        with itself (each pair computed once).
+    kernel : {"linear", "rbf"}, default "linear"
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    hsic : {"biased", "unbiased"}, default "biased"
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    bandwidth : float, default 0.5
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
     -------
     xarray.DataArray with dims ("layer_a", "layer_b")
+        CKA of every pair of layers, labelled with the layer names; flat attrs record
+        ``kernel``, ``hsic`` and ``bandwidth``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> m = cka_matrix({"a": x, "b": y})
+    >>> m.dims, m.values.round(3).tolist()
+    (('layer_a', 'layer_b'), [[1.0, 0.488], [0.488, 1.0]])
     """
     if not layers_a:
         raise ValueError("layers_a is empty")

@@ -45,16 +45,35 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
 
     Parameters
     ----------
-    x, y : as in :func:`cka`.
-    n_perm : number of permutations.
-    seed : seed of ``numpy.random.default_rng``.
-    kernel, hsic, bandwidth : as in :func:`cka`.
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    n_perm : int, default 1000
+        Number of permutations.
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng``.
+    kernel : {"linear", "rbf"}, default "linear"
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    hsic : {"biased", "unbiased"}, default "biased"
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    bandwidth : float, default 0.5
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
     -------
     xarray.Dataset
         ``estimate`` (observed CKA), ``p_value`` (one-sided, (1 + #null ≥
-        observed) / (1 + n_perm)) and ``null(permutation)``.
+        observed) / (1 + n_perm)) and ``null(permutation)``; flat attrs record the
+        estimator options, ``n_perm``, ``seed`` and ``alternative="greater"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> res = cka_permutation(x, y, n_perm=200)
+    >>> round(float(res.estimate), 3), round(float(res.p_value), 3), res.null.dims
+    (0.488, 0.005, ('permutation',))
     """
     xv, yv = paired_values(x, y)
     a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
@@ -143,18 +162,38 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
 
     Parameters
     ----------
-    x, y : as in :func:`cka`.
-    n_boot : number of bootstrap replicates.
-    seed : seed of ``numpy.random.default_rng``.
-    ci : coverage of the percentile interval.
-    kernel, hsic, bandwidth : as in :func:`cka`.
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    n_boot : int, default 1000
+        Number of bootstrap replicates.
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng``.
+    ci : float, default 0.95
+        Coverage of the percentile interval, in (0, 1).
+    kernel : {"linear", "rbf"}, default "linear"
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    hsic : {"biased", "unbiased"}, default "biased"
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
+    bandwidth : float, default 0.5
+        As in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
     -------
     xarray.Dataset
         ``estimate`` (CKA on all stimuli), ``ci_low``, ``ci_high``,
         ``standard_error`` and ``bootstrap(replicate)``; attrs ``n_undefined``
-        counts NaN replicates (non-positive self-HSIC), which are left out.
+        counts NaN replicates (non-positive self-HSIC), which are left out (with a
+        ``RuntimeWarning``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> res = cka_bootstrap(x, y, n_boot=200)
+    >>> round(float(res.estimate), 3), bool(res.ci_low < res.estimate < res.ci_high)
+    (0.488, True)
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci must lie in (0, 1), got {ci}")

@@ -59,10 +59,19 @@ PROCRUSTES_METRICS: dict[str, Callable[[float], float]] = {
 def procrustes_distance(x: ArrayLike, y: ArrayLike, *, method: str = "euclidean") -> float:
     """Orthogonal Procrustes distance between centred, unit-norm representations.
 
+    After centring and scaling each input to unit Frobenius norm (X̂, Ŷ), the distance
+    is min over orthogonal Q of ||X̂ − ŶQ||_F, or the angle arccos ||X̂'Ŷ||_* (Williams
+    et al. 2021). Inputs with different numbers of units are compared as if the smaller
+    one were padded with zero units.
+
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
-    method : ``"euclidean"``: min_Q ||X̂ − ŶQ||_F = sqrt(2 − 2 ||X̂'Ŷ||_*), in [0, √2];
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
+        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
+        over stimuli first; at least 2 stimuli.
+    method : {"euclidean", "angular"}, default "euclidean"
+        ``"euclidean"``: min_Q ||X̂ − ŶQ||_F = sqrt(2 − 2 ||X̂'Ŷ||_*), in [0, √2];
         ``"angular"``: arccos ||X̂'Ŷ||_*, in [0, π/2]. Both are metrics
         (symmetric, triangle inequality) on shapes modulo translation,
         isotropic scaling and rotation/reflection.
@@ -70,14 +79,24 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike, *, method: str = "euclidean"
     Returns
     -------
     float
+        The distance; 0 when y is x up to translation, isotropic scaling and
+        rotation/reflection.
+
+    Raises
+    ------
+    ValueError
+        If an input is constant over stimuli (its shape is undefined).
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(50, 4))
     >>> q = np.linalg.qr(rng.normal(size=(4, 4)))[0]
     >>> round(procrustes_distance(x, 2 * x @ q + 1), 6)
     0.0
+    >>> round(procrustes_distance(x, rng.normal(size=(50, 4)), method="angular"), 3)
+    1.405
     """
     distance = choose(PROCRUSTES_METRICS, method, "Procrustes method")
     xc, yc = _centred(x, y)
@@ -116,15 +135,30 @@ def _top(rho: np.ndarray, n_components: int | None) -> np.ndarray:
 def canonical_correlations(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """Canonical correlations between two representations, largest first.
 
+    The singular values of Qx'Qy, for orthonormal bases Qx, Qy of the column spaces of
+    the centred inputs.
+
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
+        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
+        over stimuli first; at least 2 stimuli.
 
     Returns
     -------
     numpy.ndarray of shape (min(rank x, rank y),)
-        Warns (``RuntimeWarning``) when rank x + rank y > n − 1, where
-        correlations of 1 are forced by the dimensions rather than the data.
+        The correlations, in [0, 1]. Warns (``RuntimeWarning``) when rank x + rank y >
+        n − 1, where correlations of 1 are forced by the dimensions rather than the data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> canonical_correlations(x, y).round(3).tolist()
+    [0.976, 0.953, 0.897, 0.884, 0.764]
     """
     return _correlations(*_centred(x, y))
 
@@ -134,12 +168,27 @@ def cca_similarity(x: ArrayLike, y: ArrayLike, *, n_components: int | None = Non
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
-    n_components : average over the top ``n_components`` correlations (default all).
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
+        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
+        over stimuli first; at least 2 stimuli.
+    n_components : int, optional
+        Average over the top ``n_components`` correlations (default all); between 1 and
+        the number of correlations.
 
     Returns
     -------
-    float in [0, 1]; 1 when y is an invertible linear transform of x.
+    float
+        In [0, 1]; 1 when y is an invertible linear transform of x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> round(cca_similarity(x, y), 3), round(cca_similarity(x, y, n_components=2), 3)
+    (0.806, 0.93)
     """
     return float(np.mean(_top(canonical_correlations(x, y), n_components) ** 2))
 
@@ -156,17 +205,34 @@ def svcca(x: ArrayLike, y: ArrayLike, *, keep: float = 0.99,
           n_components: int | None = None) -> float:
     """SVCCA (Raghu et al. 2017): SVD reduction, then mean canonical correlation.
 
+    Each input keeps the top singular directions that explain ``keep`` of its variance;
+    the result is the mean canonical correlation of the reduced inputs.
+
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or (n, p) / (n, q) arrays
-    keep : each input keeps its fewest top singular directions explaining at
-        least this share of its variance.
-    n_components : average over the top ``n_components`` correlations (default all).
+    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
+        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
+        over stimuli first; at least 2 stimuli.
+    keep : float, default 0.99
+        Each input keeps its fewest top singular directions explaining at least this
+        share of its variance; in (0, 1].
+    n_components : int, optional
+        Average over the top ``n_components`` correlations (default all).
 
     Returns
     -------
-    float in [0, 1]
-        The mean (not squared) canonical correlation of the reduced inputs.
+    float
+        In [0, 1]: the mean (not squared) canonical correlation of the reduced inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 10))
+    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> round(svcca(x, y), 3), round(svcca(x, y, keep=0.9), 3)
+    (0.895, 0.907)
     """
     if not 0 < keep <= 1:
         raise ValueError(f"keep must lie in (0, 1], got {keep}")
