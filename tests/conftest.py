@@ -92,3 +92,19 @@ def plotting_env():
     np.random.seed(0)  # noqa: NPY002 - seaborn bootstraps and jitters with the global one
     yield
     plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def stimuli() -> xr.Dataset:
+    """The factorial stimulus set of the attribution tests (test modules may define their own)."""
+    from simulated_data import factorial_set
+
+    return factorial_set()
+
+
+@pytest.fixture(scope="module")
+def brain(stimuli) -> xr.Dataset:
+    """A simulated population coding the features of ``stimuli`` (see simulated_data)."""
+    from simulated_data import simulated_brain
+
+    return simulated_brain(stimuli)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from simulated_data import SHARES, factorial_set, simulated_brain
+from simulated_data import SHARES
 
 from rsa_bias import (
     RidgeEncoder,
@@ -30,16 +30,6 @@ ALPHAS = np.logspace(-6, 6, 13)  # noise-free predictors want small penalties
 RIDGE = RidgeEncoder(ALPHAS)
 # Noise-free simulated targets would take alpha -> 0; the grid warning says nothing here.
 pytestmark = pytest.mark.filterwarnings("ignore:.*smallest alpha of the grid")
-
-
-@pytest.fixture(scope="module")
-def stimuli() -> xr.Dataset:
-    return factorial_set()
-
-
-@pytest.fixture(scope="module")
-def brain(stimuli) -> xr.Dataset:
-    return simulated_brain(stimuli)
 
 
 def _model(stimuli, shares, seed, n=60):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from simulated_data import factorial_set, simulated_brain
 from sklearn.linear_model import LinearRegression
 
 from rsa_bias import (
@@ -18,16 +17,6 @@ from rsa_bias import (
 )
 from rsa_bias.analysis.rsa.rdms import condensed
 from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
-
-
-@pytest.fixture(scope="module")
-def stimuli() -> xr.Dataset:
-    return factorial_set()
-
-
-@pytest.fixture(scope="module")
-def brain(stimuli) -> xr.Dataset:
-    return simulated_brain(stimuli)
 
 
 def test_feature_model_rdms(stimuli):

@@ -179,20 +179,10 @@ def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None
 
     Parameters
     ----------
-    models : mapping of str to torch.nn.Module
-        ``{model name: network}``, e.g. :func:`~rsa_bias.experiments.random_models` plus
-        a trained CNN.
+    models, layers, image_size, readout, n_components
+        As in :func:`rsa_vs_it`.
     v4 : xarray.Dataset, optional
         The dataset of :func:`~rsa_bias.brain.load_v4` (with images); loaded when not given.
-    layers : sequence of str, optional
-        The layers to score; default as :func:`~rsa_bias.experiments.layer_activations`.
-    image_size : int, default 64
-        Side the photographs are resized to (on scale, see
-        :mod:`rsa_bias.experiments.brain_scores`).
-    readout : str, default "gap"
-        Conv feature maps to units, as :func:`~rsa_bias.experiments.layer_activations`.
-    n_components : int, optional
-        Random projection of each layer, as :func:`~rsa_bias.experiments.layer_activations`.
     cv : int, default 5
         Outer folds (shuffled, seeded by ``seed``) of
         :func:`~rsa_bias.analysis.cross_validated_scores`, which also takes a

@@ -125,16 +125,8 @@ def run_model_vs_brain(out_dir: str | Path, *, small: bool = True, seed: int = 0
 
     Parameters
     ----------
-    out_dir : str or pathlib.Path
-        Folder for the files (created if missing).
-    small : bool, default True
-        The small version; ``False`` runs the full one.
-    seed : int, default 0
-        Seeds the task, the training, the random initialisations and every resampling.
-    image_size : int, default 64
-        Side the photographs are resized to before the networks see them.
-    progress : bool, default False
-        Show a progress bar while training.
+    out_dir, small, seed, image_size, progress
+        As in :func:`run_comparison`.
 
     Returns
     -------

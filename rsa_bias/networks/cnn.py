@@ -156,10 +156,8 @@ def build_cnn(in_channels: int, heads: Mapping[str, int] | Sequence[str],
 
     Parameters
     ----------
-    in_channels : int
-        Channels of the input images.
-    heads : mapping of str to int, or sequence of str
-        ``{feature name: number of values}`` (a list of names means all binary).
+    in_channels, heads
+        As in :class:`CNN`.
     cfg : ModelConfig
         A config with ``arch = "cnn"``: its ``cnn`` table (``channels``, ``kernel_size``,
         ``norm``, ``groups``, ``fc_widths``), ``activation``, ``dropout``, ``init`` and

@@ -178,7 +178,7 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(50, 4))
-    >>> Y = X @ rng.normal(size=(4, 3)) + 0.1 * rng.normal(size=(50, 3))
+    >>> Y = np.tanh(X[:, :3]) + 0.1 * rng.normal(size=(50, 3))
     >>> model = RidgeEncoder().fit(X, Y)
     >>> model.alpha_.shape, model.coef_.shape
     ((3,), (3, 4))

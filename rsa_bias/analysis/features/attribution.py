@@ -98,20 +98,14 @@ def attribute_cka(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
         The two representations (repeats averaged); ``y`` is aligned to ``x`` by stimulus id.
         ``x`` carries the ``feature_<name>`` coords (or pass ``stimuli``). A numpy array is
         read as (stimulus, unit[, repeat]) with stimulus ids ``0..n-1``.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    stimuli, orthogonalise
+        As in :func:`~rsa_bias.analysis.features.feature_decomposition`.
     features : sequence of str, optional
         Features and conjunctions (``"a:b"``) to attribute to; default all listed features
         (``attrs["feature_names"]``, else every ``feature_<name>`` coord). At most 10
         (exact Shapley values over all subsets).
     hsic : {"biased", "unbiased"}, default "biased"
         HSIC estimator, as in :func:`~rsa_bias.analysis.similarity.cka`.
-    orthogonalise : {"sequential", "strict"}, default "sequential"
-        What to do when the feature subspaces overlap (unbalanced or dependent features):
-        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
-        a warning, so earlier features take the variance they share with later ones;
-        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
 
     Returns
     -------
@@ -184,17 +178,8 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
 
     Parameters
     ----------
-    x, y : xarray.DataArray ("stimulus", unit dim[, "repeat"]) or array
-        The two representations (repeats averaged); ``y`` is aligned to ``x`` by stimulus id.
-        ``x`` carries the ``feature_<name>`` coords (or pass ``stimuli``). A numpy array is
-        read as (stimulus, unit[, repeat]) with stimulus ids ``0..n-1``.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
-    features : sequence of str, optional
-        Features and conjunctions (``"a:b"``) to attribute to; default all listed features
-        (``attrs["feature_names"]``, else every ``feature_<name>`` coord). At most 10
-        (exact Shapley values over all subsets).
+    x, y, stimuli, features, orthogonalise
+        As in :func:`attribute_cka`.
     rdm_method : {"sqeuclidean", "euclidean", "correlation", "cosine"}, default "sqeuclidean"
         The RDM of each representation. The default differs from
         :func:`~rsa_bias.analysis.rsa.rdm`'s ``"correlation"`` because the squared Euclidean
@@ -205,11 +190,6 @@ def attribute_rsa(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = No
         comparison has no additive decomposition (use
         :func:`~rsa_bias.analysis.features.rdm_variance_partition` for an RDM-level view of
         any RDM).
-    orthogonalise : {"sequential", "strict"}, default "sequential"
-        What to do when the feature subspaces overlap (unbalanced or dependent features):
-        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
-        a warning, so earlier features take the variance they share with later ones;
-        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
 
     Returns
     -------
@@ -301,13 +281,8 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     y : xarray.DataArray ("stimulus", target dim[, "repeat"]) or array
         The responses, aligned to ``x`` by stimulus id; repeats are averaged (a numpy ``y``
         is read as (stimulus, unit[, repeat])).
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
-    features : sequence of str, optional
-        Features and conjunctions (``"a:b"``) to attribute to; default all listed features
-        (``attrs["feature_names"]``, else every ``feature_<name>`` coord). At most 10
-        (exact Shapley values over all subsets).
+    stimuli, features
+        As in :func:`attribute_cka`.
     method : {"target", "predictor"}, default "target"
         ``"target"``: exact split of each target's explained variance by the subspace it
         lies in (adds ``share_per_target(feature, <target dim>)``); ``"predictor"``: Shapley
@@ -321,11 +296,8 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
         splitter whose test folds cover every stimulus; over the stimuli sorted by id.
     seed : int, default 0
         Seeds an int ``cv``'s shuffle.
-    orthogonalise : {"sequential", "strict"}, default "sequential"
-        What to do when the feature subspaces overlap (unbalanced or dependent features):
-        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
-        a warning, so earlier features take the variance they share with later ones;
-        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
+    orthogonalise
+        As in :func:`~rsa_bias.analysis.features.feature_decomposition`.
     summary : {"mean", "median"}, default "mean"
         R² over targets (``"median"`` with ``method="target"`` only). The median is robust
         to a few targets with a very negative out-of-fold R²; its shares are the split of the

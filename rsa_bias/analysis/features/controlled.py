@@ -67,12 +67,9 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     y : xarray.DataArray ("stimulus", unit dim[, "repeat"]) or array
         The other representation (a brain's responses; repeats averaged), aligned to ``x``
         by stimulus id; it is equalised over ``x``'s features.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
-    features : sequence of str, optional
-        Features and conjunctions (``"a:b"``) to equalise; default all listed features
-        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    stimuli, features
+        As in :func:`~rsa_bias.analysis.features.feature_decomposition`; the features are the
+        ones equalised.
     measures : sequence of str, default ("rsa", "cka", "encoding")
         Any of ``"rsa"`` (``compare_rdms(rdm(x, method=rdm_method), ...,
         method=compare_method)``), ``"cka"`` (linear, with ``hsic``) and ``"encoding"`` (mean
@@ -104,9 +101,9 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     Examples
     --------
     >>> from rsa_bias.brain import factorial_stimuli, simulate_population
-    >>> stimuli = factorial_stimuli({"a": 2, "b": 2}, repeats=8)
-    >>> x = simulate_population(stimuli, {"a": 0.6, "b": 0.1}, n_neurons=20, seed=0).signal
-    >>> y = simulate_population(stimuli, {"a": 0.1, "b": 0.6}, n_neurons=20, seed=1).signal
+    >>> stim = factorial_stimuli({"a": 2, "b": 2}, repeats=8)
+    >>> x, y = (simulate_population(stim, gains, n_neurons=20, seed=seed).signal
+    ...         for seed, gains in enumerate([{"a": 0.6, "b": 0.1}, {"a": 0.1, "b": 0.6}]))
     >>> out = compare_controlled(x, y, measures=["cka"])
     >>> out.score.sel(measure="cka").round(2).values.tolist()
     [0.31, 0.89]

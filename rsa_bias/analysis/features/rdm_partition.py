@@ -267,13 +267,7 @@ def residualise_rdm(target: ArrayLike, predictors: RdmInput) -> xr.DataArray:
 
     Parameters
     ----------
-    target : xarray.DataArray or numpy.ndarray
-        One RDM: square ``("stimulus_i", "stimulus_j")`` or condensed (``"pair"`` dim, or a
-        vector), labelled or numpy.
-    predictors : xarray.DataArray, numpy.ndarray or mapping of str to RDM
-        A stack with one leading dim (e.g. :func:`feature_model_rdms`, named by its coord;
-        numpy stacks are named ``model_0``, ``model_1``, ...) or a mapping name -> RDM.
-        Labelled RDMs are aligned on stimulus ids and must cover the same set as ``target``.
+    target, predictors : as in :func:`rdm_variance_partition`
 
     Returns
     -------

@@ -185,21 +185,8 @@ def variance_shares(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
 
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
-        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
-        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
-        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
-    features : sequence of str, optional
-        Features and conjunctions (``"a:b"``) to analyse; default all listed features
-        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
-    orthogonalise : {"sequential", "strict"}, default "sequential"
-        What to do when the feature subspaces overlap (unbalanced or dependent features):
-        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
-        a warning, so earlier features take the variance they share with later ones;
-        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
+    x, stimuli, features, orthogonalise
+        As in :func:`feature_decomposition`.
 
     Returns
     -------
@@ -247,13 +234,8 @@ def remove_features(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
 
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
-        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
-        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
-        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
+    x, stimuli
+        As in :func:`feature_decomposition`.
     features : sequence of str
         Features and conjunctions (``"a:b"``) to remove; required.
 
@@ -291,16 +273,8 @@ def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None
 
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", unit dim[, "repeat"]), or array
-        The representation; repeats are averaged. Needs ``feature_<name>`` coords on
-        ``stimulus`` unless ``stimuli`` supplies them. A numpy array is read as (stimulus,
-        unit) or, with 3 dims, (stimulus, unit, repeat), with stimulus ids ``0..n-1``.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id. Default: the coords already on ``x``.
-    features : sequence of str, optional
-        Features and conjunctions (``"a:b"``) to analyse; default all listed features
-        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    x, stimuli, features
+        As in :func:`feature_decomposition`.
     min_f_ratio : float, default 4.0
         The F ratio (variance per subspace dimension / residual variance per residual
         dimension) a feature must exceed to count as coded; must be >= 0 (1 is chance
@@ -310,11 +284,8 @@ def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None
     min_share : float, default 1e-6
         The variance share a feature must exceed to count as coded, so that round-off is
         never amplified.
-    orthogonalise : {"sequential", "strict"}, default "sequential"
-        What to do when the feature subspaces overlap (unbalanced or dependent features):
-        ``"sequential"`` orthogonalises each subspace against the ones listed before it, with
-        a warning, so earlier features take the variance they share with later ones;
-        ``"strict"`` refuses (see :mod:`~rsa_bias.analysis.features.subspaces`).
+    orthogonalise
+        As in :func:`feature_decomposition`.
 
     Returns
     -------

@@ -36,6 +36,17 @@ def _features(activation: xr.DataArray, names: list[str], mask: np.ndarray) -> n
     return np.stack([activation[f"feature_{n}"].values[mask] for n in names], 1).astype(float)
 
 
+def _split_features(x: xr.DataArray, stimuli: xr.Dataset | None,
+                    features: Sequence[str] | None, split: str | None,
+                    ) -> tuple[xr.DataArray, list[str], np.ndarray, np.ndarray]:
+    """``x`` with the stimulus coords attached, the feature names, the ``split`` mask and the
+    feature values of the split's stimuli (stimulus, feature)."""
+    activation = attach_stimulus_coords(x, stimuli)
+    names = feature_names_of(activation, features)
+    mask = split_mask(activation, split)
+    return activation, names, mask, _features(activation, names, mask)
+
+
 @legacy_call(positional=("features",), renamed={"activation": "x"})
 def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
                 features: Sequence[str] | None = None, split: str | None = "test",
@@ -48,17 +59,10 @@ def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
 
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", "unit", ...)
-        The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
-        ``feature_<name>`` coords on ``stimulus`` (and ``split`` unless ``split=None``)
-        unless ``stimuli`` supplies them.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
-        the coords already on ``x``.
-    features : sequence of str, optional
-        Names of the features to correlate with the PC scores; default all listed ones
-        (``attrs["feature_names"]``, else every ``feature_<name>`` coord).
+    x, stimuli, features
+        As in :func:`~rsa_bias.analysis.features.feature_variance_explained` (the ``split``
+        coord is needed only when ``split`` is not ``None``); the features are correlated with
+        the PC scores.
     split : str or None, default "test"
         The stimuli to use: those whose ``split`` coord is this value; ``None`` uses all.
     n_pcs : int, default 8
@@ -74,10 +78,7 @@ def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
         ``pc`` coord counts from 1; extra dims of ``x`` are kept. All NaN for a constant
         layer.
     """
-    activation = attach_stimulus_coords(x, stimuli)
-    names = feature_names_of(activation, features)
-    mask = split_mask(activation, split)
-    fvals = _features(activation, names, mask)
+    activation, names, mask, fvals = _split_features(x, stimuli, features, split)
 
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:
         x = phi[mask]
@@ -107,19 +108,8 @@ def unit_tuning(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
 
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", "unit", ...)
-        The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
-        ``feature_<name>`` coords on ``stimulus`` (and ``split`` unless ``split=None``)
-        unless ``stimuli`` supplies them.
-    stimuli : xarray.Dataset, optional
-        Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
-        coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
-        the coords already on ``x``.
-    features : sequence of str, optional
-        Names of the features to analyse; default all listed ones (``attrs["feature_names"]``,
-        else every ``feature_<name>`` coord).
-    split : str or None, default "test"
-        The stimuli to use: those whose ``split`` coord is this value; ``None`` uses all.
+    x, stimuli, features, split
+        As in :func:`pca_summary`.
     threshold : float, default 0.5
         A unit is selective for a feature when its ``unit_r2`` exceeds this (strictly).
 
@@ -132,10 +122,7 @@ def unit_tuning(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
         ``n_silent(...)``: units with zero variance over the stimuli. The ``unit`` coord is
         that of ``x`` (``0..n_units-1`` when ``x`` has none).
     """
-    activation = attach_stimulus_coords(x, stimuli)
-    names = feature_names_of(activation, features)
-    mask = split_mask(activation, split)
-    fvals = _features(activation, names, mask)
+    activation, names, mask, fvals = _split_features(x, stimuli, features, split)
 
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:
         x = phi[mask]

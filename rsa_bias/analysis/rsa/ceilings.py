@@ -327,8 +327,7 @@ def rdm_noise_ceiling(data: xr.DataArray | np.ndarray, *,
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> truth = rng.random(45)
-    >>> subjects = truth + 0.3 * rng.random((6, 45))
+    >>> subjects = rng.random(45) + 0.3 * rng.random((6, 45))  # one truth, 6 noisy subjects
     >>> nc = rdm_noise_ceiling(subjects, method="pearson")
     >>> bool(nc.lower < nc.upper <= 1)
     True

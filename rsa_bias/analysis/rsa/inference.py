@@ -297,10 +297,9 @@ def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "spear
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> truth = rng.random(45)
-    >>> data = truth + 0.5 * rng.random((5, 45))
-    >>> models = np.stack([truth, rng.random(45)])
-    >>> res = permutation_test(models, data, method="pearson", n_perm=200)
+    >>> truth, noise = rng.random(45), rng.random((5, 45))
+    >>> res = permutation_test(np.stack([truth, rng.random(45)]), truth + 0.5 * noise,
+    ...                        method="pearson", n_perm=200)
     >>> res.null.dims, round(float(res.p_value[0]), 3)
     (('permutation', 'model'), 0.005)
     """

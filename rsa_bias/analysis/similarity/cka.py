@@ -54,17 +54,9 @@ def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bia
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
-        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy.
-        Labelled inputs are aligned on stimulus ids; differing id sets are refused.
-    kernel : {"linear", "rbf"}, default "linear"
-        ``"rbf"`` uses the median-rule bandwidth (see the module docstring).
-    hsic : {"biased", "unbiased"}, default "biased"
-        ``"biased"``: tr(KHLH)/(n−1)² (Gretton et al. 2005); ``"unbiased"``: Song et al.
-        (2012), needs n ≥ 4.
-    bandwidth : float, default 0.5
-        RBF σ as a fraction of the median pairwise distance
-        (σ² = bandwidth² · median of the squared distances); used by ``"rbf"`` only.
+    x, y, kernel, hsic, bandwidth
+        As in :func:`cka`; ``hsic="biased"`` is tr(KHLH)/(n−1)² (Gretton et al. 2005),
+        ``"unbiased"`` Song et al.'s (2012) estimator.
 
     Returns
     -------

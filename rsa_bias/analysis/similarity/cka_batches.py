@@ -88,15 +88,13 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
     batch_size : int, optional
         Stimuli per batch for whole-array inputs (≥ 4 for unbiased); required for them,
         and not used with iterables of batches.
-    kernel : {"linear", "rbf"}, default "linear"
-        ``"linear"`` or ``"rbf"``; the RBF bandwidth is set by the median rule within each
-        batch.
+    kernel, bandwidth
+        As in :func:`~rsa_bias.analysis.similarity.cka`; the RBF bandwidth is set by the
+        median rule within each batch.
     hsic : {"biased", "unbiased"}, default "unbiased"
         The HSIC estimator of each batch. The default differs from :func:`cka`'s
         ``"biased"``: the biased estimator's bias does not average out over minibatches, the
         unbiased one's mean is unbiased (Nguyen, Raghu & Kornblith 2021).
-    bandwidth : float, default 0.5
-        RBF σ as a fraction of the median pairwise distance.
     seed : int, optional
         Shuffles whole-array inputs before batching. The default ``None`` differs from the
         package's ``seed=0`` because here it means "keep the input order", not a draw.
@@ -112,7 +110,8 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(100, 10))
-    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> w, noise = rng.normal(size=(10, 5)), rng.normal(size=(100, 5))
+    >>> y = x @ w + noise
     >>> round(minibatch_cka(x, y, batch_size=25), 3)
     0.513
     >>> batches = [(x[i:i + 25], y[i:i + 25]) for i in range(0, 100, 25)]
@@ -164,11 +163,7 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
     layers_b : mapping of str to xarray.DataArray or numpy.ndarray, optional
         The layers to compare with, in the same form; ``None`` compares ``layers_a``
         with itself (each pair computed once).
-    kernel : {"linear", "rbf"}, default "linear"
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
-    hsic : {"biased", "unbiased"}, default "biased"
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
-    bandwidth : float, default 0.5
+    kernel, hsic, bandwidth
         As in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
@@ -181,9 +176,8 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(100, 10))
-    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
-    >>> m = cka_matrix({"a": x, "b": y})
+    >>> x, w, noise = (rng.normal(size=s) for s in [(100, 10), (10, 5), (100, 5)])
+    >>> m = cka_matrix({"a": x, "b": x @ w + noise})
     >>> m.dims, m.values.round(3).tolist()
     (('layer_a', 'layer_b'), [[1.0, 0.488], [0.488, 1.0]])
     """

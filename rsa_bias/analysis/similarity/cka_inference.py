@@ -45,17 +45,13 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+    x, y
         As in :func:`~rsa_bias.analysis.similarity.cka`.
     n_perm : int, default 1000
         Number of permutations.
     seed : int or None, default 0
         Seed of ``numpy.random.default_rng``.
-    kernel : {"linear", "rbf"}, default "linear"
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
-    hsic : {"biased", "unbiased"}, default "biased"
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
-    bandwidth : float, default 0.5
+    kernel, hsic, bandwidth
         As in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
@@ -70,8 +66,8 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(100, 10))
-    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
-    >>> res = cka_permutation(x, y, n_perm=200)
+    >>> res = cka_permutation(x, x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5)),
+    ...                       n_perm=200)
     >>> round(float(res.estimate), 3), round(float(res.p_value), 3), res.null.dims
     (0.488, 0.005, ('permutation',))
     """
@@ -162,7 +158,7 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
+    x, y
         As in :func:`~rsa_bias.analysis.similarity.cka`.
     n_boot : int, default 1000
         Number of bootstrap replicates.
@@ -170,11 +166,7 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
         Seed of ``numpy.random.default_rng``.
     ci : float, default 0.95
         Coverage of the percentile interval, in (0, 1).
-    kernel : {"linear", "rbf"}, default "linear"
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
-    hsic : {"biased", "unbiased"}, default "biased"
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
-    bandwidth : float, default 0.5
+    kernel, hsic, bandwidth
         As in :func:`~rsa_bias.analysis.similarity.cka`.
 
     Returns
@@ -189,8 +181,8 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(100, 10))
-    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> x = rng.standard_normal((100, 10))
+    >>> y = x @ rng.standard_normal((10, 5)) + rng.standard_normal((100, 5))
     >>> res = cka_bootstrap(x, y, n_boot=200)
     >>> round(float(res.estimate), 3), bool(res.ci_low < res.estimate < res.ci_high)
     (0.488, True)

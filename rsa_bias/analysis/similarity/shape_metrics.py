@@ -140,10 +140,8 @@ def canonical_correlations(x: ArrayLike, y: ArrayLike) -> np.ndarray:
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
-        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
-        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
-        over stimuli first; at least 2 stimuli.
+    x, y
+        As in :func:`procrustes_distance`.
 
     Returns
     -------
@@ -168,10 +166,8 @@ def cca_similarity(x: ArrayLike, y: ArrayLike, *, n_components: int | None = Non
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
-        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
-        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
-        over stimuli first; at least 2 stimuli.
+    x, y
+        As in :func:`procrustes_distance`.
     n_components : int, optional
         Average over the top ``n_components`` correlations (default all); between 1 and
         the number of correlations.
@@ -185,8 +181,8 @@ def cca_similarity(x: ArrayLike, y: ArrayLike, *, n_components: int | None = Non
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(100, 10))
-    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> x, w = rng.normal(size=(100, 10)), rng.normal(size=(10, 5))
+    >>> y = x @ w + rng.normal(size=(100, 5))
     >>> round(cca_similarity(x, y), 3), round(cca_similarity(x, y, n_components=2), 3)
     (0.806, 0.93)
     """
@@ -210,10 +206,8 @@ def svcca(x: ArrayLike, y: ArrayLike, *, keep: float = 0.99,
 
     Parameters
     ----------
-    x, y : xarray.DataArray with dims ("stimulus", "unit"), or numpy.ndarray
-        Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy;
-        labelled inputs are aligned on stimulus ids (mismatches refused). Each is centred
-        over stimuli first; at least 2 stimuli.
+    x, y
+        As in :func:`procrustes_distance`.
     keep : float, default 0.99
         Each input keeps its fewest top singular directions explaining at least this
         share of its variance; in (0, 1].
@@ -230,7 +224,8 @@ def svcca(x: ArrayLike, y: ArrayLike, *, keep: float = 0.99,
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(100, 10))
-    >>> y = x @ rng.normal(size=(10, 5)) + rng.normal(size=(100, 5))
+    >>> y = x @ rng.normal(size=(10, 5))
+    >>> y += rng.normal(size=y.shape)  # the same noisy linear map as in canonical_correlations
     >>> round(svcca(x, y), 3), round(svcca(x, y, keep=0.9), 3)
     (0.895, 0.907)
     """
