@@ -133,8 +133,6 @@ def legacy_call(*, positional: Sequence[str] = (), renamed: Mapping[str, str] | 
                     kwargs[new] = build(**given)
             return fn(*args, **kwargs)
 
-        wrapper.__legacy__ = {"positional": tuple(positional), "renamed": renamed,  # type: ignore[attr-defined]
-                              "folded": {k: tuple(v[0]) for k, v in folded.items()}}
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -143,6 +143,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from rsa_bias._api import choose
     from rsa_bias.experiments import list_experiments
 
     if args.list or args.name is None:
@@ -151,8 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.name is None and not args.list:
             print("rsa-bias demo NAME --out DIR runs one", file=sys.stderr)
         return 0
-    if args.name not in list_experiments("demo"):
-        raise ValueError(f"unknown demo {args.name!r}; valid: {sorted(list_experiments('demo'))}")
+    choose(list_experiments("demo"), args.name, "demo")
     if args.out is None:
         raise ValueError("rsa-bias demo NAME needs --out DIR (where results.nc and the figures "
                          "go)")

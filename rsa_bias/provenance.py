@@ -140,20 +140,14 @@ def _flat(value: Any) -> str | int | float:
             or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)):
         return list(items)  # a flat list of strings or of numbers is a netCDF attribute
     if isinstance(value, (Mapping, Sequence)) or hasattr(value, "tolist"):
-        return json.dumps(_jsonable(value), sort_keys=True)
+        return json.dumps(value, sort_keys=True, default=_json_default)
     return str(value)
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    return str(value)
+def _json_default(value: Any) -> Any:
+    """What ``json`` cannot write itself: numpy arrays and scalars as lists and numbers,
+    anything else (a splitter, an estimator) as its ``str``."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def result_attrs(function: str, *, method: str | None = None, **params: Any) -> dict[str, Any]:
@@ -185,8 +179,7 @@ def result_attrs(function: str, *, method: str | None = None, **params: Any) -> 
     method = function if method is None else method
     attrs: dict[str, Any] = {k: _flat(v) for k, v in params.items()}
     attrs.update(function=function, method=method)
-    attrs["config_json"] = json.dumps({"function": function, "method": method,
-                                       **{k: _jsonable(v) for k, v in params.items()}},
-                                      sort_keys=True)
+    attrs["config_json"] = json.dumps({"function": function, "method": method, **params},
+                                      sort_keys=True, default=_json_default)
     attrs.update(_base_attrs())
     return attrs

@@ -35,6 +35,11 @@ def documented_parameters(obj: object) -> dict[str, str]:
     return _section_entries(obj, "Parameters")
 
 
+def documented_attributes(obj: object) -> dict[str, str]:
+    """Attribute name -> its description, from the numpydoc ``Attributes`` section."""
+    return _section_entries(obj, "Attributes")
+
+
 def _section_entries(obj: object, title: str) -> dict[str, str]:
     doc = inspect.getdoc(obj) or ""
     lines = doc.splitlines()

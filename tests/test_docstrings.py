@@ -7,7 +7,13 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from public_api import documented_parameters, has_section, public_objects, signature_parameters
+from public_api import (
+    documented_attributes,
+    documented_parameters,
+    has_section,
+    public_objects,
+    signature_parameters,
+)
 
 OBJECTS = dict(public_objects())
 SKIP_KINDS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -32,9 +38,7 @@ def test_every_parameter_is_documented(name):
         return
     documented = documented_parameters(obj)
     if not documented and hasattr(obj, "__dataclass_fields__"):
-        from public_api import _section_entries  # a record lists its fields as Attributes
-
-        documented = _section_entries(obj, "Attributes")
+        documented = documented_attributes(obj)  # a record lists its fields as Attributes
     missing = [p for p in params if p not in documented]
     assert not missing, f"{name}: document {missing} in a numpydoc Parameters section"
     variadic = {p.name for p in signature_parameters(obj) if p.kind in SKIP_KINDS}

@@ -237,7 +237,7 @@ def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
         out["r2_normalised"] = out["r2"] / out["ceiling_r2"]
     kind = "ridge_encoding" if isinstance(estimator, RidgeEncoder) else "encoding"
     out.attrs.update(result_attrs("cross_validated_scores", method=f"{kind}_nested_cv",
-                                  cv=cv if isinstance(cv, int) else repr(cv), seed=seed,
+                                  cv=cv, seed=seed,
                                   n_splits=n_splits, n_folds=len(fitted),
                                   **_estimator_params(estimator)))
     return out

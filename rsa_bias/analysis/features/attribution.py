@@ -326,7 +326,7 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     names, bases, (px, rx), (py, ry), yl = _pair(_sorted_by_id(_labelled(x, stimuli, "x")), y,
                                                  None, features, orthogonalise)
     xv, yv = sum(px) + rx, sum(py) + ry
-    config = {"method": method, "cv": cv if isinstance(cv, int) else repr(cv), "seed": seed,
+    config = {"method": method, "cv": cv, "seed": seed,
               "orthogonalise": orthogonalise, "summary": summary,
               "estimator": repr(estimator) if estimator is not None else "RidgeEncoder()"}
 

@@ -123,4 +123,4 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
                       attrs=result_attrs("compare_controlled", measures=list(measures),
                                          features=features, rdm_method=rdm_method,
                                          compare_method=compare_method, hsic=hsic,
-                                         estimator=repr(estimator), cv=repr(cv), seed=seed))
+                                         estimator=repr(estimator), cv=cv, seed=seed))
