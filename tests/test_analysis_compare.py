@@ -14,7 +14,7 @@ from realdata import rsa92_rdms
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis.rsa.compare import compare_rdms, rank_rows
-from rsa_bias.analysis.rsa.rdms import condensed
+from rsa_bias.analysis.rsa.forms import condensed
 
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")
 

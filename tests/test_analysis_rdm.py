@@ -16,7 +16,8 @@ from scipy.spatial.distance import pdist
 from scipy.spatial.distance import squareform as scipy_squareform
 
 from rsa_bias.analysis.rsa.crossnobis import noise_precision, stack_runs
-from rsa_bias.analysis.rsa.rdms import condensed, rdm, squareform
+from rsa_bias.analysis.rsa.forms import condensed, squareform
+from rsa_bias.analysis.rsa.rdms import rdm
 
 rt_data = pytest.importorskip("rsatoolbox.data")
 rt_rdm = pytest.importorskip("rsatoolbox.rdm")

@@ -15,7 +15,7 @@ from rsa_bias import (
     residualise_rdm,
     variance_shares,
 )
-from rsa_bias.analysis.rsa.rdms import condensed
+from rsa_bias.analysis.rsa.forms import condensed
 from rsa_bias.brain.simulated import factorial_stimuli, simulate_population
 
 

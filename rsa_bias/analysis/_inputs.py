@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import choose  # noqa: F401 - the families look options up with it
+from rsa_bias.analysis._values import numeric_values
 
 ArrayLike = xr.DataArray | np.ndarray
 
@@ -48,6 +49,38 @@ def _ids(x: xr.DataArray) -> np.ndarray:
     return ids
 
 
+def _id_kind(ids: np.ndarray) -> str:
+    """"text" or "number": the kind of stimulus ids (object arrays by their elements)."""
+    kind = ids.dtype.kind
+    if kind == "O" and ids.size:
+        kinds = {"text" if isinstance(v, (str, bytes)) else "number" for v in ids.tolist()}
+        if len(kinds) > 1:
+            raise ValueError("stimulus ids mix text and numbers; give every stimulus an id of "
+                             "one type (e.g. .assign_coords(stimulus=x.stimulus.astype(str)))")
+        return kinds.pop()
+    return "text" if kind in "USO" else "number"
+
+
+def check_id_kinds(ids: list[np.ndarray], names: list[str]) -> None:
+    kinds = [_id_kind(i) for i in ids]
+    if len(set(kinds)) > 1:
+        described = ", ".join(f"{n}: {k} ({i.dtype})" for n, k, i in zip(names, kinds, ids,
+                                                                        strict=True))
+        raise ValueError(f"stimulus ids are of different types ({described}), so none can "
+                         "match; convert one side, e.g. "
+                         "y.assign_coords(stimulus=y.stimulus.astype(str))")
+
+
+def canonical_order(x: xr.DataArray) -> xr.DataArray:
+    """``x`` in ascending stimulus-id order, so that seeded resamples and folds do not depend
+    on the row order of the input (numpy inputs, ids ``0..n-1``, are unchanged)."""
+    ids = x["stimulus"].values
+    order = np.argsort(ids, kind="stable")
+    if np.array_equal(order, np.arange(len(ids))):
+        return x
+    return x.isel(stimulus=order)
+
+
 def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
                   join: str = "exact") -> list[xr.DataArray]:
     """Reorder labelled arrays to the stimulus order of the first one.
@@ -75,6 +108,7 @@ def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
     """
     names = list(names or [f"input {i}" for i in range(len(arrays))])
     ids = [_ids(a) for a in arrays]
+    check_id_kinds(ids, names)
     ref = ids[0]
     if join == "inner":
         keep = ref[np.all([np.isin(ref, other) for other in ids[1:]], axis=0)]
@@ -102,18 +136,13 @@ def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
 
 
 def check_finite(values: np.ndarray, name: str) -> None:
-    """Refuse NaN/inf in ``values`` with a message that counts them."""
-    if not np.all(np.isfinite(values)):
-        bad = int(np.sum(~np.isfinite(values)))
-        raise ValueError(f"{name} contains {bad} NaN/inf values; drop those stimuli/units or "
-                         "impute them first")
+    """Refuse complex, empty and NaN/inf ``values`` (see :func:`numeric_values`)."""
+    numeric_values(values, name)
 
 
 def finite_values(x: xr.DataArray, name: str) -> np.ndarray:
-    """The array's values as float64, refusing NaN/inf with a clear message."""
-    values = np.asarray(x.values, dtype=np.float64)
-    check_finite(values, name)
-    return values
+    """The array's values as float64, refusing complex, empty and NaN/inf values."""
+    return numeric_values(x.values, name)
 
 
 def stimulus_matrix(x: xr.DataArray, name: str) -> np.ndarray:
@@ -129,7 +158,8 @@ def stimulus_matrix(x: xr.DataArray, name: str) -> np.ndarray:
 def align_to(ref: xr.DataArray, other: xr.DataArray, names: tuple[str, str]) -> xr.DataArray:
     """``other`` in the stimulus order of ``ref`` (no copy when the ids already match)."""
     ids_ref, ids = ref["stimulus"].values, other["stimulus"].values
-    if np.array_equal(ids_ref, ids) and len(np.unique(ids)) == len(ids):
+    if ids_ref.dtype == ids.dtype and np.array_equal(ids_ref, ids) \
+            and len(np.unique(ids)) == len(ids):
         return other
     return align_stimuli(ref, other, names=list(names))[1]
 

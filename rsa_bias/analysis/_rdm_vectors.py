@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias.analysis._inputs import align_stimuli
+from rsa_bias.analysis._values import numeric_values
 
 RDM_DIMS = ("stimulus_i", "stimulus_j")
 PAIR_DIM = "pair"
@@ -92,7 +93,8 @@ def _from_dataarray(x: xr.DataArray, name: str) -> RdmStack:
         lead = tuple(str(d) for d in x.dims if d != PAIR_DIM)
         x = x.transpose(*lead, PAIR_DIM)
         ids = _pair_ids(x, n_stimuli_from_pairs(x.sizes[PAIR_DIM]))
-        vectors = np.asarray(x.values, dtype=np.float64).reshape(-1, x.sizes[PAIR_DIM])
+        vectors = numeric_values(x.values, name, finite=False, empty_ok=True).reshape(
+            -1, x.sizes[PAIR_DIM])
     elif set(RDM_DIMS) <= set(x.dims):
         lead = tuple(str(d) for d in x.dims if d not in RDM_DIMS)
         x = x.transpose(*lead, *RDM_DIMS)
@@ -105,7 +107,8 @@ def _from_dataarray(x: xr.DataArray, name: str) -> RdmStack:
                                  f"{np.setdiff1d(jds, ids)[:3].tolist()}); an RDM is square "
                                  "over one stimulus set")
             x = x.sel(stimulus_j=ids)
-        vectors = square_to_vectors(np.asarray(x.values, dtype=np.float64), name)
+        vectors = square_to_vectors(numeric_values(x.values, name, finite=False,
+                                                   empty_ok=True), name)
     else:
         raise ValueError(f"{name} has dims {x.dims}; expected (..., 'stimulus_i', "
                          "'stimulus_j') or (..., 'pair') from condensed()")
@@ -139,7 +142,7 @@ def as_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
     if isinstance(x, xr.DataArray):
         stack = _from_dataarray(x, name)
     else:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = numeric_values(x, name, finite=False, empty_ok=True)
         if arr.ndim == 1:
             stack = RdmStack(arr[None, :], np.arange(n_stimuli_from_pairs(arr.size)))
         elif arr.ndim in (2, 3) and arr.shape[-1] == arr.shape[-2]:

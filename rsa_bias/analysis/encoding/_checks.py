@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled
+from rsa_bias.analysis._values import numeric_values
 
 MIN_SAMPLES = 3
 
@@ -70,9 +71,9 @@ def _labelled_inputs(X, y) -> tuple[np.ndarray, np.ndarray, _Labels]:
         yl = yl.transpose("stimulus", labels.target_dim)
         labels.target_ids = _coord_or_range(yl, labels.target_dim)
     stim = x["stimulus"].values
-    _check_finite_at(np.asarray(x.values, dtype=float), "X",
+    _check_finite_at(numeric_values(x.values, "X", finite=False), "X",
                      [stim, _coord_or_range(x, feature_dim)], ("stimulus", str(feature_dim)))
-    _check_finite_at(np.asarray(yl.values, dtype=float), "Y",
+    _check_finite_at(numeric_values(yl.values, "Y", finite=False), "Y",
                      [stim] + ([labels.target_ids] if yl.ndim == 2 else []),
                      ("stimulus", labels.target_dim))
     return x.values, yl.values, labels

@@ -25,6 +25,7 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import as_labelled
+from rsa_bias.analysis._values import numeric_values
 from rsa_bias.analysis.encoding._checks import MIN_SAMPLES, _check_finite_at, _coord_or_range
 from rsa_bias.provenance import result_attrs
 
@@ -115,7 +116,7 @@ def response_noise_ceiling(responses, *, repeat_dim: str = "repeat", n_splits: i
     """
     da = _responses(responses, repeat_dim)
     target_dim = da.dims[1]
-    values = np.asarray(da.values, dtype=np.float64)
+    values = numeric_values(da.values, "responses", finite=False)
     _check_finite_at(values, "responses",
                      [da["stimulus"].values, _coord_or_range(da, target_dim),
                       _coord_or_range(da, repeat_dim)], tuple(map(str, da.dims)))

@@ -24,12 +24,14 @@ import os
 import sys
 
 import numpy as np
+import scipy.sparse
 import xarray as xr
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rsa_bias.analysis._inputs import as_labelled
+from rsa_bias.analysis._values import numeric_values
 from rsa_bias.analysis.encoding import _ridge
 from rsa_bias.analysis.encoding._checks import (
     _check_alphas,
@@ -195,15 +197,19 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.device = device
         self.search_dtype = search_dtype
 
-    def _validated(self, X, y) -> tuple[np.ndarray, np.ndarray, _Labels]:
+    def _validated(self, X, y, reset: bool = True) -> tuple[np.ndarray, np.ndarray, _Labels]:
         labels = _Labels()
+        for value, name in ((X, "X"), (y, "Y")):  # complex / non-numeric / empty, named
+            if value is not None and not scipy.sparse.issparse(value):
+                numeric_values(value.values if isinstance(value, xr.DataArray) else value,
+                               name, finite=False, empty_ok=True)
         if isinstance(X, xr.DataArray) or isinstance(y, xr.DataArray):
             X, y, labels = _labelled_inputs(X, y)
         elif y is not None:
             y_values = np.asarray(y)  # checked before validate_data, whose error says not where
             if y_values.dtype.kind == "f":
                 _check_finite_at(y_values, "Y", dims=("sample", "target"))
-        x, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+        x, y = validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
                              dtype=np.float64, ensure_all_finite=False, ensure_min_samples=1)
         _check_finite_at(x, "X", dims=("sample", "feature"))
         _check_n_samples(x.shape[0])
@@ -285,6 +291,8 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             other = [d for d in xl.dims if d != "stimulus"]
             xl = xl.transpose("stimulus", *other)
             stim, X = xl["stimulus"].values, xl.values
+        if not scipy.sparse.issparse(X):
+            numeric_values(X, "X", finite=False, empty_ok=True)
         x = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
         _check_finite_at(x, "X", dims=("sample", "feature"))
         pred = x @ self.coef_.T + self.intercept_
@@ -296,6 +304,35 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ids = lab.target_ids if lab.target_ids is not None else np.arange(pred.shape[1])
         return xr.DataArray(pred, dims=("stimulus", lab.target_dim),
                             coords={"stimulus": stim, lab.target_dim: ids})
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of the predictions of ``X`` against ``y`` (uniform average over targets).
+
+        Unlike scikit-learn's inherited ``score``, which compares rows by position,
+        labelled inputs are aligned on stimulus ids exactly as in :meth:`fit` (a numpy
+        side has ids ``0..n-1``); mismatched ids are refused.
+
+        Parameters
+        ----------
+        X : numpy.ndarray (n_samples, n_features) or xarray.DataArray
+            Samples to predict, as in :meth:`predict`.
+        y : numpy.ndarray (n_samples[, n_targets]) or xarray.DataArray
+            The true responses; aligned with ``X`` on stimulus ids when either is labelled.
+        sample_weight : array-like (n_samples,), optional
+            Weights of the samples (in ``X``'s order), as in
+            :func:`sklearn.metrics.r2_score`.
+
+        Returns
+        -------
+        float
+            The coefficient of determination R².
+        """
+        from sklearn.metrics import r2_score
+
+        check_is_fitted(self)
+        x, yv, _ = self._validated(X, y, reset=False)
+        pred = self.predict(x)
+        return float(r2_score(yv, pred, sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

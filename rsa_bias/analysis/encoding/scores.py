@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from rsa_bias._api import legacy_call
-from rsa_bias.analysis._inputs import align_stimuli, as_labelled
+from rsa_bias.analysis._inputs import align_stimuli, as_labelled, canonical_order
 from rsa_bias.analysis.encoding._checks import _coord_or_range, _labelled_inputs
 from rsa_bias.analysis.encoding.alpha_grid import one_alpha_warning
 from rsa_bias.analysis.encoding.ceiling import _columnwise_pearson, response_noise_ceiling
@@ -152,7 +152,9 @@ def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
                            repeat_dim: str = "repeat", n_splits: int = 20) -> xr.Dataset:
     """Nested cross-validated Pearson r and R² of an encoding model, per target.
 
-    The stimuli are split by ``cv`` (default: a shuffled ``KFold(5)`` seeded by ``seed``);
+    The stimuli are split by ``cv`` (default: a shuffled ``KFold(5)`` seeded by ``seed``),
+    in ascending stimulus-id order, so the same data and seed give the same scores however
+    their rows are ordered;
     on each training part a clone of ``estimator`` is fitted — the default
     :class:`RidgeEncoder` chooses its alphas by its own inner cross-validation (efficient
     leave-one-out) — and predicts the held-out part. Scores compare the pooled out-of-fold
@@ -206,7 +208,7 @@ def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
     """
     xl = as_labelled(x, name="x", dims=("stimulus", "feature"))
     yl = as_labelled(y, name="y", dims=("stimulus", "target", repeat_dim)[: np.ndim(y)])
-    xl, yl = align_stimuli(xl, yl, names=["x", "y"])
+    xl, yl = align_stimuli(canonical_order(xl), yl, names=["x", "y"])  # folds follow ids
     ceiling = response_noise_ceiling(yl, repeat_dim=repeat_dim, n_splits=n_splits, seed=seed) \
         if repeat_dim in yl.dims else None
     y_mean = yl.mean(repeat_dim) if ceiling is not None else yl

@@ -9,7 +9,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._features import feature_names
-from rsa_bias.analysis._inputs import check_finite
+from rsa_bias.analysis._inputs import check_id_kinds
+from rsa_bias.analysis._values import numeric_values
 
 
 def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None) -> xr.DataArray:
@@ -26,6 +27,7 @@ def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None)
         raise ValueError("activation has no stimulus ids (coordinate 'stimulus'); label it "
                          "before passing a separate stimulus set")
     ids = activation["stimulus"].values
+    check_id_kinds([ids, stimuli["stimulus"].values], ["the activations", "the stimulus set"])
     missing = np.setdiff1d(ids, stimuli["stimulus"].values)
     if missing.size:
         raise ValueError(f"stimuli differ: {missing.size} stimulus ids of the activations are "
@@ -80,8 +82,7 @@ def map_over_extra_dims(activation: xr.DataArray, fn, trailing: dict[str, tuple[
     shape = [activation.sizes[d] for d in extra]
     outs: dict[str, np.ndarray] = {}
     for idx in itertools.product(*(range(s) for s in shape)):
-        phi = np.asarray(values[idx], dtype=np.float64)
-        check_finite(phi, "activation")
+        phi = numeric_values(values[idx], "activation")
         for k, v in fn(phi).items():
             if k not in outs:
                 outs[k] = np.empty(shape + list(np.shape(v)))

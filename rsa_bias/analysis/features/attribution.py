@@ -54,7 +54,7 @@ import xarray as xr
 from rsa_bias._api import legacy_call
 from rsa_bias._linalg import squared_distances, unit_rows
 from rsa_bias.analysis import similarity
-from rsa_bias.analysis._inputs import ArrayLike, align_to, choose, stimulus_matrix
+from rsa_bias.analysis._inputs import ArrayLike, align_to, canonical_order, choose, stimulus_matrix
 from rsa_bias.analysis._rdm_vectors import triu_vectors
 from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
 from rsa_bias.analysis.features._shapley import _result, _shapley
@@ -253,12 +253,6 @@ def _middle(values: np.ndarray) -> np.ndarray:
     return order[(n - 1) // 2: n // 2 + 1]
 
 
-def _sorted_by_id(x: xr.DataArray) -> xr.DataArray:
-    """``x`` in ascending stimulus-id order, so that seeded folds do not depend on the input's
-    row order."""
-    return x.isel(stimulus=np.argsort(x["stimulus"].values, kind="stable"))
-
-
 @legacy_call(positional=("stimuli",), folded={"estimator": (("alphas",), ridge_from_options)})
 def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None = None,
                        features: Sequence[str] | None = None, method: str = "target",
@@ -323,7 +317,7 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     if summary != "mean" and method == "predictor":
         raise ValueError("summary='median' needs method='target' (a median has no Shapley "
                          "game over predictors); use summary='mean' with method='predictor'")
-    names, bases, (px, rx), (py, ry), yl = _pair(_sorted_by_id(_labelled(x, stimuli, "x")), y,
+    names, bases, (px, rx), (py, ry), yl = _pair(canonical_order(_labelled(x, stimuli, "x")), y,
                                                  None, features, orthogonalise)
     xv, yv = sum(px) + rx, sum(py) + ry
     config = {"method": method, "cv": cv, "seed": seed,

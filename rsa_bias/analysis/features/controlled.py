@@ -15,9 +15,9 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis import similarity
-from rsa_bias.analysis._inputs import ArrayLike, align_to, choose, stimulus_matrix
+from rsa_bias.analysis._inputs import ArrayLike, align_to, canonical_order, choose, stimulus_matrix
 from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
-from rsa_bias.analysis.features.attribution import _labelled_xy, _mean_r2, _sorted_by_id
+from rsa_bias.analysis.features.attribution import _labelled_xy, _mean_r2
 from rsa_bias.analysis.features.subspaces import equalise_feature_variance
 from rsa_bias.analysis.rsa import compare_rdms, rdm
 from rsa_bias.provenance import result_attrs
@@ -34,7 +34,7 @@ def _score_cka(x, y, opts) -> float:
 
 
 def _score_encoding(x, y, opts) -> float:
-    x = _sorted_by_id(x)  # folds independent of the row order
+    x = canonical_order(x)  # folds independent of the row order
     xv, yv = stimulus_matrix(x, "x"), stimulus_matrix(align_to(x, y, ("x", "y")), "y")
     pred, _ = out_of_fold_predictions(xv, yv, estimator=opts["estimator"], cv=opts["cv"],
                                       seed=opts["seed"], what="compare_controlled")

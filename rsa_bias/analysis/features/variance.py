@@ -22,9 +22,9 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias.analysis._inputs import check_finite
 from rsa_bias.analysis.features._labels import (
     attach_stimulus_coords,
-    check_finite,
     feature_names_of,
     map_over_extra_dims,
     split_mask,

@@ -19,6 +19,7 @@ import numpy as np
 
 from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis._rdm_vectors import common_ids, pair_index, select_pairs
+from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.rsa.ceilings import (
     _ceiling_per_group,
     _nc_from_gram,
@@ -30,7 +31,7 @@ from rsa_bias.analysis.rsa.ceilings import (
     tie_ends,
 )
 from rsa_bias.analysis.rsa.compare import _METHODS as _COMPARE
-from rsa_bias.analysis.rsa.rdms import squareform
+from rsa_bias.analysis.rsa.forms import squareform
 
 _BOOTSTRAPS: dict[str, tuple[bool, bool]] = {  # (resample stimuli, resample subjects)
     "stimulus": (True, False), "subject": (False, True), "both": (True, True),
@@ -42,7 +43,12 @@ _ZERO = 1e-10  # relative squared norm below which an RDM counts as constant
 
 @dataclass
 class _Problem:
-    """Model vectors ``x (K, m)`` and data vectors ``y (S, m)`` over ``n`` shared stimuli."""
+    """Model vectors ``x (K, m)`` and data vectors ``y (S, m)`` over ``n`` shared stimuli.
+
+    The stimuli are in ascending id order (``stimuli``), so seeded draws pick the same
+    stimuli whatever the order of the input; ``rank[g]`` is the position in that order of
+    the ``g``-th stimulus in the data's own order (where explicit ``indices`` point).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -51,15 +57,19 @@ class _Problem:
     models: np.ndarray
     subjects: np.ndarray
     stimuli: np.ndarray
+    rank: np.ndarray
 
 
 def _problem(models: ArrayLike, data: ArrayLike, method: str, join: str) -> _Problem:
     choose(_COMPARE, method, "comparison method")
     sm, sd = checked_stack(models, "models"), checked_stack(data, "data")
     ids = common_ids(sd, sm, ("data", "models"), join, "inference")
+    order = np.argsort(ids, kind="stable")  # resample by id: independent of the row order
+    ids = ids[order]
     x = select_pairs(sm.vectors, sm.ids, ids)
     y = select_pairs(sd.vectors, sd.ids, ids)
-    return _Problem(x, y, ids.size, method, lead_labels(sm), lead_labels(sd), ids)
+    return _Problem(x, y, ids.size, method, lead_labels(sm), lead_labels(sd), ids,
+                    np.argsort(order))
 
 
 def _counts(idx: np.ndarray, size: int) -> np.ndarray:
@@ -91,9 +101,12 @@ def _draw_counts(p: _Problem, kind: str, n_boot: int, seed: int | None,
     given = [np.asarray(a) for a in indices.values()]
     if given:
         n_boot = given[0].shape[0] if given[0].ndim == 2 else -1
+    else:
+        check_count(n_boot, "n_boot")
     rng = np.random.default_rng(seed)
-    stim = (_checked_indices(indices.get("stimulus", rng.integers(0, p.n, (n_boot, p.n))),
-                             n_boot, p.n, "stimulus") if on_stim else None)
+    stim = rng.integers(0, p.n, (n_boot, p.n)) if on_stim else None  # drawn in id order
+    if on_stim and "stimulus" in indices:  # positions in the data's order -> id order
+        stim = p.rank[_checked_indices(indices["stimulus"], n_boot, p.n, "stimulus")]
     subj = (_checked_indices(indices.get("subject", rng.integers(0, s, (n_boot, s))),
                              n_boot, s, "subject") if on_subj else None)
     w = _counts(stim, p.n) if stim is not None else np.ones((n_boot, p.n))

@@ -2,7 +2,7 @@
 
 Definitions follow ``rsatoolbox.rdm.compare`` (v0.3) and agree with it to
 floating-point precision; every measure works on the upper-triangle vectors of
-the RDMs (:func:`rsa_bias.analysis.rsa.rdms.condensed`):
+the RDMs (:func:`rsa_bias.analysis.rsa.forms.condensed`):
 
 ============== ============================================================ ==============
 method         similarity                                                   rsatoolbox
@@ -279,7 +279,7 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
     ----------
     a, b : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j") or (..., "pair")
         One RDM or a stack (leading dims such as ``model``, ``subject``, ``layer``).
-        The ``pair`` form is :func:`~rsa_bias.analysis.rsa.rdms.condensed`'s output.
+        The ``pair`` form is :func:`~rsa_bias.analysis.rsa.forms.condensed`'s output.
         numpy input: a condensed vector ``(m,)``, a square ``(n, n)`` or a stack
         ``(k, n, n)`` or ``(k, m)`` (leading dim ``"rdm"``), stimulus ids ``0..n-1``;
         a 2-D array is read as one square RDM whenever it is square.

@@ -10,6 +10,26 @@ The crossnobis distance of :func:`rsa_bias.analysis.rsa.rdms.rdm` (rsatoolbox's
   residuals (``mahalanobis`` needs it too), with rsatoolbox's estimators;
 * ``_crossnobis_gram`` gives the leave-one-run-out inner products that
   :func:`~rsa_bias.analysis.rsa.rdms.rdm` turns into distances.
+
+Runs with repeats (``rdm(..., run_weights=...)``). Let ``X_rs`` be the mean of the
+``n_rs`` rows of stimulus ``s`` in run ``r`` (``R`` runs, ``P`` channels). Fold ``r``
+tests on ``X_r`` and trains on ``T_rs``, and ``d_ij = mean_r (T_ri - T_rj) Λ (X_ri -
+X_rj)ᵀ / P``; the two options differ only in the training mean:
+
+* ``"equal"`` (default): ``T_rs = Σ_{q≠r} X_qs / (R - 1)`` — repeats are averaged within
+  each run first and every run counts once, so ``d`` is the mean over pairs of distinct
+  runs ``q ≠ r`` of ``(X_qi - X_qj) Λ (X_ri - X_rj)ᵀ / P``;
+* ``"rows"``: ``T_rs = Σ_{q≠r} n_qs X_qs / Σ_{q≠r} n_qs``, the mean of all training
+  rows, as rsatoolbox's ``calc_rdm_crossnobis`` pools them (its held-out pattern is the
+  run's mean too, and its folds count equally).
+
+Both are unbiased (train and test never share a run); they are equal whenever each
+stimulus has the same number of rows in every run. ``"rows"`` has the smaller variance
+when all rows are exchangeable (equal, independent noise); ``"equal"`` keeps a run with
+many repeats of a stimulus from dominating its training mean, which matters when runs
+differ (drift, a run-specific baseline or noise level, the reason to cross-validate over
+runs at all). The default stays ``"equal"``, the behaviour before the option existed.
+Other methods average the runs likewise: ``mean_r X_rs`` or ``Σ_r n_rs X_rs / Σ_r n_rs``.
 """
 
 from __future__ import annotations
@@ -22,6 +42,10 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import choose
+from rsa_bias.analysis._values import numeric_values
+
+#: Coord of :func:`stack_runs` output: how many rows each (run, stimulus) pattern averages.
+N_ROWS = "n_rows"
 
 # --------------------------------------------------------------------------- runs
 
@@ -50,7 +74,9 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
     xarray.DataArray with dims ("run", "stimulus", <channel dim>)
         Rows of the same stimulus within one run are averaged. Stimuli keep the order of
         first appearance, runs are sorted; the channel dim is ``"unit"`` for numpy input
-        (a DataArray keeps its channel dim and coord).
+        (a DataArray keeps its channel dim and coord). Where some pattern averages several
+        rows, a coord ``n_rows`` ("run", "stimulus") counts them, for
+        ``rdm(..., run_weights="rows")``; absent when every pattern is one row.
 
     Raises
     ------
@@ -75,6 +101,7 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
         if stimuli is None:
             raise ValueError("numpy input needs stimulus_ids=<stimulus id of each row>")
         values, channel, chan_coords = np.asarray(x), "unit", None
+    values = numeric_values(values, "x")
     stimuli, runs = np.asarray(stimuli), np.asarray(runs)
     if values.ndim != 2 or not (len(stimuli) == len(runs) == values.shape[0]):
         raise ValueError(f"x has shape {values.shape}; expected (n_rows, n_channels) with one "
@@ -100,6 +127,8 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
     coords: dict[str, Any] = {"run": run_ids, "stimulus": ids}
     if chan_coords is not None:
         coords[channel] = chan_coords.values
+    if np.any(counts > 1):
+        coords[N_ROWS] = (("run", "stimulus"), counts.astype(np.int64))
     return xr.DataArray(out, dims=("run", "stimulus", channel), coords=coords)
 
 
@@ -112,23 +141,63 @@ def _one_channel_dim(x: xr.DataArray, *, exclude: Sequence[str]) -> str:
     return str(rest[0])
 
 
-def _crossnobis_gram(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+def _crossnobis_gram(x: np.ndarray, precision: np.ndarray | None,
+                     counts: np.ndarray | None = None) -> np.ndarray:
     """Leave-one-run-out inner products ``(n, n)`` of patterns ``x (run, stimulus, channel)``.
 
-    Fold ``r`` uses ``train = mean of the other runs`` and ``test = run r``;
-    ``Σ_r (S - X_r) Λ X_rᵀ`` (``S`` = sum over runs) is one product of the
-    run-concatenated ``(n, R·P)`` matrices, averaged over the folds.
+    Fold ``r`` uses ``test = run r`` and ``train = mean of the other runs`` (weighted by
+    ``counts (run, stimulus)``, the rows behind each pattern, when given);
+    ``Σ_r train_r Λ X_rᵀ`` is one product of the run-concatenated ``(n, R·P)`` matrices,
+    averaged over the folds.
     """
     n_runs, n, p = x.shape
     if n_runs < 2:
         raise ValueError("crossnobis needs patterns from at least 2 runs (found 1); pass x "
                          "with a 'run' dim or runs=<run label of each row>")
-    train = x.sum(axis=0)[None] - x
+    if counts is None:
+        train, folds = x.sum(axis=0)[None] - x, n_runs * (n_runs - 1)
+    else:  # the mean of the training rows: Σ_{q≠r} n_q X_q / Σ_{q≠r} n_q
+        sums = x * counts[:, :, None]
+        train = sums.sum(axis=0)[None] - sums
+        train /= (counts.sum(axis=0)[None] - counts)[:, :, None]
+        folds = n_runs
     if precision is not None:
         train = train * precision if precision.ndim == 1 else train @ precision
     a = train.transpose(1, 0, 2).reshape(n, n_runs * p)
     b = x.transpose(1, 0, 2).reshape(n, n_runs * p)
-    return (a @ b.T) / (n_runs * (n_runs - 1))
+    return (a @ b.T) / folds
+
+
+#: ``rdm(..., run_weights=...)``: does a run weigh by its rows of a stimulus (its ``n_rows``)?
+RUN_WEIGHTS = {"equal": False, "rows": True}
+
+
+def _weigh(kernel: Callable, patterns: xr.DataArray, *, method: str,
+           run_weights: str) -> Callable:
+    """The RDM kernel for ``run_weights`` (see the module docstring).
+
+    ``"equal"`` keeps ``kernel``. ``"rows"`` weighs each run by the ``n_rows`` coord of
+    ``patterns`` (one row per pattern without it): crossnobis gets them as ``counts`` for
+    its training means, every other method one row-weighted mean pattern per stimulus.
+    """
+    if not choose(RUN_WEIGHTS, run_weights, "run_weights option") or N_ROWS not in patterns.coords:
+        return kernel
+    coord = patterns[N_ROWS]
+    if set(coord.dims) != {"run", "stimulus"}:
+        raise ValueError(f"the {N_ROWS!r} coord has dims {coord.dims}; expected ('run', "
+                         "'stimulus'): the rows behind each pattern, as stack_runs counts them")
+    counts = np.asarray(coord.transpose("run", "stimulus").values, dtype=np.float64)
+    if not (np.all(np.isfinite(counts)) and np.all(counts > 0)):
+        raise ValueError(f"the {N_ROWS!r} coord must be positive row counts")
+
+    def weighted(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+        w = counts.astype(x.dtype)
+        if method == "crossnobis":
+            return kernel(x, precision, counts=w)
+        mean = np.einsum("rs,rsp->sp", w, x) / w.sum(axis=0)[:, None]
+        return kernel(mean[None], precision)
+
+    return weighted
 
 
 # --------------------------------------------------------------------------- noise
@@ -220,8 +289,8 @@ def noise_precision(residuals: xr.DataArray | np.ndarray, *, method: str = "shri
     ((8, 8), True)
     """
     estimator = choose(_COVARIANCES, method, "noise method")
-    r = np.asarray(residuals.values if isinstance(residuals, xr.DataArray) else residuals,
-                   dtype=np.float64)
+    r = numeric_values(residuals.values if isinstance(residuals, xr.DataArray) else residuals,
+                       "residuals", finite=False, empty_ok=True)
     if r.ndim < 2 or r.shape[0] < 2:
         raise ValueError(f"residuals have shape {r.shape}; expected (n_residuals >= 2, "
                          "n_channels)")

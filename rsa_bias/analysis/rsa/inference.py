@@ -38,6 +38,7 @@ import xarray as xr
 
 from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis._rdm_vectors import pair_index
+from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.rsa._resample import (
     _BOOTSTRAPS,
     _draw_counts,
@@ -114,7 +115,9 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
         Explicit resamples instead of random ones: ``{"stimulus": (B, n),
         "subject": (B, S)}`` integer positions into the data's stimulus / subject
         order (for paired analyses or to reproduce another tool's draws); only the
-        keys the ``bootstrap`` resamples are accepted.
+        keys the ``bootstrap`` resamples are accepted. Random draws (without
+        ``indices``) pick stimuli in ascending id order, so the same data and seed give
+        the same replicates however the stimuli are ordered.
 
     Returns
     -------
@@ -304,8 +307,7 @@ def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "spear
     (('permutation', 'model'), 0.005)
     """
     test = choose(_ALTERNATIVES, alternative, "alternative")
-    if n_perm < 1:
-        raise ValueError(f"n_perm must be at least 1, got {n_perm}")
+    check_count(n_perm, "n_perm")
     p = _problem(models, data, method, join)
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.tile(np.arange(p.n), (n_perm, 1)), axis=1)

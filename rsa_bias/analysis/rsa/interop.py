@@ -13,8 +13,9 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias.analysis._inputs import as_labelled
+from rsa_bias.analysis._rdm_vectors import PAIR_DIM, RDM_DIMS
 from rsa_bias.analysis.rsa.crossnobis import stack_runs
-from rsa_bias.analysis.rsa.rdms import PAIR_DIM, RDM_DIMS, condensed, squareform
+from rsa_bias.analysis.rsa.forms import condensed, squareform
 
 #: rsa_bias method name -> rsatoolbox name, for ``rdm`` and ``compare_rdms``.
 RDM_METHOD_NAMES = {"sqeuclidean": "euclidean", "mahalanobis": "mahalanobis",
@@ -133,7 +134,7 @@ def to_rsatoolbox_rdms(r: xr.DataArray) -> Any:
     r : xarray.DataArray with dims ([<stack>,] "stimulus_i", "stimulus_j")
         A square RDM or a stack of them with one leading dim (stack several into one
         first), or its condensed form with dims ([<stack>,] "pair") as from
-        :func:`~rsa_bias.analysis.rsa.rdms.condensed`. ``attrs["method"]`` (if any) becomes
+        :func:`~rsa_bias.analysis.rsa.forms.condensed`. ``attrs["method"]`` (if any) becomes
         the dissimilarity measure.
 
     Returns

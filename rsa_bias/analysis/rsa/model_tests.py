@@ -16,6 +16,7 @@ import scipy.stats
 import xarray as xr
 
 from rsa_bias.analysis._inputs import choose
+from rsa_bias.analysis._values import check_probabilities
 from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- corrections
@@ -51,8 +52,9 @@ def correct_pvalues(p: np.ndarray, *, correction: str = "holm") -> np.ndarray:
     Parameters
     ----------
     p : numpy.ndarray
-        The family of p-values (any shape); non-finite entries are left out of the
-        family and come back NaN.
+        The family of p-values (any shape), each in [0, 1]; NaN entries (tests that could
+        not be computed) are left out of the family and come back NaN. Values outside
+        [0, 1] (inf included) are refused.
     correction : {"holm", "bonferroni", "fdr", "none"}, default "holm"
         ``"holm"`` (Holm–Bonferroni step-down), ``"bonferroni"``, ``"fdr"``
         (Benjamini–Hochberg) or ``"none"``.
@@ -71,7 +73,7 @@ def correct_pvalues(p: np.ndarray, *, correction: str = "holm") -> np.ndarray:
     [0.03, 0.04, 0.04]
     """
     adjust = choose(_CORRECTIONS, correction, "correction")
-    p = np.asarray(p, dtype=np.float64)
+    p = check_probabilities(p, "p", nan_ok=True)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():

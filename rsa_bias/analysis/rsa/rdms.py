@@ -27,16 +27,19 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rsa_bias._api import legacy_call
 from rsa_bias._linalg import unit_rows
 from rsa_bias.analysis._inputs import as_labelled, choose
 from rsa_bias.analysis._rdm_vectors import (
-    PAIR_DIM,
     RDM_DIMS,
-    triu_vectors,
-    vectors_to_square,
 )
-from rsa_bias.analysis.rsa.crossnobis import _crossnobis_gram, _one_channel_dim, stack_runs
+from rsa_bias.analysis._values import (
+    check_positive_definite,
+    numeric_values,
+    restore_scale,
+    safe_scale,
+)
+from rsa_bias.analysis.rsa.crossnobis import _crossnobis_gram, _one_channel_dim, _weigh, stack_runs
+from rsa_bias.analysis.rsa.forms import condensed, squareform  # noqa: F401 - their earlier home
 from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- kernels
@@ -99,9 +102,9 @@ def _cosine(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
     return _angular(unit_rows(_mean_pattern(x), "cosine", in_place=False))
 
 
-def _crossnobis(x: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+def _crossnobis(x: np.ndarray, precision: np.ndarray | None, counts=None) -> np.ndarray:
     """Leave-one-run-out crossnobis, all folds in one GEMM (see ``_crossnobis_gram``)."""
-    return _from_gram(_crossnobis_gram(x, precision), x.shape[2], clip=False)
+    return _from_gram(_crossnobis_gram(x, precision, counts), x.shape[2], clip=False)
 
 
 _Kernel = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -114,6 +117,9 @@ _METHODS: dict[str, _Kernel] = {
     "cosine": _cosine,
 }
 _USES_NOISE = ("mahalanobis", "crossnobis")
+#: How each method's distances scale with the patterns (d(c·x) = c^power · d(x)).
+_SCALE_POWER = {"euclidean": 1, "sqeuclidean": 2, "mahalanobis": 2, "crossnobis": 2,
+                "correlation": 0, "cosine": 0}
 _DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
 
 
@@ -150,7 +156,7 @@ def _checked_values(x: xr.DataArray, dtype: type) -> np.ndarray:
                          "of each row> (or use stack_runs)")
     if len(ids) < 3:
         raise ValueError(f"an RDM needs at least 3 stimuli; x has {len(ids)}")
-    values = np.asarray(x.values, dtype=dtype)
+    values = numeric_values(x.values, "x", dtype=dtype, finite=False)
     if not np.all(np.isfinite(values.sum(axis=(0, 2)))):  # cheap test, exact check below
         bad = ~np.isfinite(values).all(axis=(0, 2))
         if bad.any():
@@ -168,13 +174,14 @@ def _checked_noise(noise: np.ndarray | xr.DataArray | None, n_channels: int, met
         return None
     if method not in _USES_NOISE:
         raise ValueError(f"noise is used only by methods {list(_USES_NOISE)}, not {method!r}")
-    prec = np.asarray(noise.values if isinstance(noise, xr.DataArray) else noise, dtype=dtype)
+    prec = numeric_values(noise.values if isinstance(noise, xr.DataArray) else noise, "noise",
+                          dtype=dtype, finite=False)
     if prec.shape not in ((n_channels,), (n_channels, n_channels)):
         raise ValueError(f"noise has shape {prec.shape}; expected a precision matrix "
                          f"({n_channels}, {n_channels}) or its diagonal ({n_channels},)")
     if not np.all(np.isfinite(prec)):
         raise ValueError("noise (precision) contains NaN/inf")
-    return prec
+    return check_positive_definite(prec, "noise")
 
 
 # --------------------------------------------------------------------------- public
@@ -182,7 +189,7 @@ def _checked_noise(noise: np.ndarray | xr.DataArray | None, n_channels: int, met
 def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
         noise: np.ndarray | xr.DataArray | None = None,
         runs: str | Sequence | np.ndarray | None = None, remove_mean: bool = False,
-        dtype: str = "float64") -> xr.DataArray:
+        dtype: str = "float64", run_weights: str = "equal") -> xr.DataArray:
     """Representational dissimilarity matrix of a set of patterns.
 
     Definitions follow ``rsatoolbox.rdm.calc_rdm`` (v0.3); see the module docstring for
@@ -216,13 +223,18 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
     dtype : {"float64", "float32"}, default "float64"
         Precision of the computation; ``"float32"`` is about twice as fast, with ~1e-6
         relative error.
+    run_weights : {"equal", "rows"}, default "equal"
+        How runs weigh where several are averaged (crossnobis: each fold's training mean):
+        ``"equal"`` (default, unchanged: a run counts once whatever its repeats) or
+        ``"rows"`` (by its rows, ``stack_runs``'s ``n_rows``, as rsatoolbox pools them).
+        Formulas and why equal is the default: :mod:`rsa_bias.analysis.rsa.crossnobis`.
 
     Returns
     -------
     xarray.DataArray with dims ("stimulus_i", "stimulus_j")
         Symmetric with a zero diagonal; stimulus ids (and any other per-stimulus
         coords, suffixed ``_i``/``_j``) on both dims. Flat attrs record ``method``,
-        ``remove_mean``, ``dtype``, ``noise``, ``n_runs`` and ``n_channels``.
+        ``remove_mean``, ``dtype``, ``noise``, ``run_weights``, ``n_runs``, ``n_channels``.
 
     See Also
     --------
@@ -237,8 +249,8 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
     is ``"sqeuclidean"`` here); tiny negative round-off is clipped to 0 for the
     Euclidean/Mahalanobis distances; ``mahalanobis`` refuses ``noise=None``
     instead of silently using the identity; constant/zero patterns raise instead
-    of giving NaN. Crossnobis averages over leave-one-run-out folds exactly like
-    rsatoolbox; for a balanced design this equals the mean over all pairs of runs.
+    of giving NaN. Crossnobis averages leave-one-run-out folds like rsatoolbox (exactly,
+    repeats within runs too, with ``run_weights="rows"``); "equal" is the mean over run pairs.
 
     Examples
     --------
@@ -257,13 +269,16 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
     kernel = choose(_METHODS, method, "RDM method")
     np_dtype = choose(_DTYPES, dtype, "dtype")
     patterns = _as_patterns(x, runs)
+    kernel = _weigh(kernel, patterns, method=method, run_weights=run_weights)
     values = _checked_values(patterns, np_dtype)
     precision = _checked_noise(noise, values.shape[2], method, np_dtype)
     if remove_mean:
         values = values - values.mean(axis=2, keepdims=True)
-    square = kernel(values, precision)
+    scale = safe_scale(values)  # 1 unless squares would over- or underflow: then exact 2^k
+    square = kernel(values / scale if scale != 1 else values, precision)
+    restore_scale(square, scale, _SCALE_POWER[method], "x", f"{method} distances")
     config = {"method": method, "remove_mean": remove_mean, "dtype": dtype,
-              "noise": "identity" if precision is None else "precision",
+              "noise": "identity" if precision is None else "precision", "run_weights": run_weights,
               "n_runs": int(values.shape[0]), "n_channels": int(values.shape[2])}
     return _labelled_rdm(square, patterns, config)
 
@@ -278,104 +293,3 @@ def _labelled_rdm(square: np.ndarray, patterns: xr.DataArray,
             coords[f"{name}_j"] = ("stimulus_j", c.values)
     attrs = result_attrs("rdm", **config)
     return xr.DataArray(square, dims=RDM_DIMS, coords=coords, name="rdm", attrs=attrs)
-
-
-@legacy_call(renamed={"r": "x"})
-def condensed(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
-    """Upper-triangle vector form of a square RDM (or stack), in scipy ``squareform`` order.
-
-    Parameters
-    ----------
-    x : xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy.ndarray
-        A square RDM or a stack of them (any leading dims, e.g. ``subject``); numpy
-        input is ``(n, n)`` or ``(..., n, n)``.
-
-    Returns
-    -------
-    xarray.DataArray with dims (..., "pair"), or numpy.ndarray
-        For a DataArray: dims (..., "pair") with coords ``stimulus_i`` and
-        ``stimulus_j`` on ``pair`` (pair ``(0, 1), (0, 2), ..., (n-2, n-1)``, as
-        ``scipy.spatial.distance.squareform`` and rsatoolbox's ``get_vectors``); coords
-        of the leading dims, the name and the attrs are kept. For numpy: the array
-        ``(..., n(n-1)/2)``.
-
-    See Also
-    --------
-    squareform : the inverse.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> d = rdm(np.random.default_rng(0).normal(size=(4, 10)))
-    >>> v = condensed(d)
-    >>> v.dims, v.shape, v.stimulus_i.values.tolist(), v.stimulus_j.values.tolist()
-    (('pair',), (6,), [0, 0, 0, 1, 1, 2], [1, 2, 3, 2, 3, 3])
-    """
-    r = x
-    if not isinstance(r, xr.DataArray):
-        arr = np.asarray(r)
-        if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
-            raise ValueError(f"expected square RDM(s) (..., n, n); got shape {arr.shape}")
-        return triu_vectors(arr)
-    if not set(RDM_DIMS) <= set(r.dims):
-        raise ValueError(f"RDM has dims {r.dims}; expected (..., 'stimulus_i', 'stimulus_j')")
-    lead = [d for d in r.dims if d not in RDM_DIMS]
-    r = r.transpose(*lead, *RDM_DIMS)
-    ids = r["stimulus_i"].values
-    i, j = np.triu_indices(len(ids), 1)
-    coords = {k: v for k, v in r.coords.items() if set(v.dims) <= set(lead)}
-    coords.update(stimulus_i=(PAIR_DIM, ids[i]), stimulus_j=(PAIR_DIM, r["stimulus_j"].values[j]))
-    return xr.DataArray(triu_vectors(r.values), dims=(*lead, PAIR_DIM), coords=coords,
-                        name=r.name, attrs=r.attrs)
-
-
-@legacy_call(renamed={"v": "x"})
-def squareform(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
-    """Inverse of :func:`condensed`: vector form (..., "pair") back to a square RDM.
-
-    Parameters
-    ----------
-    x : xarray.DataArray with dims (..., "pair"), or numpy.ndarray
-        Condensed RDM(s) in scipy ``squareform`` order. A DataArray needs a ``pair`` dim
-        (the ``stimulus_i``/``stimulus_j`` coords on it, as :func:`condensed` writes them,
-        give the stimulus ids; without them the ids are ``0..n-1``); numpy input is
-        ``(..., n(n-1)/2)``.
-
-    Returns
-    -------
-    xarray.DataArray with dims (..., "stimulus_i", "stimulus_j"), or numpy.ndarray
-        numpy input gives ``(..., n, n)`` with a zero diagonal; a DataArray gives dims
-        (..., "stimulus_i", "stimulus_j") labelled with the ids, keeping the coords of
-        the leading dims, the name and the attrs.
-
-    See Also
-    --------
-    condensed : the vector form.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> d = rdm(np.random.default_rng(0).normal(size=(4, 10)))
-    >>> back = squareform(condensed(d))
-    >>> back.dims, bool(np.allclose(back, d))
-    (('stimulus_i', 'stimulus_j'), True)
-    >>> squareform(np.array([1.0, 2.0, 3.0])).tolist()
-    [[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]]
-    """
-    v = x
-    if not isinstance(v, xr.DataArray):
-        return vectors_to_square(np.asarray(v))
-    if PAIR_DIM not in v.dims:
-        raise ValueError(f"expected a '{PAIR_DIM}' dim (from condensed()); got dims {v.dims}")
-    lead = [d for d in v.dims if d != PAIR_DIM]
-    v = v.transpose(*lead, PAIR_DIM)
-    square = vectors_to_square(v.values)
-    n = square.shape[-1]
-    if "stimulus_i" in v.coords:
-        ids = np.concatenate([v["stimulus_i"].values[:1], v["stimulus_j"].values[: n - 1]])
-    else:
-        ids = np.arange(n)
-    coords = {k: c for k, c in v.coords.items() if set(c.dims) <= set(lead)}
-    coords.update(stimulus_i=ids, stimulus_j=ids)
-    return xr.DataArray(square, dims=(*lead, *RDM_DIMS), coords=coords, name=v.name,
-                        attrs=v.attrs)

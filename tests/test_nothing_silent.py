@@ -1,0 +1,190 @@
+"""Cases that once gave a silently wrong number: alignment of inherited methods, seeded
+results that followed the row order, and bad values that passed the boundary."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from rsa_bias.analysis import (
+    RidgeEncoder,
+    compare_rdms,
+    correct_pvalues,
+    cross_validated_scores,
+    evaluate_models,
+    permutation_test,
+    rdm,
+)
+
+
+@pytest.fixture(scope="module")
+def xy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    y = x @ rng.normal(size=(5, 3)) + 0.3 * rng.normal(size=(40, 3))
+    ids = np.arange(40) + 100
+    xa = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus": ids})
+    ya = xr.DataArray(y, dims=("stimulus", "voxel"), coords={"stimulus": ids})
+    return xa, ya, rng.permutation(40)
+
+
+@pytest.fixture(scope="module")
+def encoder(xy):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RidgeEncoder().fit(xy[0], xy[1])
+
+
+def test_score_aligns_y_on_stimulus_ids(xy, encoder):
+    xa, ya, perm = xy
+    aligned = encoder.score(xa, ya)
+    assert aligned > 0.9
+    assert encoder.score(xa, ya.isel(stimulus=perm)) == pytest.approx(aligned, abs=1e-12)
+    assert encoder.score(xa.isel(stimulus=perm), ya) == pytest.approx(aligned, abs=1e-12)
+
+
+def test_score_refuses_other_stimuli(xy, encoder):
+    xa, ya, _ = xy
+    with pytest.raises(ValueError, match="stimuli differ"):
+        encoder.score(xa, ya.assign_coords(stimulus=ya.stimulus.values + 1000))
+
+
+def test_score_pairs_a_numpy_y_as_fit_does(xy):
+    """A numpy side has ids 0..n-1 in fit and in score alike."""
+    xa, ya, perm = xy
+    x0 = xa.assign_coords(stimulus=np.arange(40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enc = RidgeEncoder().fit(x0.isel(stimulus=perm), ya.values)
+    assert enc.score(x0.isel(stimulus=perm), ya.values) == pytest.approx(
+        enc.score(x0.values, ya.values), abs=1e-12)
+    assert enc.score(x0.values, ya.values) > 0.9
+
+
+def test_mixed_id_types_are_refused_by_name(xy, encoder):
+    xa, ya, _ = xy
+    text = ya.assign_coords(stimulus=ya.stimulus.astype(str))
+    with pytest.raises(ValueError, match="different types"):
+        encoder.score(xa, text)
+    with pytest.raises(ValueError, match="different types"):
+        cross_validated_scores(xa, text)
+
+
+def test_cross_validated_scores_do_not_follow_row_order(xy):
+    xa, ya, perm = xy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = cross_validated_scores(xa, ya, seed=3)
+        b = cross_validated_scores(xa.isel(stimulus=perm), ya, seed=3)
+    np.testing.assert_allclose(a.r2, b.r2, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def rdms():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(12, 6))
+    data = xr.concat([rdm(truth + rng.normal(size=(12, 6))) for _ in range(4)], "subject")
+    models = xr.concat([rdm(truth), rdm(rng.normal(size=(12, 6)))], "model")
+    return models, data, rng.permutation(12)
+
+
+def _permuted(r, perm):
+    return r.isel(stimulus_i=perm, stimulus_j=perm)
+
+
+def test_bootstrap_intervals_do_not_follow_row_order(rdms):
+    models, data, perm = rdms
+    a = evaluate_models(models, data, n_boot=200, seed=5)
+    b = evaluate_models(models, _permuted(data, perm), n_boot=200, seed=5)
+    np.testing.assert_allclose(a.ci_low, b.ci_low, rtol=1e-12)
+    np.testing.assert_allclose(a.score_bootstrap, b.score_bootstrap, rtol=1e-12)
+
+
+def test_permutation_p_values_do_not_follow_row_order(rdms):
+    models, data, perm = rdms
+    a = permutation_test(models, data, n_perm=200, seed=5)
+    b = permutation_test(models, _permuted(data, perm), n_perm=200, seed=5)
+    np.testing.assert_array_equal(a.p_value, b.p_value)
+
+
+def test_explicit_indices_still_point_into_the_data_order(rdms):
+    models, data, perm = rdms
+    idx = np.random.default_rng(2).integers(0, 12, (20, 12))
+    a = evaluate_models(models, data, indices={"stimulus": idx})
+    pd_ = _permuted(data, perm)  # the same draws, expressed in the permuted data's order
+    inverse = np.argsort(perm)
+    b = evaluate_models(models, pd_, indices={"stimulus": inverse[idx]})
+    np.testing.assert_allclose(a.score_bootstrap, b.score_bootstrap, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"n_boot": 0}, "n_boot"), ({"n_boot": -5}, "n_boot"),
+                                           ({"n_boot": 2.5}, "n_boot")])
+def test_evaluate_models_refuses_bad_counts(rdms, kw, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate_models(rdms[0], rdms[1], **kw)
+
+
+def test_permutation_test_refuses_zero_permutations(rdms):
+    with pytest.raises(ValueError, match="n_perm"):
+        permutation_test(rdms[0], rdms[1], n_perm=0)
+
+
+@pytest.mark.parametrize("p", [[0.1, 1.2], [-0.01], [np.inf, 0.2]])
+def test_correct_pvalues_refuses_non_probabilities(p):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        correct_pvalues(np.array(p))
+
+
+def test_correct_pvalues_keeps_nan_entries_out_of_the_family():
+    out = correct_pvalues(np.array([0.01, np.nan, 0.04]), correction="bonferroni")
+    np.testing.assert_allclose(out, [0.02, np.nan, 0.08])
+
+
+# --------------------------------------------------------------------------- values
+
+
+@pytest.fixture(scope="module")
+def patterns():
+    return np.random.default_rng(3).normal(size=(8, 6))
+
+
+@pytest.mark.parametrize("bad", [-np.eye(6), np.zeros((6, 6)), -np.ones(6),
+                                 np.diag([1.0, 1, 1, 1, 1, -2])])
+def test_noise_that_is_not_positive_definite_is_refused(patterns, bad):
+    with pytest.raises(ValueError, match="positive definite"):
+        rdm(patterns, method="mahalanobis", noise=bad)
+
+
+def test_complex_patterns_are_refused_not_truncated(patterns):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a ComplexWarning: an error
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            rdm(patterns + 1e-3j)
+        with pytest.raises(ValueError, match="Complex"):
+            compare_rdms(rdm(patterns).values + 0j, rdm(patterns).values)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e150, 1e-150])
+@pytest.mark.parametrize(("method", "power"), [("euclidean", 1), ("correlation", 0),
+                                               ("cosine", 0)])
+def test_huge_and_tiny_patterns_are_rescaled(patterns, scale, method, power):
+    big = rdm(patterns * scale, method=method).values
+    ref = rdm(patterns, method=method).values * scale**power
+    np.testing.assert_allclose(big, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("scale", "what"), [(1e200, "overflow"), (1e-200, "underflow")])
+def test_squared_distances_out_of_range_are_refused(patterns, scale, what):
+    with pytest.raises(ValueError, match=what):
+        rdm(patterns * scale, method="sqeuclidean")
+    assert np.all(np.isfinite(rdm(patterns * 1e100, method="sqeuclidean").values))
+
+
+def test_empty_input_is_refused(patterns):
+    with pytest.raises(ValueError, match="empty|at least"):
+        rdm(patterns[:, :0])
+    with pytest.raises(ValueError, match="empty|at least"):
+        cross_validated_scores(patterns[:0], patterns[:0])
