@@ -13,6 +13,30 @@ from rsa_bias._atomic import atomic_path
 from rsa_bias.config import ConfigError, load_config
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type of ``--threads``: an integer >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: torch's choice), got {n}")
+    return n
+
+
+def _check_folder(path: str | None, flag: str = "--out") -> None:
+    """Refuse an output folder that is a file, or lies under one, before anything runs."""
+    if path is None:
+        return
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == Path(path) else f"lies under {p}, which is a file"
+                raise ValueError(f"{flag} {path} {what}, not a folder; give a folder (it is "
+                                 "created if missing)")
+            return
+
+
 def _threads(n: int) -> None:
     """Set torch's CPU threads (0: leave torch's choice)."""
     if n:
@@ -44,8 +68,9 @@ def _run_one(config: str, out: str, overrides: list[str], progress: bool,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _threads(args.threads)
     cfg = load_config(args.config, args.set)  # refuse a bad config before anything runs
+    _check_folder(args.out)
+    _threads(args.threads)
     run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
                keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures)
     print(f"\n{cfg.name}: {len(cfg.seeds)} seeds")
@@ -125,9 +150,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from rsa_bias.experiments import summary_table
-    from rsa_bias.store import read_results
+    from rsa_bias.store import COMPLEXITY_BIAS_RESULTS, StoreError, read_results
 
-    res = read_results(Path(args.run) / "results.nc")
+    run = Path(args.run)
+    if run.is_file():
+        raise ValueError(f"{run} is a file; rsa-bias show takes the output folder of "
+                         "`rsa-bias run` (the folder holding results.nc)")
+    try:
+        res = read_results(run / "results.nc", variables=COMPLEXITY_BIAS_RESULTS)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; rsa-bias show reads the output folder of `rsa-bias run`"
+                         ) from exc
     for layer in res.layer.values:
         print(summary_table(res, layer=str(layer)).to_string(float_format=lambda v: f"{v:.3f}"))
         print()
@@ -156,6 +189,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("rsa-bias demo NAME needs --out DIR (where results.nc and the figures "
                          "go)")
+    _check_folder(args.out)
+    _check_folder(args.figures_dir, "--figures-dir")
     _threads(args.threads)
     _report(_run(args.name, args.out, seed=args.seed, quick=args.quick,
                  figures_dir=args.figures_dir))
@@ -165,6 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_brain(args: argparse.Namespace) -> int:
     import torch
 
+    _check_folder(args.out)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     run = _run("model-vs-brain", args.out, small=not args.full, seed=args.seed,
                image_size=args.image_size, progress=not args.no_progress)
@@ -186,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", **overrides)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--no-figures", action="store_true", help="skip the figures")
-    r.add_argument("--threads", type=int, default=0,
+    r.add_argument("--threads", type=_non_negative_int, default=0,
                    help="torch CPU threads (default: torch's choice; 1 is fastest for small "
                         "MLPs on a busy machine)")
     r.add_argument("--keep-checkpoints", action="store_true",
@@ -229,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seeds every random draw (default 0)")
     d.add_argument("--quick", action="store_true",
                    help="a tiny version that runs in seconds (for tests; numbers not meaningful)")
-    d.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    d.add_argument("--threads", type=_non_negative_int, default=0,
+                   help="torch CPU threads (default: torch's)")
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser("brain", help="CNNs (random inits and trained on Trifeature images) vs "
@@ -240,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--image-size", type=int, default=64,
                    help="pixels the brain stimuli are resized to (default 64)")
-    b.add_argument("--threads", type=int, default=0, help="torch CPU threads")
+    b.add_argument("--threads", type=_non_negative_int, default=0,
+                   help="torch CPU threads (default: torch's)")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_brain)
     return p
@@ -250,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"rsa-bias: error: {exc}", file=sys.stderr)
+    except (ConfigError, ValueError, OSError) as exc:  # OSError: missing, folder, permission
+        print(f"rsa-bias: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,15 +8,19 @@ File kinds (``attrs["rsa_bias_file"]``):
     ``seed``, ``rsa_bias_version``, ``git_sha``, ``created``). One group per layer
     with ``activation([seed,] [step,] stimulus, unit)``.
 ``results``
-    ``xr.Dataset`` of analysis results with the same provenance attrs.
+    ``xr.Dataset`` of analysis results with the same provenance attrs. What an experiment's
+    results hold is checked where they are read for it (``variables=`` of
+    :func:`read_results`, e.g. :data:`COMPLEXITY_BIAS_RESULTS`).
 
 Writes go to a temporary file in the target folder, then an atomic rename, so a
-crash or kill mid-write never leaves a half-written file under the final name.
+crash or kill mid-write never leaves a half-written file under the final name. Reads decode
+the file's bytes in memory: no handle outlives a read, so none meets another open handle on
+the same file (interleaved HDF5 handles on one file make later opens fail, or crash).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,10 @@ from rsa_bias._features import feature_names
 
 ENGINE = "netcdf4"
 FILE_KIND = "rsa_bias_file"
+#: What :func:`rsa_bias.experiments.summary_table` (and ``rsa-bias show``) reads from the
+#: results of the complexity-bias experiment: variable -> dims it must have.
+COMPLEXITY_BIAS_RESULTS = {"r2": ("seed", "layer", "feature"),
+                           "accuracy": ("seed", "split", "feature", "eval_step")}
 
 
 class StoreError(ValueError):
@@ -111,15 +119,24 @@ def _float_compression(tree: xr.DataTree, level: int) -> dict | None:
 
 
 def _open(path: str | Path, opener):
+    """The whole file, decoded from its bytes in memory: no file handle outlives the call."""
     path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a file; give the .nc file")
     if not path.is_file():
         raise StoreError(f"{path} does not exist")
     try:
-        with opener(path, engine=ENGINE) as obj:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StoreError(f"{path} cannot be read ({exc.strerror or exc}); check its "
+                         "permissions") from exc
+    try:
+        with opener(data, engine=ENGINE) as obj:
             return obj.load()
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise StoreError(f"{path} is not a readable netCDF-4 file (truncated or corrupt?): "
-                         f"{exc}. Re-run the experiment that wrote it to regenerate it") from exc
+                         f"{' '.join(str(exc).split())}. Re-run the experiment that wrote it to "
+                         "regenerate it") from exc
 
 
 def _check_kind(attrs: dict, kind: str, path: Path) -> None:
@@ -302,13 +319,20 @@ def write_results(ds: xr.Dataset, path: str | Path) -> Path:
     return _atomic_write(ds, path)
 
 
-def read_results(path: str | Path) -> xr.Dataset:
-    """Read a results file written by :func:`write_results`.
+def read_results(path: str | Path, *,
+                 variables: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                 ) -> xr.Dataset:
+    """Read a results file written by :func:`write_results`, checking what it must hold.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The file to read; it is loaded into memory and closed.
+    variables : sequence of str, or mapping of str to sequence of str, optional
+        Data variables the caller needs (a clear error names any missing one); a mapping
+        also gives the dims each must have, e.g. :data:`COMPLEXITY_BIAS_RESULTS` for
+        :func:`rsa_bias.experiments.summary_table`. Default no requirement, so the results
+        of every experiment are readable.
 
     Returns
     -------
@@ -318,13 +342,56 @@ def read_results(path: str | Path) -> xr.Dataset:
     Raises
     ------
     StoreError
-        When the file is missing, unreadable or not an rsa_bias results file.
+        When the file is missing, unreadable, not an rsa_bias results file, or lacks one of
+        ``variables``.
     """
     path = Path(path)
     ds = _open(path, xr.open_dataset)
     _check_kind(ds.attrs, "results", path)
+    validate_results(ds, where=str(path), variables=variables)
     return ds
 
 
+def validate_results(ds: xr.Dataset, *, where: str = "<in memory>",
+                     variables: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                     ) -> None:
+    """Raise :class:`StoreError` unless ``ds`` holds the data variables a reader needs.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Results (:func:`read_results` or in memory).
+    where : str, default "<in memory>"
+        What the results are (a file name), to begin the error message with.
+    variables : sequence of str, or mapping of str to sequence of str, optional
+        Data variables that must be present; a mapping also gives the dims each must have
+        (in any order, among others). Default no requirement.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    StoreError
+        Naming every missing variable (with what the results do hold and the ``method``
+        that wrote them) or the first variable that lacks a dim.
+    """
+    if not variables:
+        return
+    dims = variables if isinstance(variables, Mapping) else dict.fromkeys(variables, ())
+    missing = [name for name in dims if name not in ds.data_vars]
+    if missing:
+        raise StoreError(f"{where}: lacks the data variables {missing} these results need (it "
+                         f"holds {sorted(map(str, ds.data_vars))}; written by "
+                         f"method={ds.attrs.get('method')!r})")
+    for name, want in dims.items():
+        lacking = [d for d in want if d not in ds[name].dims]
+        if lacking:
+            raise StoreError(f"{where}: variable {name!r} has dims {ds[name].dims}, without "
+                             f"{lacking}; it is not the {name!r} these results need")
+
+
 __all__ = ["StoreError", "activation_tree", "write_activations", "read_activations",
-           "validate_activations", "layer_activation", "write_results", "read_results"]
+           "validate_activations", "layer_activation", "write_results", "read_results",
+           "validate_results", "COMPLEXITY_BIAS_RESULTS"]

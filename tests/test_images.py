@@ -218,7 +218,8 @@ def test_binary_task_config_unchanged_by_image_fields():
     cfg = config_from_dict({})
     assert cfg.task.kind == "binary" and cfg.task.n_cells == 4
     images = config_from_dict({"task": {"kind": "images", "n_train": 27, "val_size": 27,
-                                        "test_size": 27}, "model": {"arch": "cnn"}})
+                                        "test_size": 27}, "model": {"arch": "cnn"},
+                               "training": {"batch_size": 27}})
     assert images.task.n_cells == 27
     with pytest.raises(ConfigError, match="^model.arch: the MLP has binary heads only"):
         config_from_dict({"task": images.to_dict()["task"]})  # 3-valued features need the CNN

@@ -284,3 +284,15 @@ def test_resolve_device():
 def test_cuda_without_cuda_is_refused():
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay"])
+def test_configs_built_in_code_are_validated_before_training(small_task, tiny_model_cfg,
+                                                             tiny_train_cfg, field):
+    """A TrainingConfig built directly (not through load_config) with lr=inf once trained and
+    wrote NaN activations."""
+    from rsa_bias.config import ConfigError
+
+    bad = dataclasses.replace(tiny_train_cfg, **{field: float("inf")})
+    with pytest.raises(ConfigError, match=f"training.{field}"):
+        train(small_task, tiny_model_cfg, bad, seed=0)

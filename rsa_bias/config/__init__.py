@@ -30,8 +30,11 @@ from rsa_bias.config._base import (  # noqa: F401 - re-exported vocabularies
     TASK_KINDS,
     TEXTURES,
     ConfigError,
+    Section,
+    _check_seed,
     _fail,
 )
+from rsa_bias.config.memory import check_memory
 from rsa_bias.config.model import CNNConfig, ModelConfig  # noqa: F401 - re-exported
 from rsa_bias.config.task import (  # noqa: F401 - re-exported
     FeatureSpec,
@@ -46,7 +49,7 @@ else:  # pragma: no cover
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(Section):
     """Optimisation, evaluation and snapshot schedule."""
 
     optimizer: str = "adam"
@@ -61,6 +64,7 @@ class TrainingConfig:
     device: str = "auto"
 
     def validate(self) -> None:
+        self._check_finite("training")
         if self.optimizer not in OPTIMIZERS:
             _fail("training.optimizer", f"unknown optimizer {self.optimizer!r}; "
                   f"valid: {OPTIMIZERS}")
@@ -91,13 +95,14 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class AnalysisConfig:
+class AnalysisConfig(Section):
     """Settings of the post-training analyses."""
 
     unit_threshold: float = 0.5
     n_pcs: int = 8
 
     def validate(self) -> None:
+        self._check_finite("analysis")
         if not 0.0 < self.unit_threshold < 1.0:
             _fail("analysis.unit_threshold", f"must be in (0, 1), got {self.unit_threshold}")
         if self.n_pcs < 1:
@@ -105,7 +110,7 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(Section):
     """A whole experiment: task, model, training, analysis and the seeds to run."""
 
     name: str = "complexity_bias"
@@ -116,10 +121,12 @@ class ExperimentConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def validate(self) -> ExperimentConfig:
+        self._check_finite("")
         if not self.seeds:
             _fail("seeds", "at least one seed is needed")
         if len(set(self.seeds)) != len(self.seeds):
             _fail("seeds", f"seeds must be unique, got {list(self.seeds)}")
+        _check_seed("seeds", self.seeds)
         for section in (self.task, self.model, self.training, self.analysis):
             section.validate()
         if self.model.arch == "cnn" and self.task.kind != "images":
@@ -128,7 +135,19 @@ class ExperimentConfig:
                 max(self.task.images.n_values) > 2:
             _fail("model.arch", "the MLP has binary heads only; use model.arch = 'cnn' for "
                   "image features with more than 2 values (or 2 values per feature)")
+        self._check_batch()
+        check_memory(self)
         return self
+
+    def _check_batch(self) -> None:
+        n, task = self.task.train_size, self.task
+        if self.training.batch_size > n:
+            source = (f"task.n_train = {n}" if isinstance(task.n_train, int) else
+                      f"task.n_train = 'all': the {2 ** task.n_bits} inputs less "
+                      f"task.val_size + task.test_size = {task.val_size + task.test_size}")
+            _fail("training.batch_size", f"{self.training.batch_size} is larger than the "
+                  f"training set of {n} stimuli ({source}); lower training.batch_size to at "
+                  f"most {n} or enlarge the training set")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,17 +202,42 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
     Parameters
     ----------
-    path : path to a ``.toml`` file.
+    path : str or pathlib.Path
+        A ``.toml`` file (UTF-8).
     overrides : list of str, optional
         ``"training.steps=500"``-style assignments; values are parsed as TOML
         (``seeds=[0,1]``, ``task.coding="01"``; bare words are taken as strings).
+
+    Returns
+    -------
+    ExperimentConfig
+        The validated config.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ConfigError
+        When ``path`` is a folder, cannot be read, is not UTF-8 or not TOML, or the config
+        is invalid (the message names the key).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file; give a .toml file (the "
+                          "shipped configs are in models/)")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist; the shipped configs are "
                                 "in models/")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror or exc}); check its "
+                          "permissions") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); TOML "
+                          "configs must be UTF-8, so re-save it with UTF-8 encoding") from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     for item in overrides or []:

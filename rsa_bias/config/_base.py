@@ -1,6 +1,10 @@
-"""Vocabularies of the config sections and the error every check raises."""
+"""Vocabularies of the config sections, the error every check raises and the checks every
+section shares."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 FEATURE_TYPES = ("linear", "threshold", "parity")
 CODINGS = ("pm1", "01")
@@ -25,5 +29,37 @@ class ConfigError(ValueError):
     """An invalid experiment config; the message names the key to fix."""
 
 
+#: Seeds go to numpy (``RandomState`` takes ``[0, 2**32)``) and torch (which wraps negatives).
+SEED_LIMIT = 2 ** 32
+
+
 def _fail(key: str, msg: str) -> None:
     raise ConfigError(f"{key}: {msg}")
+
+
+def _check_seed(key: str, seeds) -> None:
+    """Refuse seeds outside ``[0, 2**32)``, the range numpy and torch both take as given."""
+    bad = [s for s in (seeds if isinstance(seeds, (list, tuple)) else [seeds])
+           if not 0 <= s < SEED_LIMIT]
+    if bad:
+        got = bad if isinstance(seeds, (list, tuple)) else bad[0]
+        _fail(key, f"a seed must be an integer in [0, 2**32 - 1] (the range numpy and torch "
+              f"both take unchanged), got {got}")
+
+
+class Section:
+    """Base of every config section (a frozen dataclass): the checks all fields share."""
+
+    def _check_finite(self, key: str) -> None:
+        """Refuse NaN and infinite values in every float field, nested sections included
+        (``key`` is this section's dotted name, ``""`` for the whole config)."""
+        for f in dataclasses.fields(self):
+            name = f"{key}.{f.name}" if key else f.name
+            value = getattr(self, f.name)
+            items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
+            for i, item in items:
+                where = name if i is None else f"{name}[{i}]"
+                if isinstance(item, Section):
+                    item._check_finite(where)
+                elif isinstance(item, float) and not math.isfinite(item):
+                    _fail(where, f"must be a finite number, got {item}")

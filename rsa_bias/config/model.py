@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rsa_bias.config._base import ACTIVATIONS, ARCHITECTURES, INIT_FAMILIES, NORMS, READOUTS, _fail
+from rsa_bias.config._base import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    INIT_FAMILIES,
+    NORMS,
+    READOUTS,
+    Section,
+    _fail,
+)
 
 
 @dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(Section):
     """Convolutional network: ``conv_i`` blocks, global average ``pool``, ``fc_i`` layers.
 
     Each block is conv (``kernel_size``, same padding) -> normalisation (``norm``:
@@ -26,6 +34,7 @@ class CNNConfig:
     readout: str = "gap"
 
     def validate(self, key: str = "model.cnn") -> None:
+        self._check_finite(key)
         if not self.channels or min(self.channels) < 1:
             _fail(f"{key}.channels", f"needs at least one block of >= 1 channels, got "
                   f"{list(self.channels)}")
@@ -45,7 +54,7 @@ class CNNConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
     """Network with one read-out head per feature (one logit for a binary feature, one per
     value otherwise).
 
@@ -65,6 +74,7 @@ class ModelConfig:
     cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def validate(self) -> None:
+        self._check_finite("model")
         if self.arch not in ARCHITECTURES:
             _fail("model.arch", f"unknown architecture {self.arch!r}; valid: {ARCHITECTURES}")
         if self.init not in INIT_FAMILIES:

@@ -13,12 +13,15 @@ from rsa_bias.config._base import (
     SHAPES,
     TASK_KINDS,
     TEXTURES,
+    Section,
+    _check_seed,
     _fail,
 )
+from rsa_bias.config.memory import check_task_memory
 
 
 @dataclass(frozen=True)
-class FeatureSpec:
+class FeatureSpec(Section):
     """One task feature computed from its own block of ``k`` input bits.
 
     ``linear`` reads one bit (k must be 1); ``threshold`` is the balanced majority
@@ -47,7 +50,7 @@ class FeatureSpec:
 
 
 @dataclass(frozen=True)
-class ImageTaskConfig:
+class ImageTaskConfig(Section):
     """Trifeature-like images: a textured, coloured shape on a grey background.
 
     ``n_colours``, ``n_shapes`` and ``n_textures`` take the first values of
@@ -66,6 +69,7 @@ class ImageTaskConfig:
     noise: float = 0.0
 
     def validate(self, key: str = "task.images") -> None:
+        self._check_finite(key)
         if self.size < 8:
             _fail(f"{key}.size", f"must be >= 8 pixels, got {self.size}")
         for name, values in (("n_colours", COLOURS), ("n_shapes", SHAPES),
@@ -92,7 +96,7 @@ class ImageTaskConfig:
 
 
 @dataclass(frozen=True)
-class TaskConfig:
+class TaskConfig(Section):
     """Multi-feature task.
 
     ``kind = "binary"``: binary features on disjoint bit blocks plus distractor bits.
@@ -114,11 +118,17 @@ class TaskConfig:
     images: ImageTaskConfig = field(default_factory=ImageTaskConfig)
 
     def validate(self) -> None:
+        self._check_finite("task")
         if self.kind not in TASK_KINDS:
             _fail("task.kind", f"unknown task kind {self.kind!r}; valid: {TASK_KINDS}")
+        _check_seed("task.seed", self.seed)
         if self.kind == "images":
             self._validate_images()
-            return
+        else:
+            self._validate_binary()
+        check_task_memory(self)
+
+    def _validate_binary(self) -> None:
         if self.images != ImageTaskConfig():
             _fail("task.images", "only used when task.kind = 'images'")
         if not self.features:
@@ -190,3 +200,11 @@ class TaskConfig:
     @property
     def n_bits(self) -> int:
         return sum(f.k for f in self.features) + self.n_distractor
+
+    @property
+    def train_size(self) -> int:
+        """Number of training stimuli: ``n_train``, or with ``"all"`` every input of the
+        (enumerable) input space that is not held out."""
+        if isinstance(self.n_train, int):
+            return self.n_train
+        return 2 ** self.n_bits - self.val_size - self.test_size

@@ -188,6 +188,8 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
     TrainResult
         The trained model, its learning curves and the activation snapshots.
     """
+    cfg.validate()  # configs built in code skip load_config: refuse lr=inf etc. here too
+    model_cfg.validate()
     device = resolve_device(cfg.device)
     heads = n_classes(stimuli)
     names = list(heads)

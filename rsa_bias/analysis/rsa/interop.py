@@ -14,6 +14,7 @@ import xarray as xr
 
 from rsa_bias.analysis._inputs import as_labelled
 from rsa_bias.analysis._rdm_vectors import PAIR_DIM, RDM_DIMS
+from rsa_bias.analysis._values import numeric_values
 from rsa_bias.analysis.rsa.crossnobis import stack_runs
 from rsa_bias.analysis.rsa.forms import condensed, squareform
 
@@ -75,6 +76,10 @@ def to_rsatoolbox_dataset(x: xr.DataArray | np.ndarray, *, runs: str | None = No
         labels = x[run_dim].values if run_dim in x.coords else np.arange(n_runs)
         obs["run"] = np.repeat(labels, x.sizes["stimulus"])
     chans = _coords_on(x, channel[0]) or {channel[0]: np.arange(values.shape[1])}
+    values = numeric_values(values, "x", finite=False)
+    if np.isinf(values).any():
+        raise ValueError("x contains inf; drop those stimuli/channels (NaN marks a missing "
+                         "value and is kept)")
     return rt.data.Dataset(values, obs_descriptors=obs, channel_descriptors=chans,
                            descriptors={"channel_dim": channel[0]})
 
