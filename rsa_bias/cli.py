@@ -9,7 +9,6 @@ import json
 import sys
 from pathlib import Path
 
-from rsa_bias._atomic import atomic_path
 from rsa_bias.config import ConfigError, load_config
 
 
@@ -59,20 +58,13 @@ def _report(run, *, index: bool = True) -> None:
     print(f"total time: {run.elapsed_s:.1f} s")
 
 
-def _run_one(config: str, out: str, overrides: list[str], progress: bool,
-             keep_checkpoints: bool = False, figures: bool = True):
-    """One config run (a sweep point): its summary table and time."""
-    run = _run("complexity-bias", out, config=config, overrides=overrides, progress=progress,
-               keep_checkpoints=keep_checkpoints, figures=figures)
-    return run.table, run.elapsed_s
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)  # refuse a bad config before anything runs
     _check_folder(args.out)
     _threads(args.threads)
     run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
-               keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures)
+               keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures,
+               force=args.force)
     print(f"\n{cfg.name}: {len(cfg.seeds)} seeds")
     _report(run)
     r2 = run.table["R2_mean"]
@@ -119,31 +111,15 @@ def _point_name(point: list[str]) -> str:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     points = _grid_points(args.grid, args.one_at_a_time)
     for p in points:  # validate everything before training anything
         load_config(args.config, args.set + p)
-    out = Path(args.out)
-    jobs = [(args.config, str(out / _point_name(p)), args.set + p) for p in points]
-    print(f"sweep: {len(jobs)} runs into {out}", flush=True)
-    from rsa_bias.executors import executor
+    _check_folder(args.out)
+    from rsa_bias.experiments.sweep import run_sweep
 
-    rows = []
-    with executor(args.jobs, args.scheduler) as pool:
-        futures = [pool.submit(_run_one, c, o, s, False, False, not args.no_figures)
-                   for c, o, s in jobs]
-        for (_, o, s), fut in zip(jobs, futures, strict=True):
-            table, elapsed = fut.result()
-            row = {"run": Path(o).name, "overrides": " ".join(s), "time_s": round(elapsed, 1)}
-            for feat, r in table.iterrows():
-                row.update({f"R2_{feat}": r.R2_mean, f"R2_{feat}_min": r.R2_min,
-                            f"R2_{feat}_max": r.R2_max, f"acc_{feat}_min": r.test_acc_min})
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    df = pd.DataFrame(rows)
-    with atomic_path(out / "sweep.csv") as tmp:
-        df.to_csv(tmp, index=False)
+    df = run_sweep(args.config, args.out, [(_point_name(p), args.set + p) for p in points],
+                   jobs=args.jobs, scheduler=args.scheduler, figures=not args.no_figures,
+                   force=args.force)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -227,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "MLPs on a busy machine)")
     r.add_argument("--keep-checkpoints", action="store_true",
                    help="keep per-seed checkpoints after a successful run")
+    r.add_argument("--force", action="store_true",
+                   help="recompute even when --out holds a finished run of the same config "
+                        "(by default that run is reused and only its figures are redrawn)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sweep", help="run a config over a grid of overrides")
@@ -245,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "scheduler address such as tcp://host:8786 (workers need rsa_bias, "
                         "the config and the output folder at the same paths)")
     s.add_argument("--no-figures", action="store_true")
+    s.add_argument("--force", action="store_true",
+                   help="recompute every point (by default a rerun skips the finished ones)")
     s.set_defaults(func=cmd_sweep)
 
     sh = sub.add_parser("show", help="print the summary of a finished run")

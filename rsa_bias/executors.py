@@ -4,13 +4,25 @@ Dask distributed cluster.
 Every executor is a context manager with ``submit(fn, *args) -> future`` whose futures have
 ``.result()``, so a sweep is written once for all three. Workers get one torch and BLAS
 thread each, since parallel runs that each start several threads only wait for one another.
+A local worker exits when the process that started it dies (:func:`die_with_parent`), so a
+killed sweep leaves no worker training and writing files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+
+from rsa_bias._atomic import pid_alive
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def one_thread() -> None:
@@ -27,6 +39,69 @@ def one_thread() -> None:
 
     torch.set_num_threads(1)
     threadpool_limits(1)
+
+
+def die_with_parent(parent_pid: int | None = None, *, pdeathsig: bool = True,
+                    interval: float = 0.2) -> None:
+    """Make this process exit as soon as its parent dies.
+
+    On Linux the kernel kills it (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) the moment the parent
+    thread that started it exits; everywhere, a daemon thread also checks every ``interval``
+    seconds whether the parent changed (``os.getppid()``: an orphan is adopted by another
+    process) and then ends this process with ``os._exit(1)``, without cleanup. A parent already
+    dead when this is called ends it at once.
+
+    Parameters
+    ----------
+    parent_pid : int, optional
+        The process that started this one, as that process saw its own pid; default
+        ``os.getppid()`` now. When the parent seen now differs and ``parent_pid`` is not
+        running, the parent died before this call.
+    pdeathsig : bool, default True
+        Ask the Linux kernel for ``SIGKILL`` on the parent's death. The kernel counts the
+        parent *thread* that forked this process, so pass False when that thread may end
+        before the parent process does (only the polling thread then watches).
+    interval : float, default 0.2
+        Seconds between two checks of the polling thread.
+
+    Returns
+    -------
+    None
+    """
+    parent = os.getppid()
+    if pdeathsig and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid is not None and parent != parent_pid and not pid_alive(parent_pid):
+        os._exit(1)  # orphaned before the guard was set
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rsa_bias-die-with-parent", daemon=True).start()
+
+
+def worker_init(parent_pid: int | None = None, pdeathsig: bool = True) -> None:
+    """The initializer of every local worker process: :func:`die_with_parent`, then
+    :func:`one_thread`.
+
+    Parameters
+    ----------
+    parent_pid : int, optional
+        The pid of the process that started the pool (see :func:`die_with_parent`).
+    pdeathsig : bool, default True
+        Passed to :func:`die_with_parent`: True when the pool was made in its process's
+        main thread (the thread that forks the workers lives as long as the process).
+
+    Returns
+    -------
+    None
+    """
+    die_with_parent(parent_pid, pdeathsig=pdeathsig)
+    one_thread()
 
 
 class _Inline:
@@ -83,7 +158,8 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         An object with ``submit(fn, *args) -> future`` whose futures have ``.result()``:
         an in-process runner, a ``ProcessPoolExecutor``, or an adapter over a
         ``distributed.Client`` that submits impure tasks (every call runs, none is
-        cached). Every worker process is limited to one thread (:func:`one_thread`); the
+        cached). Every worker process is limited to one thread (:func:`one_thread`), and a
+        local pool's workers exit when this process dies (:func:`worker_init`); the
         in-process runner leaves this process's thread settings alone.
 
     Raises
@@ -97,7 +173,9 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         if jobs == 1:
             yield _Inline()
             return
-        with ProcessPoolExecutor(jobs, initializer=one_thread) as pool:
+        main = threading.current_thread() is threading.main_thread()
+        with ProcessPoolExecutor(jobs, initializer=worker_init,
+                                 initargs=(os.getpid(), main)) as pool:
             yield pool
         return
     from distributed import Client, LocalCluster

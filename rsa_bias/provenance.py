@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -92,6 +93,23 @@ def _base_attrs() -> dict[str, str]:
     }
 
 
+def config_hash(config: Any) -> str:
+    """The sha256 of a config's canonical JSON (the ``config_json`` of :func:`provenance_attrs`).
+
+    Parameters
+    ----------
+    config : dict or object with ``to_dict()``
+        The config; equal configs give equal hashes, whatever the order of their keys.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    cfg = config.to_dict() if hasattr(config, "to_dict") else config
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+
+
 def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
                      method: str | None = None) -> dict[str, str]:
     """Flat attrs (strings only, netCDF-safe) describing how a file was made.
@@ -99,7 +117,8 @@ def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
     Parameters
     ----------
     config : dict or object with ``to_dict()``, optional
-        Stored as JSON under ``config_json``.
+        Stored as JSON under ``config_json`` and as its sha256 under ``config_hash``
+        (:func:`config_hash`), which a rerun compares to tell whether the file is its own.
     seed : int or list of int, optional
         Stored as JSON under ``seed``.
     method : str, optional
@@ -108,13 +127,14 @@ def provenance_attrs(config: Any = None, seed: int | list[int] | None = None,
     Returns
     -------
     dict
-        ``rsa_bias_version``, ``git_sha``, ``created`` and those of ``config_json``,
-        ``seed`` and ``method`` that were given.
+        ``rsa_bias_version``, ``git_sha``, ``created`` and those of ``config_json`` (with
+        ``config_hash``), ``seed`` and ``method`` that were given.
     """
     attrs = _base_attrs()
     if config is not None:
         cfg = config.to_dict() if hasattr(config, "to_dict") else config
         attrs["config_json"] = json.dumps(cfg, sort_keys=True)
+        attrs["config_hash"] = config_hash(cfg)
     if seed is not None:
         attrs["seed"] = json.dumps(seed)
     if method is not None:

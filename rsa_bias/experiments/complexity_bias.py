@@ -3,6 +3,7 @@ both learned, and how much of each layer's variance each one takes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -14,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias._atomic import remove_stale_tmp
 from rsa_bias.analysis import (
     feature_variance_explained,
     normalise_by_final,
@@ -21,8 +23,17 @@ from rsa_bias.analysis import (
     unit_tuning,
 )
 from rsa_bias.config import ExperimentConfig
-from rsa_bias.provenance import provenance_attrs
-from rsa_bias.store import activation_tree, layer_activation, write_activations, write_results
+from rsa_bias.provenance import config_hash, provenance_attrs
+from rsa_bias.store import (
+    COMPLEXITY_BIAS_RESULTS,
+    StoreError,
+    activation_tree,
+    layer_activation,
+    read_activations,
+    read_results,
+    write_activations,
+    write_results,
+)
 from rsa_bias.tasks import make_task
 from rsa_bias.training import TrainResult, train
 from rsa_bias.training.loop import EVAL_SPLITS
@@ -69,7 +80,8 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     Writes ``out_dir/activations.nc`` (all hidden layers at every snapshot step,
     on the val and test stimuli) and ``out_dir/results.nc``. Per-seed checkpoints
     in ``out_dir/checkpoints/`` let an interrupted run resume where it stopped;
-    they are removed once both files are written unless ``keep_checkpoints``.
+    they are removed once both files are written unless ``keep_checkpoints``. Temporary files
+    that interrupted writes left in both folders are removed first.
 
     Parameters
     ----------
@@ -93,6 +105,11 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    for folder in (out_dir, out_dir / "checkpoints"):
+        stale = remove_stale_tmp(folder)
+        if stale:
+            print(f"{folder}: removed {len(stale)} temporary file(s) of interrupted writes: "
+                  + ", ".join(p.name for p in stale), flush=True)
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     stimuli = make_task(cfg.task)
     names = list(stimuli.attrs["feature_names"])
@@ -117,6 +134,60 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     if not keep_checkpoints:
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return res
+
+
+def _stored_hash(attrs: dict) -> str | None:
+    """The config hash a file records (from its ``config_json`` when it predates
+    ``config_hash``)."""
+    if "config_hash" in attrs:
+        return str(attrs["config_hash"])
+    if "config_json" in attrs:
+        return hashlib.sha256(str(attrs["config_json"]).encode()).hexdigest()
+    return None
+
+
+def stored_run(out_dir: str | Path, cfg: ExperimentConfig) -> tuple[xr.Dataset | None, str]:
+    """The results of a finished run of ``cfg`` in ``out_dir``, if there is one.
+
+    A run is finished when ``results.nc`` and ``activations.nc`` are both readable (complete)
+    and record the hash of ``cfg`` (``config_hash``, see
+    :func:`rsa_bias.provenance.config_hash`).
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The run's output folder.
+    cfg : ExperimentConfig
+        The config the run must have been made with.
+
+    Returns
+    -------
+    results : xarray.Dataset or None
+        The contents of ``results.nc`` of a finished run; None otherwise.
+    reason : str
+        Why the run counts as finished, or why not: empty when there is no ``results.nc``
+        yet (nothing to recompute), else e.g. ``"results.nc was written by a different
+        config"`` or ``"results.nc is unreadable (...)"``.
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "results.nc").exists():
+        return None, ""
+    want = config_hash(cfg)
+    res = None
+    for name in ("results.nc", "activations.nc"):
+        path = out_dir / name
+        if not path.exists():
+            return None, f"{name} is missing"
+        try:
+            stored = (read_results(path, variables=COMPLEXITY_BIAS_RESULTS)
+                      if name == "results.nc" else read_activations(path))
+        except StoreError as exc:
+            return None, f"{name} is unreadable ({' '.join(str(exc).split())})"
+        if _stored_hash(stored.attrs) != want:
+            return None, f"{name} was written by a different config"
+        if name == "results.nc":
+            res = stored
+    return res, "results.nc and activations.nc complete, same config"
 
 
 @legacy_call(positional=("layer",))
@@ -155,18 +226,34 @@ def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
 
 def run_config(out_dir: str | Path, *, config: str | Path | ExperimentConfig,
                overrides: Sequence[str] = (), progress: bool = True,
-               keep_checkpoints: bool = False, figures: bool = True,
+               keep_checkpoints: bool = False, figures: bool = True, force: bool = False,
                ) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
     """The registry's ``complexity-bias`` experiment: :func:`run_complexity_bias` of a config
     (a path, with ``--set``-style ``overrides``, or an :class:`ExperimentConfig`), plus its
-    figures. Returns ``({"results": results}, {name: path})``."""
+    figures. Returns ``({"results": results}, {name: path})``.
+
+    A finished run of the same config in ``out_dir`` (:func:`stored_run`) is not redone: its
+    results are read back and only the figures are drawn (a kill during the figures costs
+    only the figures), unless ``force``. Stored files of another config, or unreadable ones,
+    are recomputed; either is printed. The check is on the config alone: results written by
+    an earlier rsa_bias version are reused too (``force=True``, ``rsa-bias run --force``,
+    recomputes them)."""
     from rsa_bias.config import load_config
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config,
                                                                            list(overrides))
     out_dir = Path(out_dir)
-    res = run_complexity_bias(cfg, out_dir, progress=progress,
-                              keep_checkpoints=keep_checkpoints)
+    res, reason = stored_run(out_dir, cfg) if not force else (None, "")
+    if res is None:
+        if reason:
+            print(f"{out_dir}: {reason}; recomputing it", flush=True)
+        res = run_complexity_bias(cfg, out_dir, progress=progress,
+                                  keep_checkpoints=keep_checkpoints)
+    else:
+        print(f"{out_dir}: {reason}; skipping training and analysis"
+              + ("; redrawing the figures" if figures else ""), flush=True)
+        if not keep_checkpoints:  # a kill between the last write and their removal
+            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     paths = {"activations": out_dir / "activations.nc", "results": out_dir / "results.nc"}
     if figures:
         from rsa_bias.plotting import save_figures

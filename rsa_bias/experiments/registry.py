@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from rsa_bias._api import choose
+from rsa_bias._atomic import remove_stale_tmp
 from rsa_bias.experiments import bias_demos, complexity_bias, model_vs_brain
 
 
@@ -127,7 +128,8 @@ def run_experiment(name: str, out_dir: str | Path, **options: Any) -> Experiment
     name : str
         A key of :func:`list_experiments` (an unknown one is refused with the list).
     out_dir : str or pathlib.Path
-        Folder for its results and figures (created if missing).
+        Folder for its results and figures (created if missing). Temporary files that
+        interrupted writes left there (their writer is dead) are removed first, and said so.
 
     Other Parameters
     ----------------
@@ -152,6 +154,10 @@ def run_experiment(name: str, out_dir: str | Path, **options: Any) -> Experiment
                          f"{exp.options()}")
     t0 = time.perf_counter()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_tmp(out_dir)
+    if stale:
+        print(f"{out_dir}: removed {len(stale)} temporary file(s) of interrupted writes: "
+              + ", ".join(p.name for p in stale), flush=True)
     results, paths = exp.run(out_dir, **options)
     return ExperimentRun(name, results, paths, exp.table(results),
                          round(time.perf_counter() - t0, 2))
