@@ -188,3 +188,73 @@ def test_empty_input_is_refused(patterns):
         rdm(patterns[:, :0])
     with pytest.raises(ValueError, match="empty|at least"):
         cross_validated_scores(patterns[:0], patterns[:0])
+
+
+# --------------------------------------------------------------------------- probe findings
+
+
+def test_a_stimulus_bootstrap_over_too_few_stimuli_has_no_interval():
+    """With 3 stimuli most replicates are degenerate; the rest repeat the full data, which
+    once reported a zero-width interval."""
+    rng = np.random.default_rng(0)
+
+    def one():
+        a = rng.random((3, 3))
+        return (a + a.T) / 2 * (1 - np.eye(3))
+
+    with pytest.warns(RuntimeWarning, match="too few for a stimulus bootstrap"):
+        res = evaluate_models(np.stack([one(), one()]), np.stack([one(), one(), one()]),
+                              n_boot=200)
+    assert np.isnan(res.ci_low).all() and np.isnan(res.standard_error).all()
+
+
+def test_noise_precision_refuses_what_has_no_precision():
+    from rsa_bias.analysis import noise_precision
+
+    with pytest.raises(ValueError, match="constant"):
+        noise_precision(np.zeros((50, 4)))
+    noisy = np.random.default_rng(0).normal(size=(50, 4))
+    for dof in (-3, 0, 2.5):
+        with pytest.raises(ValueError, match="dof"):
+            noise_precision(noisy, dof=dof)
+    with pytest.raises(ValueError, match="more residuals") as err:
+        noise_precision(np.random.default_rng(0).normal(size=(2, 9)))
+    assert "use method='shrinkage_diag'" not in str(err.value)  # it was the method that failed
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda x, y: cross_validated_scores(x, y, n_splits=0), "n_splits"),
+    (lambda x, y: cross_validated_scores(x, y, seed=-1), "seed"),
+    (lambda x, y: cross_validated_scores(x, y, cv="x"), "cv"),
+    (lambda x, y: RidgeEncoder(alphas="abc").fit(x, y), "alphas"),
+    (lambda x, y: RidgeEncoder(alpha_per_target="no").fit(x, y), "alpha_per_target"),
+    (lambda x, y: rdm(x, remove_mean="yes"), "remove_mean"),
+])
+def test_bad_options_name_the_option(xy, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(xy[0], xy[1])
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"ci": "0.9"}, "ci"), ({"ci": 1.0}, "ci"),
+                                           ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed")])
+def test_inference_options_name_the_option(rdms, kw, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate_models(rdms[0], rdms[1], n_boot=10, **kw)
+
+
+def test_noise_ceiling_and_spearman_brown_refuse_bad_options():
+    from rsa_bias.analysis import response_noise_ceiling, spearman_brown
+
+    responses = np.random.default_rng(0).normal(size=(10, 3, 4))
+    with pytest.raises(ValueError, match="n_splits"):
+        response_noise_ceiling(responses, n_splits=0)
+    with pytest.raises(ValueError, match="factor"):
+        spearman_brown(0.5, factor=-1)
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(xy):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        RidgeEncoder(device="cuda").fit(xy[0], xy[1])

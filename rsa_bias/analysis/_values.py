@@ -240,3 +240,105 @@ def restore_scale(result: np.ndarray, scale: float, power: int, name: str,
         raise ValueError(f"the {what} of {name} underflow to 0 in floating point; multiply "
                          f"{name} by a constant (e.g. 1 / its standard deviation) first")
     return result
+
+
+def check_number(value, name: str, *, low: float = -np.inf, high: float = np.inf,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float, refusing non-numbers, NaN and values outside the range.
+
+    Parameters
+    ----------
+    value : float
+        The option's value.
+    name : str
+        The option's name in error messages.
+    low, high : float, default -inf, inf
+        The range.
+    low_open, high_open : bool, default False
+        Exclude the bound itself.
+
+    Returns
+    -------
+    float
+        ``value``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    v = float(value)
+    below = v <= low if low_open else v < low
+    above = v >= high if high_open else v > high
+    if np.isnan(v) or below or above:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must lie in {interval}; got {value!r}")
+    return v
+
+
+def check_flag(value, name: str) -> bool:
+    """``value`` as a bool, refusing strings and other non-bools (``"no"`` is truthy).
+
+    Parameters
+    ----------
+    value : bool
+        The option's value (``numpy.bool_`` and the ints 0/1 pass).
+    name : str
+        The option's name in error messages.
+
+    Returns
+    -------
+    bool
+        ``value``.
+    """
+    if isinstance(value, bool | np.bool_) or (isinstance(value, numbers.Integral)
+                                               and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False; got {value!r}")
+
+
+def check_names(value, name: str, *, allow_empty: bool = False) -> list[str]:
+    """A sequence of names as a list, refusing a bare string (which would be split into its
+    characters) and, unless ``allow_empty``, an empty sequence.
+
+    Parameters
+    ----------
+    value : sequence of str
+        The names.
+    name : str
+        The option's name in error messages.
+    allow_empty : bool, default False
+        Accept an empty sequence.
+
+    Returns
+    -------
+    list of str
+        The names.
+    """
+    if isinstance(value, str | bytes):
+        raise ValueError(f"{name} must be a list of names, not the string {value!r}; pass "
+                         f"[{value!r}]")
+    names = list(value)
+    if not names and not allow_empty:
+        raise ValueError(f"{name} is empty; pass at least one name (or omit it for all)")
+    return names
+
+
+def check_seed(seed, name: str = "seed") -> int | None:
+    """A seed for ``numpy.random.default_rng``: None or an int in [0, 2**32).
+
+    Parameters
+    ----------
+    seed : int or None
+        The seed.
+    name : str, default "seed"
+        The option's name in error messages.
+
+    Returns
+    -------
+    int or None
+        ``seed``.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
+            or not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be None or an integer in [0, 2**32); got {seed!r}")
+    return int(seed)

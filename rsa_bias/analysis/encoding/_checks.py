@@ -15,8 +15,12 @@ MIN_SAMPLES = 3
 
 
 def _check_alphas(alphas) -> np.ndarray:
-    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+    try:
+        a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    except (TypeError, ValueError):
+        a = np.empty((0,))
+    if isinstance(alphas, str) or a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) \
+            or np.any(a <= 0):
         raise ValueError(f"alphas must be a non-empty 1-D sequence of positive finite "
                          f"numbers; got {alphas!r}")
     return a

@@ -25,7 +25,7 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import as_labelled
-from rsa_bias.analysis._values import numeric_values
+from rsa_bias.analysis._values import check_count, check_number, check_seed, numeric_values
 from rsa_bias.analysis.encoding._checks import MIN_SAMPLES, _check_finite_at, _coord_or_range
 from rsa_bias.provenance import result_attrs
 
@@ -57,7 +57,8 @@ def spearman_brown(r, *, factor: float = 2.0):
     >>> spearman_brown(np.array([0.2, 0.5]), factor=3).round(3).tolist()
     [0.429, 0.75]
     """
-    r = np.asarray(r, dtype=np.float64)
+    check_number(factor, "factor", low=0, low_open=True)
+    r = numeric_values(r, "r", finite=False, empty_ok=True)  # stepped values may pass +-1
     with np.errstate(invalid="ignore", divide="ignore"):
         return factor * r / (1.0 + (factor - 1.0) * r)
 
@@ -124,7 +125,8 @@ def response_noise_ceiling(responses, *, repeat_dim: str = "repeat", n_splits: i
     if n_rep < 2 or values.shape[0] < MIN_SAMPLES:
         raise ValueError(f"a noise ceiling needs >= 2 repeats and >= {MIN_SAMPLES} stimuli; "
                          f"got {n_rep} repeat(s) and {values.shape[0]} stimuli")
-    rng = np.random.default_rng(seed)
+    check_count(n_splits, "n_splits")
+    rng = np.random.default_rng(check_seed(seed))
     half = n_rep // 2
     r = np.mean([_columnwise_pearson(values[:, :, p[:half]].mean(2),
                                      values[:, :, p[half:2 * half]].mean(2))

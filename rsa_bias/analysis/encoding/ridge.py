@@ -31,7 +31,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rsa_bias.analysis._inputs import as_labelled
-from rsa_bias.analysis._values import numeric_values
+from rsa_bias.analysis._values import check_flag, numeric_values
 from rsa_bias.analysis.encoding import _ridge
 from rsa_bias.analysis.encoding._checks import (
     _check_alphas,
@@ -68,6 +68,11 @@ def _make_backend(device: str):
         return _ridge.TorchBackend("cuda") if torch.cuda.is_available() else \
             _ridge.NumpyBackend()
     if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but torch sees no CUDA GPU here; use "
+                             "device='auto' (GPU when present) or 'cpu'")
         return _ridge.TorchBackend(device)
     raise ValueError(f"unknown device {device!r}; valid: ['cpu', 'auto', 'cuda[:i]']")
 
@@ -234,6 +239,8 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             targets choose the smallest alpha of the grid.
         """
         alphas = _check_alphas(self.alphas)
+        check_flag(self.alpha_per_target, "alpha_per_target")
+        check_flag(self.fit_intercept, "fit_intercept")
         _check_choice(self.solver, SOLVERS, "solver")
         _check_choice(self.search_dtype, SEARCH_DTYPES, "search_dtype")
         xp = _make_backend(self.device)

@@ -15,6 +15,7 @@ from sklearn.model_selection import KFold
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled, canonical_order
+from rsa_bias.analysis._values import check_count, check_seed
 from rsa_bias.analysis.encoding._checks import _coord_or_range, _labelled_inputs
 from rsa_bias.analysis.encoding.alpha_grid import one_alpha_warning
 from rsa_bias.analysis.encoding.ceiling import _columnwise_pearson, response_noise_ceiling
@@ -79,7 +80,7 @@ def outer_splitter(cv, seed: int | None):
         if cv < 2:
             raise ValueError(f"cv={cv}: cross-validation needs at least 2 folds")
         return KFold(int(cv), shuffle=True, random_state=seed)
-    if not hasattr(cv, "split"):
+    if isinstance(cv, str) or not hasattr(cv, "split"):
         raise ValueError(f"cv must be a number of folds or a scikit-learn splitter (with a "
                          f".split method); got {cv!r}")
     return cv
@@ -206,6 +207,8 @@ def cross_validated_scores(x, y, *, estimator=None, cv=5, seed: int = 0,
     >>> bool(cross_validated_scores(x, y).r2.min() > 0.9)
     True
     """
+    check_seed(seed)
+    check_count(n_splits, "n_splits")
     xl = as_labelled(x, name="x", dims=("stimulus", "feature"))
     yl = as_labelled(y, name="y", dims=("stimulus", "target", repeat_dim)[: np.ndim(y)])
     xl, yl = align_stimuli(canonical_order(xl), yl, names=["x", "y"])  # folds follow ids

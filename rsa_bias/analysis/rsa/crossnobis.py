@@ -42,7 +42,7 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import choose
-from rsa_bias.analysis._values import numeric_values
+from rsa_bias.analysis._values import check_count, numeric_values
 
 #: Coord of :func:`stack_runs` output: how many rows each (run, stimulus) pattern averages.
 N_ROWS = "n_rows"
@@ -298,9 +298,20 @@ def noise_precision(residuals: xr.DataArray | np.ndarray, *, method: str = "shri
     if not np.all(np.isfinite(r)):
         raise ValueError("residuals contain NaN/inf")
     r = r - r.mean(axis=0, keepdims=True)
+    if dof is not None:
+        check_count(dof, "dof")
+    constant = ~np.any(r != 0, axis=0)
+    if constant.any():
+        raise ValueError(f"{int(constant.sum())} of {r.shape[1]} channels of the residuals are "
+                         "constant (no noise variance, so no precision); drop those channels")
     cov = estimator(r, r.shape[0] - 1 if dof is None else dof)
     try:
-        return np.linalg.inv(cov)
+        prec = np.linalg.inv(cov)
     except np.linalg.LinAlgError:
+        prec = None
+    if prec is None or not np.all(np.isfinite(prec)):
+        advice = ("use more residuals than channels, or method='shrinkage_diag'"
+                  if method == "full" else "use more residuals")
         raise ValueError(f"the {method!r} noise covariance is singular ({r.shape[0]} residuals, "
-                         f"{r.shape[1]} channels); use method='shrinkage_diag'") from None
+                         f"{r.shape[1]} channels); {advice}")
+    return prec

@@ -29,6 +29,7 @@ corrections are in :mod:`rsa_bias.analysis.rsa.model_tests`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ import xarray as xr
 
 from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis._rdm_vectors import pair_index
-from rsa_bias.analysis._values import check_count
+from rsa_bias.analysis._values import check_count, check_number, check_seed
 from rsa_bias.analysis.rsa._resample import (
     _BOOTSTRAPS,
     _draw_counts,
@@ -157,8 +158,8 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
     (True, ('replicate', 'model'))
     """
     kind = choose(_BOOTSTRAPS, "none" if bootstrap is None else bootstrap, "bootstrap")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must lie in (0, 1), got {ci}")
+    check_number(ci, "ci", low=0, high=1, low_open=True, high_open=True)
+    check_seed(seed)
     p = _problem(models, data, method, join)
     kind_name = "none" if bootstrap is None else str(bootstrap)
     if kind[1] and p.y.shape[0] < 2:
@@ -178,6 +179,14 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
         w, v = _draw_counts(p, kind_name, n_boot, seed, indices)
         scores, nc = _replicates(p, w, v)
         n_invalid = int(np.isnan(scores).all(axis=1).sum()) if scores.size else 0
+        if n_invalid > w.shape[0] / 2:
+            scores = np.full_like(scores, np.nan)  # the rest all repeat the full data
+        if n_invalid:
+            warnings.warn(f"{n_invalid} of {w.shape[0]} bootstrap replicates drew fewer than 3 "
+                          f"distinct stimuli and were left out"
+                          + ("; that is most of them, so the interval is NaN: "
+                             f"{p.n} stimuli are too few for a stimulus bootstrap"
+                             if np.isnan(scores).all() else ""), RuntimeWarning, stacklevel=2)
         ds["score_bootstrap"] = (("replicate", "model"), scores)
         ds["noise_ceiling_bootstrap"] = (("replicate", "bound"), nc)
         ds = ds.assign_coords(replicate=np.arange(w.shape[0]), bound=["lower", "upper"])
@@ -308,6 +317,7 @@ def permutation_test(models: ArrayLike, data: ArrayLike, *, method: str = "spear
     """
     test = choose(_ALTERNATIVES, alternative, "alternative")
     check_count(n_perm, "n_perm")
+    check_seed(seed)
     p = _problem(models, data, method, join)
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.tile(np.arange(p.n), (n_perm, 1)), axis=1)

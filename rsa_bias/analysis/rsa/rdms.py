@@ -33,6 +33,7 @@ from rsa_bias.analysis._rdm_vectors import (
     RDM_DIMS,
 )
 from rsa_bias.analysis._values import (
+    check_flag,
     check_positive_definite,
     numeric_values,
     restore_scale,
@@ -267,6 +268,7 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
     (5, 5)
     """
     kernel = choose(_METHODS, method, "RDM method")
+    check_flag(remove_mean, "remove_mean")
     np_dtype = choose(_DTYPES, dtype, "dtype")
     patterns = _as_patterns(x, runs)
     kernel = _weigh(kernel, patterns, method=method, run_weights=run_weights)
