@@ -258,3 +258,16 @@ def test_cuda_without_a_gpu_is_a_clear_error(xy):
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="no CUDA GPU"):
         RidgeEncoder(device="cuda").fit(xy[0], xy[1])
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda an: an.squareform(np.float64(1)), "scalar"),
+    (lambda an: an.compare_rdms(np.zeros((3, 4)), np.zeros(6)), r"shape \(3, 4\)"),
+    (lambda an: an.stack_runs(np.zeros((6, 3)), runs="abc", stimulus_ids=np.arange(6)),
+     "run label of each row"),
+])
+def test_malformed_rdm_inputs_say_what_is_wrong(call, match):
+    import rsa_bias.analysis as an
+
+    with pytest.raises(ValueError, match=match):
+        call(an)

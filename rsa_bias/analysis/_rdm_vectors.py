@@ -150,7 +150,11 @@ def as_stack(x: xr.DataArray | np.ndarray, name: str) -> RdmStack:
             stack = RdmStack(square_to_vectors(arr, name), np.arange(arr.shape[-1]), lead,
                            arr.shape[:-2])
         elif arr.ndim == 2:
-            n = n_stimuli_from_pairs(arr.shape[1])
+            try:
+                n = n_stimuli_from_pairs(arr.shape[1])
+            except ValueError:
+                raise ValueError(f"{name} has shape {arr.shape}: neither square RDMs (n, n) nor "
+                                 "a stack of condensed vectors (k, n(n-1)/2)") from None
             stack = RdmStack(arr, np.arange(n), ("rdm",), arr.shape[:1])
         else:
             raise ValueError(f"{name} has shape {arr.shape}; expected a condensed vector "

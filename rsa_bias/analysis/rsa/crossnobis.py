@@ -103,6 +103,9 @@ def stack_runs(x: xr.DataArray | np.ndarray, *, runs: Sequence | np.ndarray,
         values, channel, chan_coords = np.asarray(x), "unit", None
     values = numeric_values(values, "x")
     stimuli, runs = np.asarray(stimuli), np.asarray(runs)
+    if runs.ndim != 1 or stimuli.ndim != 1:
+        raise ValueError(f"runs must give the run label of each row (a sequence of length "
+                         f"{values.shape[0]}); got {runs.tolist()!r:.60}")
     if values.ndim != 2 or not (len(stimuli) == len(runs) == values.shape[0]):
         raise ValueError(f"x has shape {values.shape}; expected (n_rows, n_channels) with one "
                          f"stimulus id and one run label per row (got {len(stimuli)}, "

@@ -111,7 +111,10 @@ def squareform(x: xr.DataArray | np.ndarray) -> xr.DataArray | np.ndarray:
     """
     v = x
     if not isinstance(v, xr.DataArray):
-        return vectors_to_square(_rdm_values(v, "x"))
+        arr = _rdm_values(v, "x")
+        if arr.ndim < 1:
+            raise ValueError(f"expected condensed RDM(s) (..., n(n-1)/2); got a scalar {arr!r}")
+        return vectors_to_square(arr)
     if PAIR_DIM not in v.dims:
         raise ValueError(f"expected a '{PAIR_DIM}' dim (from condensed()); got dims {v.dims}")
     lead = [d for d in v.dims if d != PAIR_DIM]
