@@ -6,10 +6,18 @@ import argparse
 import hashlib
 import itertools
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
-from rsa_bias.config import ConfigError, load_config
+from rsa_bias.config import SEED_LIMIT, ConfigError, load_config
+
+#: The ``--image-size`` range of ``rsa-bias brain``: the comparison CNN halves the image in
+#: its 2 max-pooling steps (3 conv blocks), so 4 pixels is the smallest it takes; the
+#: photographs are 175 and 112 pixels, so 512 leaves room to upsample without exhausting
+#: memory.
+BRAIN_IMAGE_SIZES = (4, 512)
 
 
 def _non_negative_int(text: str) -> int:
@@ -23,10 +31,74 @@ def _non_negative_int(text: str) -> int:
     return n
 
 
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**32), the range numpy and torch take."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= n < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32 - 1], got {n}")
+    return n
+
+
+def _image_size(text: str) -> int:
+    """argparse type of ``--image-size``: pixels in :data:`BRAIN_IMAGE_SIZES`."""
+    lo, hi = BRAIN_IMAGE_SIZES
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not lo <= n <= hi:
+        raise argparse.ArgumentTypeError(
+            f"must be {lo}..{hi} pixels, got {n} (the CNN pools the image twice, so it needs "
+            f"at least {lo}; the photographs are 175 and 112 pixels)")
+    return n
+
+
+def _check_folders(**folders: str | None) -> None:
+    """Check every output folder (``flag=path``; ``out`` is ``--out``), then create them.
+
+    A folder that is empty, a file, under a file, or cannot be created is refused before
+    anything runs.
+    """
+    for flag, path in folders.items():
+        _check_folder(path, _flag(flag))
+    for flag, path in folders.items():
+        if path is not None:
+            _make_folder(path, _flag(flag))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _make_folder(path: str, flag: str) -> None:
+    """Create the output folder ``path``, or say why it cannot be created."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"{flag} {path}: the output folder cannot be created "
+                      f"({exc.strerror or exc}{_where(path)}); give a folder you can write "
+                      "to") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OSError(f"{flag} {path}: the output folder cannot be written to (permission "
+                      "denied); give a folder you can write to")
+
+
+def _where(path: str) -> str:
+    """Where a failed folder creation stopped: the nearest existing folder above ``path``."""
+    parent = next((p for p in Path(path).parents if p.exists()), None)
+    return f"; {parent} does not take new folders" if parent not in (None, Path(".")) else ""
+
+
 def _check_folder(path: str | None, flag: str = "--out") -> None:
-    """Refuse an output folder that is a file, or lies under one, before anything runs."""
+    """Refuse an output folder that is empty, a file, or lies under one, before anything
+    runs."""
     if path is None:
         return
+    if not path.strip():
+        raise ValueError(f"{flag} is empty; give a folder (it is created if missing)")
     for p in (Path(path), *Path(path).parents):
         if p.exists():
             if not p.is_dir():
@@ -60,7 +132,7 @@ def _report(run, *, index: bool = True) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)  # refuse a bad config before anything runs
-    _check_folder(args.out)
+    _check_folders(out=args.out)
     _threads(args.threads)
     run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
                keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures,
@@ -69,8 +141,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     _report(run)
     r2 = run.table["R2_mean"]
     if len(r2) >= 2:
-        print(f"R2 ratio {r2.index[0]}/{r2.index[1]} = {r2.iloc[0] / r2.iloc[1]:.2f}")
+        print(_ratio(r2))
     return 0
+
+
+def _ratio(r2) -> str:
+    """The line on the R² ratio of the first two features: a ratio only of positive R²."""
+    (a, b), (ra, rb) = r2.index[:2], r2.iloc[:2]
+    if ra > 0 and rb > 0:
+        return f"R2 ratio {a}/{b} = {ra / rb:.2f}"
+    name, value = (a, ra) if not ra > 0 else (b, rb)
+    why = f"R2 {name} is NaN" if math.isnan(value) else f"R2 {name} = {value:.3f} <= 0"
+    return f"R2 ratio {a}/{b}: undefined ({why})"
 
 
 def _grid_points(grid: list[str], one_at_a_time: bool = False) -> list[list[str]]:
@@ -114,7 +196,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     points = _grid_points(args.grid, args.one_at_a_time)
     for p in points:  # validate everything before training anything
         load_config(args.config, args.set + p)
-    _check_folder(args.out)
+    _check_folders(out=args.out)
     from rsa_bias.experiments.sweep import run_sweep
 
     df = run_sweep(args.config, args.out, [(_point_name(p), args.set + p) for p in points],
@@ -165,8 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("rsa-bias demo NAME needs --out DIR (where results.nc and the figures "
                          "go)")
-    _check_folder(args.out)
-    _check_folder(args.figures_dir, "--figures-dir")
+    _check_folders(out=args.out, figures_dir=args.figures_dir)
     _threads(args.threads)
     _report(_run(args.name, args.out, seed=args.seed, quick=args.quick,
                  figures_dir=args.figures_dir))
@@ -176,7 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_brain(args: argparse.Namespace) -> int:
     import torch
 
-    _check_folder(args.out)
+    _check_folders(out=args.out)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     run = _run("model-vs-brain", args.out, small=not args.full, seed=args.seed,
                image_size=args.image_size, progress=not args.no_progress)
@@ -243,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--list", action="store_true", help="list the demos and what they show")
     d.add_argument("--out", help="output folder for results.nc (and figures)")
     d.add_argument("--figures-dir", help="folder for the PNG figures (default: --out)")
-    d.add_argument("--seed", type=int, default=0, help="seeds every random draw (default 0)")
+    d.add_argument("--seed", type=_seed, default=0,
+                   help="seeds every random draw, 0..2**32-1 (default 0)")
     d.add_argument("--quick", action="store_true",
                    help="a tiny version that runs in seconds (for tests; numbers not meaningful)")
     d.add_argument("--threads", type=_non_negative_int, default=0,
@@ -255,9 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="output folder for the results and figures")
     b.add_argument("--full", action="store_true",
                    help="the full run (more training images and steps, 1000 bootstrap samples)")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--image-size", type=int, default=64,
-                   help="pixels the brain stimuli are resized to (default 64)")
+    b.add_argument("--seed", type=_seed, default=0,
+                   help="seeds every random draw, 0..2**32-1 (default 0)")
+    lo, hi = BRAIN_IMAGE_SIZES
+    b.add_argument("--image-size", type=_image_size, default=64,
+                   help=f"pixels the brain stimuli are resized to, {lo}..{hi} (default 64)")
     b.add_argument("--threads", type=_non_negative_int, default=0,
                    help="torch CPU threads (default: torch's)")
     b.add_argument("--no-progress", action="store_true")

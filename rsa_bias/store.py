@@ -1,21 +1,16 @@
 """The only module that reads or writes files: netCDF-4 stores with schema checks.
 
-File kinds (``attrs["rsa_bias_file"]``):
+File kinds (``attrs["rsa_bias_file"]``; layout in ``docs/architecture.md``): ``activations``, an
+``xr.DataTree`` (root: ``stimulus`` ids, ``feature_<name>`` and ``split`` coords,
+``attrs["feature_names"]``, provenance attrs ``config_json``, ``seed``, ``rsa_bias_version``,
+``git_sha``, ``created``; a group per layer with ``activation([seed,] [step,] stimulus, unit)``),
+and ``results``, an ``xr.Dataset`` of analysis results with the same provenance attrs, checked
+where read for an experiment (``variables=`` of :func:`read_results`).
 
-``activations``
-    ``xr.DataTree``. Root: ``stimulus`` ids, ``feature_<name>`` and ``split``
-    coords, ``attrs["feature_names"]``, provenance attrs (``config_json``,
-    ``seed``, ``rsa_bias_version``, ``git_sha``, ``created``). One group per layer
-    with ``activation([seed,] [step,] stimulus, unit)``.
-``results``
-    ``xr.Dataset`` of analysis results with the same provenance attrs. What an experiment's
-    results hold is checked where they are read for it (``variables=`` of
-    :func:`read_results`, e.g. :data:`COMPLEXITY_BIAS_RESULTS`).
-
-Writes go to a temporary file in the target folder, then an atomic rename, so a
-crash or kill mid-write never leaves a half-written file under the final name. Reads decode
-the file's bytes in memory: no handle outlives a read, so none meets another open handle on
-the same file (interleaved HDF5 handles on one file make later opens fail, or crash).
+Writes go to a temporary file in the target folder, renamed into place, so a crash mid-write
+never leaves a half-written file under the final name. Reads decode the file's bytes in memory:
+no handle outlives a read to meet another on the same file (interleaved HDF5 handles on one file
+make later opens fail, or crash).
 """
 
 from __future__ import annotations
@@ -39,11 +34,22 @@ COMPLEXITY_BIAS_RESULTS = {"r2": ("seed", "layer", "feature"),
 
 
 class StoreError(ValueError):
-    """A file that is missing, unreadable or does not follow the schema.
+    """A file that is missing, unreadable or breaks the schema: a :class:`ValueError` (of the
+    readers and :func:`validate_activations`) naming the file, or ``where``, and what is wrong."""
 
-    A :class:`ValueError`, raised by the readers and by :func:`validate_activations`; its
-    message names the file (or ``where``) and what is wrong.
-    """
+
+def _need(obj, cls: type, fn: str, hint: str) -> None:
+    """Refuse an ``obj`` that is no ``cls`` with a TypeError that says what to pass."""
+    if not isinstance(obj, cls):
+        raise TypeError(f"{fn} takes an xarray.{cls.__name__}, got {type(obj).__name__}; {hint}")
+
+
+def _names(v, name: str):
+    """``v``, refusing a bare string (as the analysis functions do) for a list of names."""
+    if isinstance(v, str | bytes):
+        raise ValueError(f"{name} must be a list of names, not the string {v!r}; pass [{v!r}]")
+    return v
+
 
 def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
                     seeds: Sequence[int] | None = None, steps: Sequence[int] | None = None,
@@ -70,9 +76,8 @@ def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
     Returns
     -------
     xarray.DataTree
-        Root: stimulus coords and provenance; one child per layer holding
-        ``activation`` (units numbered ``0..n-1``). Write it with
-        :func:`write_activations`.
+        Root: stimulus coords and provenance; one child per layer holding ``activation``
+        (units numbered ``0..n-1``). Write it with :func:`write_activations`.
 
     Examples
     --------
@@ -93,6 +98,8 @@ def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
     dims = (*lead, "stimulus", "unit")
     children = {}
     for name, arr in layers.items():
+        if "/" in str(name):
+            raise ValueError(f"layer name {name!r} contains '/' (it separates file groups)")
         if arr.ndim != len(dims):
             raise ValueError(f"layer {name!r} has {arr.ndim} dims, expected {dims}")
         if arr.shape[-2] != stimuli.sizes["stimulus"]:
@@ -104,6 +111,8 @@ def activation_tree(stimuli: xr.Dataset, layers: dict[str, np.ndarray], *,
 
 
 def _atomic_write(obj: xr.Dataset | xr.DataTree, path: str | Path, encoding=None) -> Path:
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the path of the .nc file to write")
     with atomic_path(path) as tmp:
         obj.to_netcdf(tmp, engine=ENGINE, mode="w", encoding=encoding)
     return Path(path)
@@ -148,16 +157,15 @@ def _check_kind(attrs: dict, kind: str, path: Path) -> None:
 def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int = 1) -> Path:
     """Validate and atomically write an activation tree to netCDF-4.
 
-    The file is marked ``rsa_bias_file="activations"`` (on a copy; ``tree`` is unchanged),
-    checked by :func:`validate_activations` and written through a temporary file that is
-    renamed into place.
+    The file is marked ``rsa_bias_file="activations"`` (on a copy; ``tree`` is unchanged), checked
+    by :func:`validate_activations` and written through a temporary file renamed into place.
 
     Parameters
     ----------
     tree : xarray.DataTree
         Activations in the layout of :func:`activation_tree`.
     path : str or pathlib.Path
-        The file to write (missing folders are created; an existing file is replaced).
+        The file to write (missing folders are created, an existing file replaced; not a folder).
     compression : int, default 1
         The zlib level (0-9) of the float variables; 0 writes them uncompressed. Level 1
         makes the default run's file about a third smaller for ~2 s.
@@ -174,6 +182,7 @@ def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int =
     ValueError
         When ``compression`` is not a level 0..9.
     """
+    _need(tree, xr.DataTree, "write_activations", "build one with activation_tree()")
     if not 0 <= compression <= 9:
         raise ValueError(f"compression must be a zlib level 0..9; got {compression}")
     tree = tree.copy()
@@ -186,15 +195,13 @@ def write_activations(tree: xr.DataTree, path: str | Path, *, compression: int =
 def read_activations(path: str | Path, *, layers: Sequence[str] | None = None) -> xr.DataTree:
     """Read an activation file, checking the schema.
 
-    The whole file is loaded into memory (the file is closed on return).
-
     Parameters
     ----------
     path : str or pathlib.Path
-        File written by :func:`write_activations`.
+        File written by :func:`write_activations`; it is loaded into memory and closed.
     layers : sequence of str, optional
-        Layers that must be present (a clear error names any missing one); default no
-        requirement.
+        Layers that must be present (a clear error names any missing one; a list, not a bare
+        string); default no requirement.
 
     Returns
     -------
@@ -231,17 +238,14 @@ def validate_activations(tree: xr.DataTree, *, where: str = "<in memory>",
     where : str, default "<in memory>"
         What the tree is (a file name), to begin each error message with.
     layers : sequence of str, optional
-        Layer groups that must be present; default no requirement.
-
-    Returns
-    -------
-    None
+        Layer groups that must be present (a list, not a bare string); default none.
 
     Raises
     ------
     StoreError
         Naming the first breach of the schema found.
     """
+    _need(tree, xr.DataTree, "validate_activations", "build one with activation_tree()")
     root = tree.to_dataset()
     if "stimulus" not in root.coords:
         raise StoreError(f"{where}: root has no 'stimulus' coordinate")
@@ -255,7 +259,7 @@ def validate_activations(tree: xr.DataTree, *, where: str = "<in memory>",
     groups = list(tree.children)
     if not groups:
         raise StoreError(f"{where}: no layer groups")
-    for name in layers or []:
+    for name in _names(layers, "layers") or []:
         if name not in tree.children:
             raise StoreError(f"{where}: layer group {name!r} is missing; groups: {groups}")
     for name in groups:
@@ -271,7 +275,7 @@ def layer_activation(tree: xr.DataTree, layer: str) -> xr.DataArray:
     Parameters
     ----------
     tree : xarray.DataTree
-        An activation tree (:func:`activation_tree`, :func:`read_activations`).
+        An activation tree (:func:`activation_tree`, :func:`read_activations` of a file).
     layer : str
         Name of the layer group.
 
@@ -286,6 +290,7 @@ def layer_activation(tree: xr.DataTree, layer: str) -> xr.DataArray:
     StoreError
         When ``tree`` has no group ``layer``.
     """
+    _need(tree, xr.DataTree, "layer_activation", "for a file, pass read_activations(path)")
     if layer not in tree.children:
         raise StoreError(f"no layer group {layer!r}; groups: {list(tree.children)}")
     act = tree[layer]["activation"]
@@ -305,15 +310,16 @@ def write_results(ds: xr.Dataset, path: str | Path) -> Path:
     Parameters
     ----------
     ds : xarray.Dataset
-        Analysis results, with their provenance attrs (netCDF-safe values).
+        Analysis results, with their provenance attrs (netCDF-safe values); not a DataArray.
     path : str or pathlib.Path
-        The file to write (missing folders are created; an existing file is replaced).
+        The file to write (missing folders are created, an existing file replaced; not a folder).
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
+    _need(ds, xr.Dataset, "write_results", "for a DataArray, pass da.to_dataset(name=...)")
     ds = ds.copy()
     ds.attrs[FILE_KIND] = "results"
     return _atomic_write(ds, path)
@@ -329,10 +335,10 @@ def read_results(path: str | Path, *,
     path : str or pathlib.Path
         The file to read; it is loaded into memory and closed.
     variables : sequence of str, or mapping of str to sequence of str, optional
-        Data variables the caller needs (a clear error names any missing one); a mapping
-        also gives the dims each must have, e.g. :data:`COMPLEXITY_BIAS_RESULTS` for
-        :func:`rsa_bias.experiments.summary_table`. Default no requirement, so the results
-        of every experiment are readable.
+        Data variables the caller needs (a clear error names any missing one; not a bare
+        string); a mapping also gives the dims each must have, e.g.
+        :data:`COMPLEXITY_BIAS_RESULTS` for :func:`rsa_bias.experiments.summary_table`.
+        Default no requirement, so the results of every experiment are readable.
 
     Returns
     -------
@@ -364,12 +370,8 @@ def validate_results(ds: xr.Dataset, *, where: str = "<in memory>",
     where : str, default "<in memory>"
         What the results are (a file name), to begin the error message with.
     variables : sequence of str, or mapping of str to sequence of str, optional
-        Data variables that must be present; a mapping also gives the dims each must have
-        (in any order, among others). Default no requirement.
-
-    Returns
-    -------
-    None
+        Data variables that must be present (not a bare string); a mapping also gives the
+        dims each must have (in any order, among others). Default no requirement.
 
     Raises
     ------
@@ -377,7 +379,7 @@ def validate_results(ds: xr.Dataset, *, where: str = "<in memory>",
         Naming every missing variable (with what the results do hold and the ``method``
         that wrote them) or the first variable that lacks a dim.
     """
-    if not variables:
+    if not _names(variables, "variables"):
         return
     dims = variables if isinstance(variables, Mapping) else dict.fromkeys(variables, ())
     missing = [name for name in dims if name not in ds.data_vars]

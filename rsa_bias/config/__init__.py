@@ -8,6 +8,7 @@ offending key (``training.lr``), so a typo never silently falls back to a defaul
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -26,6 +27,7 @@ from rsa_bias.config._base import (  # noqa: F401 - re-exported vocabularies
     NORMS,
     OPTIMIZERS,
     READOUTS,
+    SEED_LIMIT,
     SHAPES,
     TASK_KINDS,
     TEXTURES,
@@ -206,7 +208,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         A ``.toml`` file (UTF-8).
     overrides : list of str, optional
         ``"training.steps=500"``-style assignments; values are parsed as TOML
-        (``seeds=[0,1]``, ``task.coding="01"``; bare words are taken as strings).
+        (``seeds=[0,1]``, ``task.coding="01"``; bare words are taken as strings, ``.5`` as
+        a float) and an inline table merges into its table (:func:`apply_override`).
 
     Returns
     -------
@@ -246,18 +249,65 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
-    """Set ``data[a][b] = value`` from the string ``"a.b=value"`` (in place)."""
+    """Set ``data[a][b] = value`` from the string ``"a.b=value"`` (in place).
+
+    The value is parsed as TOML; ``.5`` and ``5.`` (not TOML) are floats, and a bare word
+    that is no TOML value is taken as a string. An inline table merges into the table it
+    names (``model={depth=1}`` sets ``model.depth`` only), deeply.
+
+    Parameters
+    ----------
+    data : dict
+        The config as nested dicts (from TOML).
+    item : str
+        The assignment, e.g. ``"training.steps=500"``.
+
+    Raises
+    ------
+    ConfigError
+        When ``item`` has no ``=``, a parent key is not a table, or the value starts like a
+        list, table or quoted string but is no valid TOML value (the message names the key).
+    """
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like section.key=value")
     key, raw = item.split("=", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    *parents, last = key.strip().split(".")
+    key = key.strip()
+    value = _parse_value(key, raw)
+    *parents, last = key.split(".")
     node = data
     for p in parents:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {p} is not a table")
-    node[last] = value
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        _merge(node[last], value)
+    else:
+        node[last] = value
+
+
+#: A decimal number TOML refuses but ``float`` takes: ``.5``, ``5.``, ``-.5e-2``.
+_LOOSE_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    """The TOML value of an override's right-hand side (see :func:`apply_override`)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        text = raw.strip()
+        if _LOOSE_FLOAT.fullmatch(text):
+            return float(text)
+        if text[:1] in ("[", "{", '"', "'"):
+            why = re.sub(r"\s*\(at (end of document|line \d+, column \d+)\)", "", str(exc))
+            _fail(key, f"not a valid value {text!r} ({why}); write lists, tables and quoted "
+                  "strings in TOML, e.g. [1, 2], {depth = 2} or \"01\"")
+        return raw
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    """Merge the nested dict ``new`` into ``into`` (in place): tables merge, values replace."""
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
