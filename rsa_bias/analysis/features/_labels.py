@@ -9,8 +9,38 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._features import feature_names
-from rsa_bias.analysis._inputs import check_id_kinds
-from rsa_bias.analysis._values import numeric_values
+from rsa_bias.analysis._inputs import as_labelled, check_id_kinds
+from rsa_bias.analysis._values import check_names, numeric_values
+
+
+def listed_names(attrs: dict) -> list[str]:
+    """``attrs["feature_names"]`` as a list; absent or ``None`` gives ``[]``."""
+    return [] if attrs.get("feature_names") is None else feature_names(attrs)
+
+
+def labelled_activation(x, stimuli: xr.Dataset | None, name: str = "x") -> xr.DataArray:
+    """``x`` as a labelled (stimulus, unit, ...) DataArray with the coords of ``stimuli``.
+
+    A numpy array is read as (stimulus, unit) with stimulus ids ``0..n-1``; it carries no
+    feature labels, so it needs ``stimuli`` (which must describe the ids ``0..n-1``).
+    """
+    if isinstance(x, xr.DataArray):
+        return attach_stimulus_coords(x, stimuli)
+    if stimuli is None:
+        raise ValueError(f"{name} is a {type(x).__module__.split('.')[0]} "
+                         f"{type(x).__name__}, which carries no feature labels; "
+                         "pass stimuli=<stimulus set> (the rows are read as stimulus ids "
+                         "0..n-1) or a DataArray with a 'stimulus' dim and feature_<name> "
+                         "coords")
+    arr = as_labelled(x, name=name)
+    ids = stimuli["stimulus"].values
+    if not np.isin(arr["stimulus"].values, ids).all():
+        raise ValueError(f"{name} is a numpy array, read as stimuli with ids 0..{len(arr) - 1}, "
+                         f"but the stimulus set lacks some (its ids: {ids[:3].tolist()}, ...); "
+                         "label it: "
+                         f"xr.DataArray({name}, dims=('stimulus', 'unit'), "
+                         "coords={'stimulus': ids})")
+    return attach_stimulus_coords(arr, stimuli)
 
 
 def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None) -> xr.DataArray:
@@ -37,7 +67,7 @@ def attach_stimulus_coords(activation: xr.DataArray, stimuli: xr.Dataset | None)
     extra = {k: ("stimulus", sel[k].values) for k in sel.coords
              if k != "stimulus" and sel[k].dims == ("stimulus",)}
     out = activation.assign_coords(extra)
-    out.attrs = {**activation.attrs, "feature_names": feature_names(stimuli.attrs)}
+    out.attrs = {**activation.attrs, "feature_names": listed_names(stimuli.attrs)}
     return out
 
 
@@ -45,8 +75,8 @@ def feature_names_of(activation: xr.DataArray, features: Sequence[str] | None) -
     """Names of the features to analyse; checks each ``feature_<name>`` coord exists."""
     available = [str(c)[len("feature_"):] for c in activation.coords
                  if str(c).startswith("feature_")]
-    listed = feature_names(activation.attrs)
-    names = list(features) if features is not None else (listed or available)
+    listed = listed_names(activation.attrs)
+    names = check_names(features, "features") if features is not None else (listed or available)
     missing = [n for n in names if n not in available]
     if missing or not names:
         raise ValueError(f"no feature coord for {missing or 'any feature'} on the activations "

@@ -56,6 +56,7 @@ from rsa_bias._linalg import squared_distances, unit_rows
 from rsa_bias.analysis import similarity
 from rsa_bias.analysis._inputs import ArrayLike, align_to, canonical_order, choose, stimulus_matrix
 from rsa_bias.analysis._rdm_vectors import triu_vectors
+from rsa_bias.analysis._values import check_seed
 from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
 from rsa_bias.analysis.features._shapley import _result, _shapley
 from rsa_bias.analysis.features.subspaces import _bases, _labelled, _names, _parts
@@ -289,7 +290,7 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
         The outer split: a number of shuffled folds seeded by ``seed`` (``KFold``), or a
         splitter whose test folds cover every stimulus; over the stimuli sorted by id.
     seed : int, default 0
-        Seeds an int ``cv``'s shuffle.
+        Seeds an int ``cv``'s shuffle; an integer in [0, 2**32).
     orthogonalise
         As in :func:`~rsa_bias.analysis.features.feature_decomposition`.
     summary : {"mean", "median"}, default "mean"
@@ -308,10 +309,11 @@ def attribute_encoding(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     Raises
     ------
     ValueError
-        An unknown ``method`` or ``summary``, ``summary="median"`` with
+        An unknown ``method`` or ``summary``, a bad ``seed``, ``summary="median"`` with
         ``method="predictor"``, more than 10 features with ``"predictor"``, or as
         :func:`~rsa_bias.analysis.features.feature_decomposition`.
     """
+    seed = check_seed(seed)
     choose(dict.fromkeys(("target", "predictor")), method, "encoding attribution method")
     choose(dict.fromkeys(SUMMARIES), summary, "summary over targets")
     if summary != "mean" and method == "predictor":

@@ -16,6 +16,7 @@ import xarray as xr
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis import similarity
 from rsa_bias.analysis._inputs import ArrayLike, align_to, canonical_order, choose, stimulus_matrix
+from rsa_bias.analysis._values import check_names, check_seed
 from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
 from rsa_bias.analysis.features.attribution import _labelled_xy, _mean_r2
 from rsa_bias.analysis.features.subspaces import equalise_feature_variance
@@ -91,12 +92,18 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
         ``seed`` (``KFold``), or a splitter whose test folds cover every stimulus; over the
         stimuli sorted by id (as in :func:`~rsa_bias.analysis.encoding.cross_validated_scores`).
     seed : int, default 0
-        Seeds an int ``cv``'s shuffle.
+        Seeds an int ``cv``'s shuffle; an integer in [0, 2**32).
 
     Returns
     -------
     xarray.Dataset
         ``score(measure, condition)`` with condition ``["raw", "equalised"]``.
+
+    Raises
+    ------
+    ValueError
+        ``measures`` is empty, a string or names an unknown measure; a bad ``seed``; or as
+        :func:`~rsa_bias.analysis.features.equalise_feature_variance`.
 
     Examples
     --------
@@ -108,8 +115,10 @@ def compare_controlled(x: ArrayLike, y: ArrayLike, *, stimuli: xr.Dataset | None
     >>> out.score.sel(measure="cka").round(2).values.tolist()
     [0.31, 0.89]
     """
+    measures = check_names(measures, "measures")
     for m in measures:
         choose(MEASURES, m, "measure")
+    seed = check_seed(seed)
     xl, yl = _labelled_xy(x, y, stimuli)
     yl = yl.assign_coords({k: c for k, c in xl.coords.items() if str(k).startswith("feature_")})
     yl.attrs["feature_names"] = xl.attrs.get("feature_names", [])

@@ -30,12 +30,13 @@ from rsa_bias._api import legacy_call
 from rsa_bias._features import joint_cells
 from rsa_bias.analysis._inputs import ArrayLike
 from rsa_bias.analysis._rdm_vectors import RDM_DIMS, RdmStack, as_stack, common_ids, select_pairs
+from rsa_bias.analysis._values import check_names
 from rsa_bias.analysis.features._labels import feature_names_of
 from rsa_bias.analysis.features._shapley import _result, _shapley
 from rsa_bias.analysis.rsa import squareform
 from rsa_bias.provenance import result_attrs
 
-RdmInput = ArrayLike | Mapping[str, ArrayLike]
+RdmInput = ArrayLike | Mapping[str, ArrayLike] | Sequence[ArrayLike]
 
 
 @legacy_call(positional=("features",))
@@ -86,7 +87,7 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray, *,
     if features is None:
         names = feature_names_of(probe, None)
     else:
-        names = [str(f) for f in features]
+        names = [str(f) for f in check_names(features, "features")]
         feature_names_of(probe, sorted({p for f in names for p in f.split(":")}))
     models, labels = [], []
     for name in names:
@@ -110,7 +111,27 @@ def feature_model_rdms(stimuli: xr.Dataset | xr.DataArray, *,
                                            features=names))
 
 
+def _list_stacks(predictors: list | tuple) -> list[tuple[str, RdmStack]]:
+    """A list of labelled RDMs, each keeping its own stimulus ids; named by their scalar
+    ``model`` coords when all have distinct ones (``stack.sel(model=...)``), else
+    ``model_0``, ``model_1``, ..."""
+    stacks = [as_stack(p, f"predictors[{i}]") for i, p in enumerate(predictors)]
+    for i, stack in enumerate(stacks):
+        if stack.vectors.shape[0] != 1:
+            raise ValueError(f"predictors[{i}] is a stack of {stack.vectors.shape[0]} RDMs; a "
+                             "list takes one RDM per item (pass the stack itself, or a "
+                             "mapping name -> RDM)")
+    labels = [str(p["model"].values) if isinstance(p, xr.DataArray) and "model" in p.coords
+              and p["model"].ndim == 0 else None for p in predictors]
+    if None in labels or len(set(labels)) != len(labels):
+        labels = [f"model_{i}" for i in range(len(stacks))]
+    return list(zip(labels, stacks, strict=True))
+
+
 def _predictor_stacks(predictors: RdmInput) -> list[tuple[str, RdmStack]]:
+    if isinstance(predictors, list | tuple) and any(isinstance(p, xr.DataArray)
+                                                    for p in predictors):
+        return _list_stacks(predictors)
     if isinstance(predictors, Mapping):
         out = [(str(k), as_stack(v, f"predictors[{k!r}]")) for k, v in predictors.items()]
         for name, stack in out:
@@ -142,6 +163,9 @@ def _design(target: ArrayLike, predictors: RdmInput,
     design = np.column_stack([select_pairs(s.vectors, s.ids, t.ids)[0] for _, s in items])
     if np.isnan(design).any() or np.isnan(t.vectors).any():
         raise ValueError("RDMs with NaN dissimilarities cannot be regressed; drop those stimuli")
+    if not np.ptp(t.vectors[0]) > 0:
+        raise ValueError("the target RDM is constant (all its dissimilarities are equal); it "
+                         "has no variance to partition or residualise")
     return t.vectors[0], design, [name for name, _ in items], t.ids
 
 
@@ -200,10 +224,13 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput, *,
     target : xarray.DataArray or numpy.ndarray
         One RDM: square ``("stimulus_i", "stimulus_j")`` or condensed (``"pair"`` dim, or a
         vector), labelled or numpy.
-    predictors : xarray.DataArray, numpy.ndarray or mapping of str to RDM
+    predictors : xarray.DataArray, numpy.ndarray, mapping of str to RDM, or list of RDMs
         A stack with one leading dim (e.g. :func:`feature_model_rdms`, named by its coord;
-        numpy stacks are named ``model_0``, ``model_1``, ...) or a mapping name -> RDM.
-        Labelled RDMs are aligned on stimulus ids and must cover the same set as ``target``.
+        numpy stacks are named ``model_0``, ``model_1``, ...), a mapping name -> RDM, or a
+        list of RDMs (labelled items keep their own stimulus ids; named by their scalar
+        ``model`` coords when all have distinct ones, as ``stack.sel(model=m)`` leaves,
+        else ``model_0``, ...). Labelled RDMs are aligned on stimulus ids and must cover the
+        same set as ``target``.
     groups : mapping of str to sequence of str, optional
         Group name -> predictor names; the variance is partitioned among the groups
         (a group enters or leaves the regression with all its predictors), and predictors in
@@ -236,8 +263,6 @@ def rdm_variance_partition(target: ArrayLike, predictors: RdmInput, *,
     (1.0, 1.0)
     """
     t, design, names, _ = _design(target, predictors)
-    if not np.var(t) > 0:
-        raise ValueError("the target RDM is constant; it has no variance to partition")
     grouped = _grouped(names, groups)
     cols = list(grouped.values())
     phi, v = _shapley(lambda s: _ols(t, design[:, [c for i in s for c in cols[i]]])[0],
@@ -274,6 +299,11 @@ def residualise_rdm(target: ArrayLike, predictors: RdmInput) -> xr.DataArray:
     xarray.DataArray with dims ("stimulus_i", "stimulus_j")
         Over the target's stimulus ids; not a distance (it has mean 0 and negative
         entries), ``attrs["predictors"]`` names the predictors.
+
+    Raises
+    ------
+    ValueError
+        As :func:`rdm_variance_partition` (a constant target among them).
 
     Examples
     --------

@@ -25,6 +25,7 @@ import xarray as xr
 from rsa_bias._api import legacy_call
 from rsa_bias._features import interaction_basis
 from rsa_bias.analysis._inputs import ArrayLike, as_labelled, choose, stimulus_matrix
+from rsa_bias.analysis._values import check_names, check_number
 from rsa_bias.analysis.features._labels import attach_stimulus_coords, feature_names_of
 from rsa_bias.provenance import result_attrs
 
@@ -62,9 +63,11 @@ def _labelled(x: ArrayLike, stimuli: xr.Dataset | None, name: str) -> xr.DataArr
 
 
 def _names(x: xr.DataArray, features: Sequence[str] | None) -> list[str]:
+    if features is not None:
+        features = [str(f) for f in check_names(features, "features")]
     mains = feature_names_of(x, None) if features is None else \
-        feature_names_of(x, sorted({p for f in features for p in str(f).split(":")}))
-    names = mains if features is None else [str(f) for f in features]
+        feature_names_of(x, sorted({p for f in features for p in f.split(":")}))
+    names = mains if features is None else features
     if len(set(names)) != len(names):
         raise ValueError(f"features repeat: {names}")
     return names
@@ -148,8 +151,8 @@ def feature_decomposition(x: ArrayLike, *, stimuli: xr.Dataset | None = None,
     Raises
     ------
     ValueError
-        A feature spans no variance on these stimuli, features repeat, or (with
-        ``orthogonalise="strict"``) two subspaces are not orthogonal.
+        A feature spans no variance on these stimuli, ``features`` is empty, a string or
+        repeats, or (with ``orthogonalise="strict"``) two subspaces are not orthogonal.
 
     Examples
     --------
@@ -283,7 +286,7 @@ def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None
         dimensions.
     min_share : float, default 1e-6
         The variance share a feature must exceed to count as coded, so that round-off is
-        never amplified.
+        never amplified; in [0, 1).
     orthogonalise
         As in :func:`feature_decomposition`.
 
@@ -297,10 +300,14 @@ def equalise_feature_variance(x: ArrayLike, *, stimuli: xr.Dataset | None = None
     Raises
     ------
     ValueError
-        ``min_f_ratio`` is negative, or as :func:`feature_decomposition`.
+        ``min_f_ratio`` is not a number >= 0, ``min_share`` not one in [0, 1), or as
+        :func:`feature_decomposition`.
     """
-    if not min_f_ratio >= 0:
-        raise ValueError(f"min_f_ratio must be >= 0 (1 is chance level), got {min_f_ratio}")
+    try:
+        min_f_ratio = check_number(min_f_ratio, "min_f_ratio", low=0)
+    except ValueError as err:
+        raise ValueError(f"min_f_ratio must be >= 0 (1 is chance level): {err}") from None
+    min_share = check_number(min_share, "min_share", low=0, high=1, high_open=True)
     xl = _labelled(x, stimuli, "x")
     values = stimulus_matrix(xl, "x")
     names = _names(xl, features)

@@ -8,9 +8,10 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias.analysis._values import check_count, check_number
 from rsa_bias.analysis.features._labels import (
-    attach_stimulus_coords,
     feature_names_of,
+    labelled_activation,
     map_over_extra_dims,
     split_mask,
 )
@@ -41,9 +42,13 @@ def _split_features(x: xr.DataArray, stimuli: xr.Dataset | None,
                     ) -> tuple[xr.DataArray, list[str], np.ndarray, np.ndarray]:
     """``x`` with the stimulus coords attached, the feature names, the ``split`` mask and the
     feature values of the split's stimuli (stimulus, feature)."""
-    activation = attach_stimulus_coords(x, stimuli)
+    activation = labelled_activation(x, stimuli)
+    if "unit" not in activation.dims:
+        raise ValueError(f"x has dims {activation.dims}; a 'unit' dim is required")
     names = feature_names_of(activation, features)
     mask = split_mask(activation, split)
+    if mask.sum() < 2:
+        raise ValueError(f"x has {int(mask.sum())} stimuli; at least 2 are needed")
     return activation, names, mask, _features(activation, names, mask)
 
 
@@ -66,9 +71,12 @@ def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
     split : str or None, default "test"
         The stimuli to use: those whose ``split`` coord is this value; ``None`` uses all.
     n_pcs : int, default 8
-        Number of leading PCs reported. Entries past ``min(n_stimuli, n_units)`` of the split
-        are NaN; PCs beyond the rank of the centred activations (at most ``n_stimuli - 1``)
-        carry ~0 variance, and their ``feature_corr`` is a correlation with round-off.
+        Number of leading PCs reported, at most: the ``pc`` dim holds
+        ``min(n_pcs, n_stimuli - 1, n_units)`` entries (``n_stimuli`` of the split), the
+        largest rank the centred activations can have, so a larger ``n_pcs`` (one that does
+        not know the layer's width) returns only the PCs there are. PCs beyond the numerical
+        rank of a slice (duplicate stimuli, a dead layer) are NaN in both variables, never
+        ~0 variance with a correlation of round-off.
 
     Returns
     -------
@@ -76,26 +84,37 @@ def pca_summary(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
         ``variance_fraction(pc, ...)``: share of the total variance on each PC;
         ``feature_corr(pc, feature, ...)``: |Pearson r| between PC scores and features. The
         ``pc`` coord counts from 1; extra dims of ``x`` are kept. All NaN for a constant
-        layer.
+        layer. Results of layers of different widths concatenated over a ``layer`` dim (as
+        the complexity-bias experiment does, an outer join) are NaN for the PCs a narrower
+        layer does not have.
+
+    Raises
+    ------
+    ValueError
+        ``n_pcs`` is not a positive integer, fewer than 2 stimuli, or as
+        :func:`~rsa_bias.analysis.features.feature_variance_explained`.
     """
+    n_pcs = check_count(n_pcs, "n_pcs")
     activation, names, mask, fvals = _split_features(x, stimuli, features, split)
+
+    k = min(n_pcs, int(mask.sum()) - 1, activation.sizes["unit"])
 
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:
         x = phi[mask]
         x = x - x.mean(axis=0)
         u, s, _ = np.linalg.svd(x, full_matrices=False)
-        var = s**2
-        k = min(n_pcs, len(s))
-        frac = np.full(n_pcs, np.nan)
-        corr = np.full((n_pcs, len(names)), np.nan)
-        if var.sum() > 0:
-            frac[:k] = var[:k] / var.sum()
-            corr[:k] = _abs_corr(u[:, :k] * s[:k], fvals)
+        rank = int(np.sum(s > s[0] * max(x.shape) * np.finfo(float).eps)) if s[0] > 0 else 0
+        r = min(rank, k)
+        frac = np.full(k, np.nan)
+        corr = np.full((k, len(names)), np.nan)
+        if r:
+            frac[:r] = s[:r] ** 2 / np.sum(s**2)
+            corr[:r] = _abs_corr(u[:, :r] * s[:r], fvals)
         return {"variance_fraction": frac, "feature_corr": corr}
 
     ds = map_over_extra_dims(activation, one,
                              {"variance_fraction": ("pc",), "feature_corr": ("pc", "feature")},
-                             {"pc": np.arange(1, n_pcs + 1), "feature": names})
+                             {"pc": np.arange(1, k + 1), "feature": names})
     ds.attrs.update(result_attrs("pca_summary", features=names, split=split, n_pcs=n_pcs))
     return ds
 
@@ -111,7 +130,8 @@ def unit_tuning(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
     x, stimuli, features, split
         As in :func:`pca_summary`.
     threshold : float, default 0.5
-        A unit is selective for a feature when its ``unit_r2`` exceeds this (strictly).
+        A unit is selective for a feature when its ``unit_r2`` exceeds this (strictly); in
+        (0, 1), as ``analysis.unit_threshold`` of the experiment config.
 
     Returns
     -------
@@ -121,7 +141,14 @@ def unit_tuning(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
         ``n_selective(feature, ...)``: units with ``unit_r2 > threshold``;
         ``n_silent(...)``: units with zero variance over the stimuli. The ``unit`` coord is
         that of ``x`` (``0..n_units-1`` when ``x`` has none).
+
+    Raises
+    ------
+    ValueError
+        ``threshold`` is not a number in (0, 1), or as :func:`pca_summary`.
     """
+    threshold = check_number(threshold, "threshold", low=0, high=1, low_open=True,
+                             high_open=True)
     activation, names, mask, fvals = _split_features(x, stimuli, features, split)
 
     def one(phi: np.ndarray) -> dict[str, np.ndarray]:

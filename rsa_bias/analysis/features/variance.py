@@ -16,6 +16,8 @@ more than two values (a class id) enters as indicator columns fitted together.
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,12 +25,14 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import check_finite
+from rsa_bias.analysis._values import check_count, check_flag, numeric_values
 from rsa_bias.analysis.features._labels import (
-    attach_stimulus_coords,
     feature_names_of,
+    labelled_activation,
     map_over_extra_dims,
     split_mask,
 )
+from rsa_bias.analysis.features.subspaces import _caller_stacklevel
 from rsa_bias.provenance import result_attrs
 
 
@@ -70,7 +74,16 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
     Raises
     ------
     ValueError
-        A feature is constant on the fitting split (it explains nothing).
+        A feature is constant on the fitting split (it explains nothing); arrays that are
+        not 2-D, rows of ``phi`` and ``f`` (or units, or columns, of fit and eval) that do not
+        match, group indices outside ``0..n_columns-1``; complex, NaN/inf or empty values.
+
+    Warns
+    -----
+    RuntimeWarning
+        ``phi_eval`` is constant over the evaluation stimuli (a dead layer): there is no
+        variance to explain, and ``r2``, ``r2_joint``, ``explained`` and ``explained_joint``
+        are NaN (``total`` is still reported).
 
     Examples
     --------
@@ -82,8 +95,59 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
     >>> round(float(out["r2"][0]), 1), round(float(out["r2_joint"]), 1)
     (0.5, 0.5)
     """
+    phi_fit, f_fit, phi_eval, f_eval, groups = _checked_arrays(phi_fit, f_fit, phi_eval,
+                                                               f_eval, groups)
+    out = _kernel(phi_fit, f_fit, phi_eval, f_eval, groups)
+    if out.pop("constant"):
+        warnings.warn("phi_eval is constant over the evaluation stimuli (every unit): it has "
+                      "no variance to explain, so r2, r2_joint, explained and explained_joint "
+                      "are NaN", RuntimeWarning, stacklevel=_caller_stacklevel())
+    return out
+
+
+def _checked_arrays(phi_fit, f_fit, phi_eval, f_eval, groups):
+    """The four arrays as 2-D float64 with matching rows and columns, and valid groups."""
+    arrays = {name: numeric_values(v, name) for name, v in
+              (("phi_fit", phi_fit), ("f_fit", f_fit), ("phi_eval", phi_eval),
+               ("f_eval", f_eval))}
+    for name, v in arrays.items():
+        if v.ndim != 2:
+            raise ValueError(f"{name} has shape {v.shape}; it must be 2-D (stimulus, "
+                             f"{'unit' if name.startswith('phi') else 'column'}): reshape a "
+                             "single feature with f[:, None]")
+    for split in ("fit", "eval"):
+        phi, f = arrays[f"phi_{split}"], arrays[f"f_{split}"]
+        if phi.shape[0] != f.shape[0]:
+            raise ValueError(f"phi_{split} has {phi.shape[0]} rows but f_{split} has "
+                             f"{f.shape[0]}; each row is one stimulus in both")
+    for kind, axis_name in (("phi", "units"), ("f", "columns")):
+        a, b = arrays[f"{kind}_fit"].shape[1], arrays[f"{kind}_eval"].shape[1]
+        if a != b:
+            raise ValueError(f"{kind}_fit has {a} {axis_name} but {kind}_eval has {b}; the "
+                             "fitting and evaluation stimuli need the same "
+                             f"{axis_name}")
+    n_cols = arrays["f_fit"].shape[1]
     if groups is None:
-        groups = [[i] for i in range(f_fit.shape[1])]
+        groups = [[i] for i in range(n_cols)]
+    checked = []
+    for g, members in enumerate(groups):
+        if isinstance(members, numbers.Integral | str):
+            raise ValueError(f"groups[{g}] is {members!r}; each group is a list of column "
+                             "indices, e.g. groups=[[0], [1, 2]]")
+        cols = [check_count(c, f"groups[{g}] column index", minimum=0) for c in members]
+        bad = [c for c in cols if c >= n_cols]
+        if bad or not cols:
+            raise ValueError(f"groups[{g}] holds {bad or 'no'} column indices; f_fit has "
+                             f"{n_cols} columns (indices 0..{n_cols - 1})")
+        checked.append(cols)
+    return (arrays["phi_fit"], arrays["f_fit"], arrays["phi_eval"], arrays["f_eval"],
+            checked)
+
+
+def _kernel(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: np.ndarray,
+            f_eval: np.ndarray, groups: list[list[int]]) -> dict[str, np.ndarray]:
+    """:func:`variance_explained_arrays` on checked arrays; ``constant`` flags an eval split
+    without variance (whose R²s are then NaN)."""
     mu = phi_fit.mean(axis=0)
     fbar = f_fit.mean(axis=0)
     x_fit = f_fit - fbar
@@ -100,18 +164,23 @@ def variance_explained_arrays(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: 
     if constant:
         raise ValueError(f"feature(s) {constant} are constant on the fitting split; they "
                          "explain nothing")
+    if not np.any(np.ptp(phi_eval, axis=0) > 0):  # nothing to explain: a dead layer
+        nan = np.full(len(groups), np.nan)
+        return {"r2": nan, "r2_joint": np.float64(np.nan), "explained": nan.copy(),
+                "explained_joint": np.float64(np.nan), "total": np.float64(total),
+                "constant": True}
     explained = np.array([_explained(a[g], b[g], g_fit[np.ix_(g, g)], g_eval[np.ix_(g, g)])
                           for g in map(list, groups)])
     w_joint = np.linalg.lstsq(g_fit, a, rcond=None)[0]
     explained_joint = float(2 * np.sum(w_joint * b) - np.sum(w_joint * (g_eval @ w_joint)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "r2": explained / total,
-            "r2_joint": np.float64(explained_joint / total),
-            "explained": explained,
-            "explained_joint": np.float64(explained_joint),
-            "total": np.float64(total),
-        }
+    return {
+        "r2": explained / total,
+        "r2_joint": np.float64(explained_joint / total),
+        "explained": explained,
+        "explained_joint": np.float64(explained_joint),
+        "total": np.float64(total),
+        "constant": False,
+    }
 
 
 def _explained(a: np.ndarray, b: np.ndarray, g_fit: np.ndarray, g_eval: np.ndarray) -> float:
@@ -157,10 +226,11 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
 
     Parameters
     ----------
-    x : xarray.DataArray with dims ("stimulus", "unit", ...)
+    x : xarray.DataArray with dims ("stimulus", "unit", ...), or numpy.ndarray
         The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
         ``feature_<name>`` and ``split`` coords on ``stimulus`` unless ``stimuli`` supplies
-        them.
+        them. A numpy array (stimulus, unit) carries no labels: it needs ``stimuli``, and its
+        rows are the stimulus ids ``0..n-1``.
     stimuli : xarray.Dataset, optional
         Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
         coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
@@ -171,8 +241,9 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
     fit_split : str, default "val"
         Split (value of the ``split`` coord) where ``W`` is fitted.
     eval_split : str, default "test"
-        Split where R² is measured. Use the same split name as ``fit_split`` for an
-        in-sample fit.
+        Split where R² is measured. The same split as ``fit_split`` gives an in-sample fit
+        (optimistic: least squares never does worse than the mean there); ``None`` uses all
+        stimuli.
     categorical : bool, optional
         How a feature with more than two values (a colour or shape class id) enters: as
         indicator columns of its values fitted together (``True``), or as one numeric column
@@ -186,7 +257,21 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
         ``r2(feature, ...)``, ``r2_joint(...)``, ``explained(feature, ...)``,
         ``explained_joint(...)`` and ``total(...)``, over the extra dims of ``x``; attrs
         record the parameters and ``categorical_features`` (the features entered as
-        indicators).
+        indicators). All but ``total`` are NaN in a slice where the layer is constant over
+        the ``eval_split`` stimuli.
+
+    Raises
+    ------
+    ValueError
+        Missing feature or split coords, an empty or string ``features``, a non-bool
+        ``categorical``, a split with fewer than 2 stimuli, a feature constant on the
+        ``fit_split``, or complex, NaN/inf or empty activations.
+
+    Warns
+    -----
+    RuntimeWarning
+        Once, naming the slices (e.g. ``seed=0, step=10``) where the layer is constant over
+        the ``eval_split`` stimuli (a dead layer): there is no variance to explain there.
 
     See Also
     --------
@@ -205,7 +290,9 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
     >>> round(float(feature_variance_explained(act).r2.sel(feature="a")), 1)
     0.5
     """
-    activation = attach_stimulus_coords(x, stimuli)
+    if categorical is not None:
+        categorical = check_flag(categorical, "categorical")
+    activation = labelled_activation(x, stimuli)
     if "unit" not in activation.dims:
         raise ValueError(f"activation has dims {activation.dims}; a 'unit' dim is required")
     names = feature_names_of(activation, features)
@@ -214,16 +301,33 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
     check_finite(fvals, "feature values")
     design, groups, cat = _design(fvals, names, categorical)
     trailing = {"r2": ("feature",), "explained": ("feature",), "r2_joint": (),
-                "explained_joint": (), "total": ()}
+                "explained_joint": (), "total": (), "constant": ()}
     ds = map_over_extra_dims(
-        activation,
-        lambda phi: variance_explained_arrays(phi[fit], design[fit], phi[ev], design[ev],
-                                              groups=groups),
+        activation, lambda phi: _kernel(phi[fit], design[fit], phi[ev], design[ev], groups),
         trailing, {"feature": names})
+    constant = ds["constant"].values.astype(bool)
+    ds = ds.drop_vars("constant")
+    if constant.any():
+        _warn_constant(ds, constant, eval_split)
     ds.attrs.update(result_attrs("feature_variance_explained", features=names,
                                  fit_split=fit_split, eval_split=eval_split,
                                  categorical=categorical, categorical_features=",".join(cat)))
     return ds
+
+
+def _warn_constant(ds: xr.Dataset, constant: np.ndarray, eval_split: str | None) -> None:
+    """One RuntimeWarning naming the slices (extra-dim coords) of a constant layer."""
+    dims = list(ds["total"].dims)
+    where = [", ".join(f"{d}={ds[d].values[i].tolist()!r}" if d in ds.coords else f"{d}[{i}]"
+                       for d, i in zip(dims, idx, strict=True))
+             for idx in np.argwhere(constant)[:3]] if dims else []
+    more = int(constant.sum()) - len(where)
+    at = f" at {'; '.join(where)}" + (f" (and {more} more slices)" if more else "") \
+        if where else ""
+    split = "all stimuli" if eval_split is None else f"the eval_split {eval_split!r} stimuli"
+    warnings.warn(f"the activations are constant over {split}{at} (a dead layer?): no "
+                  "variance to explain, so r2, r2_joint, explained and explained_joint are "
+                  "NaN there", RuntimeWarning, stacklevel=_caller_stacklevel())
 
 
 @legacy_call(renamed={"ds": "result"})
@@ -231,9 +335,10 @@ def normalise_by_final(result: xr.Dataset, *, step_dim: str = "step") -> xr.Data
     """Feature variance explained over training, normalised by the final snapshot's total.
 
     A variant of :func:`feature_variance_explained` for curves over training: the explained
-    variance at every step is divided by ``total`` at the last ``step``, so a curve shows
-    absolute growth of feature variance rather than shares of a changing total. Values can
-    exceed 1 early in training when the layer's total variance later shrinks.
+    variance at every step is divided by ``total`` at the final ``step`` (the largest step
+    value, wherever it lies in the order), so a curve shows absolute growth of feature
+    variance rather than shares of a changing total. Values can exceed 1 early in training
+    when the layer's total variance later shrinks.
 
     Parameters
     ----------
@@ -241,22 +346,42 @@ def normalise_by_final(result: xr.Dataset, *, step_dim: str = "step") -> xr.Data
         The result of :func:`feature_variance_explained` over a ``step_dim`` dim (its
         ``explained``, ``explained_joint`` and ``total`` variables are used).
     step_dim : str, default "step"
-        Name of the training-step dim; its last entry is the final snapshot.
+        Name of the training-step dim; the entry with the largest coordinate value is the
+        final snapshot (the last entry when the dim has no coordinate).
 
     Returns
     -------
     xarray.Dataset
         ``r2_final_norm(feature, ...)`` and ``r2_joint_final_norm(...)``: ``explained`` and
-        ``explained_joint`` divided by ``total`` at the last ``step_dim`` entry.
+        ``explained_joint`` divided by ``total`` at the final step; NaN where that total is
+        0 (a layer constant at the final step), with a RuntimeWarning.
 
     Raises
     ------
     ValueError
-        ``result`` has no ``step_dim`` dim.
+        ``result`` is not a Dataset with ``explained``, ``explained_joint`` and ``total``
+        (e.g. only its ``r2``), or has no ``step_dim`` dim.
     """
+    needed = ("explained", "explained_joint", "total")
+    held = list(map(str, result.data_vars)) if isinstance(result, xr.Dataset) else None
+    if held is None or any(v not in held for v in needed):
+        got = (f"a Dataset with {held}" if held is not None else
+               f"a {type(result).__name__}" + (f" {result.name!r}" if getattr(
+                   result, "name", None) is not None else ""))
+        raise ValueError(f"normalise_by_final needs the whole Dataset of "
+                         f"feature_variance_explained (variables {list(needed)}); got {got}")
     if step_dim not in result.dims:
         raise ValueError(f"no {step_dim!r} dim to normalise over (dims: {tuple(result.dims)})")
-    final_total = result["total"].isel({step_dim: -1}, drop=True)
+    final = (int(np.argmax(result[step_dim].values)) if step_dim in result.coords
+             else result.sizes[step_dim] - 1)
+    final_total = result["total"].isel({step_dim: final}, drop=True)
+    zero = final_total == 0
+    if bool(zero.any()):
+        warnings.warn(f"the total variance at the final {step_dim} is 0 in "
+                      f"{int(zero.sum())} of {zero.size} slices (a constant layer): the "
+                      "normalised R²s are NaN there", RuntimeWarning,
+                      stacklevel=_caller_stacklevel())
+        final_total = final_total.where(~zero)
     return xr.Dataset({
         "r2_final_norm": result["explained"] / final_total,
         "r2_joint_final_norm": result["explained_joint"] / final_total,

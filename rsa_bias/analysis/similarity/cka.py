@@ -32,7 +32,16 @@ such replicates and warn with their count.
 
 Kernels (``kernel=...``): ``"linear"`` and ``"rbf"``, exp(−d²/(2σ²)) with
 σ² = bandwidth² × median of the squared distances over the full n × n matrix
-(diagonal zeros included), as in Kornblith et al.'s reference code.
+(diagonal zeros included), as in Kornblith et al.'s reference code. A bandwidth
+so small that every kernel value between distinct stimuli underflows to 0 (the
+kernel is the identity), or so large that every value rounds to 1, is refused
+naming the bandwidth.
+
+Inputs are refused if complex, empty or not finite. Inputs so large or small that
+HSIC's sums of degree-4 products could leave the floating-point range (magnitudes
+above about 1e38 or below about 1e-30) are divided by a power of two first (exact);
+CKA, which is scale-invariant, is unchanged, and :func:`hsic` is multiplied back,
+refused only if the HSIC itself cannot be represented.
 
 Minibatch CKA and CKA between every pair of layers build on these estimators in
 :mod:`rsa_bias.analysis.similarity.cka_batches`; bootstrap and permutation inference in
@@ -42,7 +51,12 @@ Minibatch CKA and CKA between every pair of layers build on these estimators in
 from __future__ import annotations
 
 from rsa_bias.analysis._inputs import ArrayLike, paired_values
-from rsa_bias.analysis.similarity._hsic import _cka_arrays, _hsic, _prepared_pair
+from rsa_bias.analysis.similarity._hsic import (
+    _cka_arrays,
+    _hsic,
+    _in_input_units,
+    _prepared_pair,
+)
 
 
 def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "biased",
@@ -61,7 +75,15 @@ def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bia
     Returns
     -------
     float
-        The estimate; the unbiased one can be negative.
+        The estimate; the unbiased one can be negative. Linear HSIC scales as
+        c²·d² when x is multiplied by c and y by d; extreme inputs are rescaled for the
+        computation and the result multiplied back.
+
+    Raises
+    ------
+    ValueError
+        As in :func:`cka`; also when the HSIC itself over- or underflows (e.g. inputs
+        of magnitude 1e100 each, whose HSIC is ~1e400).
 
     Examples
     --------
@@ -75,7 +97,7 @@ def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bia
     """
     xv, yv = paired_values(x, y)
     a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
-    return _hsic(a, b, hsic)
+    return _in_input_units(_hsic(a, b, hsic), a, b)
 
 
 def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "biased",
@@ -100,6 +122,8 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
     bandwidth : float, default 0.5
         RBF σ as a fraction of the median pairwise distance
         (σ² = bandwidth² · median of the squared distances); used by ``"rbf"`` only.
+        Must be positive and finite, and not so extreme that the kernel degenerates to
+        the identity or to all ones.
 
     Returns
     -------
@@ -112,9 +136,10 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
     Raises
     ------
     ValueError
-        Unknown kernel/estimator (listing valid ones), NaN/inf values,
-        mismatched stimuli, too few stimuli, or a non-positive self-HSIC
-        (constant input; too few stimuli for the unbiased estimator).
+        Unknown kernel/estimator (listing valid ones), complex, empty or NaN/inf values,
+        mismatched stimuli or stimulus ids of different types, too few stimuli, a
+        degenerate RBF bandwidth, or a non-positive self-HSIC (constant input; too few
+        stimuli for the unbiased estimator).
 
     See Also
     --------

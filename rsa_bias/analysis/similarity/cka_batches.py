@@ -10,7 +10,7 @@ Both use the estimators and kernels of :mod:`rsa_bias.analysis.similarity._hsic`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 
 import numpy as np
 import xarray as xr
@@ -19,10 +19,10 @@ from rsa_bias.analysis._inputs import (
     ArrayLike,
     align_to,
     as_labelled,
-    labelled_pair,
     paired_values,
     stimulus_matrix,
 )
+from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.similarity._hsic import (
     _choose_form,
     _hsic,
@@ -32,6 +32,7 @@ from rsa_bias.analysis.similarity._hsic import (
     _Rep,
     _three_hsic,
     _validate,
+    _values_in_id_order,
 )
 from rsa_bias.provenance import result_attrs
 
@@ -39,25 +40,67 @@ from rsa_bias.provenance import result_attrs
 
 
 def _array_batches(x: ArrayLike, y: ArrayLike, batch_size: int, seed: int | None,
-                   ) -> Iterator[tuple[xr.DataArray, xr.DataArray]]:
-    a, b = labelled_pair(x, y)
-    n = a.sizes["stimulus"]
-    if batch_size < 1 or n // batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} does not fit {n} stimuli")
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    xv, yv = _values_in_id_order(x, y)  # batches follow the ids, not the row order
+    n = xv.shape[0]
+    if n // batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n} stimuli")
     order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
     for idx in np.array_split(order, n // batch_size):
-        yield a.isel(stimulus=idx), b.isel(stimulus=idx)
+        yield xv[idx], yv[idx]
+
+
+_END = object()
+
+
+def _zipped(x: Iterable, y: Iterable) -> Iterator[tuple[object, object]]:
+    """Pairs of batches of ``x`` and ``y``; refuses iterables of different lengths, saying
+    how many batches each gave (zip would silently drop the extra ones)."""
+    if isinstance(x, Sized) and isinstance(y, Sized) and len(x) != len(y):
+        raise ValueError(f"x has {len(x)} batches but y has {len(y)}: minibatch_cka pairs "
+                         "the batches of x and y one to one")
+    ys = iter(y)
+    count = 0
+    for xb in x:
+        try:
+            yb = next(ys)
+        except StopIteration:
+            raise ValueError(f"x gave more batches than y (at least {count + 1}); y gave "
+                             f"{count}: minibatch_cka pairs the batches of x and y one to "
+                             "one") from None
+        yield xb, yb
+        count += 1
+    if next(ys, _END) is not _END:
+        raise ValueError(f"y gave more batches than x (at least {count + 1}); x gave {count}: "
+                         "minibatch_cka pairs the batches of x and y one to one")
 
 
 def _batch_pairs(x: object, y: object, batch_size: int | None, seed: int | None,
                  ) -> Iterable[tuple[ArrayLike, ArrayLike]]:
     if batch_size is not None:
+        check_count(batch_size, "batch_size")
         if y is None:
             raise ValueError("batch_size needs both x and y as arrays")
         return _array_batches(x, y, batch_size, seed)
     if isinstance(x, (np.ndarray, xr.DataArray)):
         raise ValueError("x is an array: pass batch_size=..., or pass iterables of batches")
-    return x if y is None else zip(x, y, strict=True)
+    return x if y is None else _zipped(x, y)
+
+
+def _shifts(dx: int, dy: int) -> np.ndarray:
+    """Powers of two that move (HSIC(x, y), HSIC(x, x), HSIC(y, y)) by 2**dx in x, 2**dy in y."""
+    return np.array([2 * dx + 2 * dy, 4 * dx, 4 * dy])
+
+
+def _add(sums: np.ndarray, ref: tuple[int, int] | None, h: tuple[float, float, float],
+         a: _Rep, b: _Rep) -> tuple[np.ndarray, tuple[int, int]]:
+    """Add one batch's HSICs to running sums kept in units of 2**ref (the largest batch
+    scales so far), so that batches rescaled by different powers of two add up exactly."""
+    ref = ref or (a.log2_scale, b.log2_scale)
+    new = (max(ref[0], a.log2_scale), max(ref[1], b.log2_scale))
+    with np.errstate(under="ignore"):
+        return (np.ldexp(sums, _shifts(ref[0] - new[0], ref[1] - new[1]))
+                + np.ldexp(h, _shifts(a.log2_scale - new[0], b.log2_scale - new[1])), new)
 
 
 def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
@@ -78,16 +121,19 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
         One of
 
         * ``x`` an iterable of ``(x_batch, y_batch)`` pairs and ``y=None``;
-        * ``x`` and ``y`` iterables of batches (zipped, must be equally long);
+        * ``x`` and ``y`` iterables of batches (paired one to one; iterables of
+          different lengths are refused, with how many batches each gave);
         * ``x`` and ``y`` whole arrays / DataArrays with ``batch_size``: they are
           aligned on stimulus ids and cut into ``n // batch_size`` nearly equal batches
-          (``numpy.array_split``) of at least ``batch_size`` stimuli each (in order, or
-          shuffled when ``seed`` is given).
+          (``numpy.array_split``) of at least ``batch_size`` stimuli each (in ascending
+          stimulus-id order — the row order for numpy — or shuffled from that order when
+          ``seed`` is given, so the result does not depend on the row order of labelled
+          inputs).
 
         Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
     batch_size : int, optional
-        Stimuli per batch for whole-array inputs (≥ 4 for unbiased); required for them,
-        and not used with iterables of batches.
+        Stimuli per batch for whole-array inputs (a positive integer, ≥ 4 for unbiased);
+        required for them, and not used with iterables of batches.
     kernel, bandwidth
         As in :func:`~rsa_bias.analysis.similarity.cka`; the RBF bandwidth is set by the
         median rule within each batch.
@@ -103,7 +149,8 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
     -------
     float
         With one batch this is :func:`~rsa_bias.analysis.similarity.cka` with the
-        same estimator.
+        same estimator. Batches of extreme magnitude are rescaled by powers of two
+        and their HSICs combined in common units, so the value is scale-invariant.
 
     Examples
     --------
@@ -118,11 +165,13 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
     >>> round(minibatch_cka(batches), 3)  # the same four batches, given one by one
     0.513
     """
-    sums, count = np.zeros(3), 0
+    names = ("x batch", "y batch")
+    sums, ref, count = np.zeros(3), None, 0
     for xb, yb in _batch_pairs(x, y, batch_size, seed):
-        xv, yv = paired_values(xb, yb, names=("x batch", "y batch"))
-        a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
-        sums += _three_hsic(a, b, hsic)
+        xv, yv = paired_values(xb, yb, names=names)
+        a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth,
+                              names=names)
+        sums, ref = _add(sums, ref, _three_hsic(a, b, hsic), a, b)
         count += 1
     if count == 0:
         raise ValueError("no batches were given")
@@ -140,7 +189,8 @@ def _prepare_layers(layers: Mapping[str, ArrayLike], ref: xr.DataArray, ref_name
         values = stimulus_matrix(aligned, str(name))
         _validate(values.shape[0], kernel=kernel, hsic=hsic, bandwidth=bandwidth)
         form = _choose_form(kernel, values.shape[0], values.shape[1], values.shape[1])
-        rep = _prepare(values, kernel=kernel, hsic=hsic, bandwidth=bandwidth, form=form)
+        rep = _prepare(values, kernel=kernel, hsic=hsic, bandwidth=bandwidth, form=form,
+                       name=str(name))
         out[name] = (rep, _hsic(rep, rep, hsic))
     return out
 

@@ -4,6 +4,10 @@ No existing package ships these for CKA. The unbiased estimator needs care under
 the bootstrap: a stimulus drawn twice would create spurious identical pairs, so each
 replicate is the U-statistic over resampled positions whose original stimuli are
 distinct, computed exactly from the draw counts (see :func:`cka_bootstrap`).
+
+Draws are made over the stimuli in ascending stimulus-id order (numpy inputs, ids
+0..n-1, keep their order), so a seeded result does not depend on the row order of
+labelled inputs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from rsa_bias.analysis._inputs import ArrayLike, paired_values
+from rsa_bias.analysis._inputs import ArrayLike
+from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.similarity._hsic import (
     _cka_arrays,
     _hsic,
@@ -22,8 +27,14 @@ from rsa_bias.analysis.similarity._hsic import (
     _prepared_pair,
     _Rep,
     _three_hsic,
+    _values_in_id_order,
 )
 from rsa_bias.provenance import result_attrs
+
+#: Null values within this of the observed CKA count as reaching it (as in the RSA
+#: permutation_test): permutations that only relabel equal stimuli give the observed value
+#: in exact arithmetic but may round below it.
+_TIE_TOLERANCE = 1e-12
 
 
 def _permute(rep: _Rep, perm: np.ndarray) -> _Rep:
@@ -48,9 +59,11 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
     x, y
         As in :func:`~rsa_bias.analysis.similarity.cka`.
     n_perm : int, default 1000
-        Number of permutations.
+        Number of permutations; a positive integer.
     seed : int or None, default 0
-        Seed of ``numpy.random.default_rng``.
+        Seed of ``numpy.random.default_rng``. The permutations are drawn over the stimuli
+        in ascending id order, so the result does not depend on the row order of
+        labelled inputs.
     kernel, hsic, bandwidth
         As in :func:`~rsa_bias.analysis.similarity.cka`.
 
@@ -58,8 +71,16 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
     -------
     xarray.Dataset
         ``estimate`` (observed CKA), ``p_value`` (one-sided, (1 + #null ≥
-        observed) / (1 + n_perm)) and ``null(permutation)``; flat attrs record the
-        estimator options, ``n_perm``, ``seed`` and ``alternative="greater"``.
+        observed − 1e-12) / (1 + n_perm)) and ``null(permutation)``; flat attrs record
+        the estimator options, ``n_perm``, ``seed`` and ``alternative="greater"``.
+
+    Notes
+    -----
+    Null values equal to the observed CKA within 1e-12 count as reaching it, as in
+    :func:`rsa_bias.analysis.permutation_test`: a permutation that only exchanges
+    stimuli with equal representations (e.g. within or between categories of a
+    categorical ``y``) gives the observed value in exact arithmetic, but its rounding
+    may differ from the observed value's by a few ulps in either direction.
 
     Examples
     --------
@@ -71,7 +92,8 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
     >>> round(float(res.estimate), 3), round(float(res.p_value), 3), res.null.dims
     (0.488, 0.005, ('permutation',))
     """
-    xv, yv = paired_values(x, y)
+    check_count(n_perm, "n_perm")
+    xv, yv = _values_in_id_order(x, y)
     a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
     hxy, hxx, hyy = _three_hsic(a, b, hsic)
     estimate = _normalise(hxy, hxx, hyy)
@@ -79,7 +101,7 @@ def cka_permutation(x: ArrayLike, y: ArrayLike, *, n_perm: int = 1000, seed: int
     scale = np.sqrt(hxx) * np.sqrt(hyy)
     null = np.array([_hsic(a, _permute(b, rng.permutation(xv.shape[0])), hsic) / scale
                      for _ in range(n_perm)])
-    p_value = (1 + int(np.sum(null >= estimate))) / (1 + n_perm)
+    p_value = (1 + int(np.sum(null >= estimate - _TIE_TOLERANCE))) / (1 + n_perm)
     return xr.Dataset(
         {"estimate": estimate, "p_value": p_value, "null": ("permutation", null)},
         attrs=result_attrs("cka_permutation", kernel=kernel, hsic=hsic, bandwidth=bandwidth,
@@ -161,9 +183,10 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
     x, y
         As in :func:`~rsa_bias.analysis.similarity.cka`.
     n_boot : int, default 1000
-        Number of bootstrap replicates.
+        Number of bootstrap replicates; a positive integer.
     seed : int or None, default 0
-        Seed of ``numpy.random.default_rng``.
+        Seed of ``numpy.random.default_rng``. The stimuli are drawn in ascending id
+        order, so the result does not depend on the row order of labelled inputs.
     ci : float, default 0.95
         Coverage of the percentile interval, in (0, 1).
     kernel, hsic, bandwidth
@@ -187,9 +210,10 @@ def cka_bootstrap(x: ArrayLike, y: ArrayLike, *, n_boot: int = 1000, seed: int |
     >>> round(float(res.estimate), 3), bool(res.ci_low < res.estimate < res.ci_high)
     (0.488, True)
     """
+    check_count(n_boot, "n_boot")
     if not 0 < ci < 1:
         raise ValueError(f"ci must lie in (0, 1), got {ci}")
-    xv, yv = paired_values(x, y)
+    xv, yv = _values_in_id_order(x, y)
     opts = {"kernel": kernel, "hsic": hsic, "bandwidth": bandwidth}
     reps = _prepared_pair(xv, yv, **opts)
     estimate = _normalise(*_three_hsic(*reps, hsic))

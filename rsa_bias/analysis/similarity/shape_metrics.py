@@ -2,7 +2,9 @@
 
 All take two representations of the same stimuli — xarray.DataArray
 ``("stimulus", "unit")`` (aligned on stimulus ids, mismatches refused) or
-``(n, p)`` / ``(n, q)`` arrays — and centre each over stimuli first.
+``(n, p)`` / ``(n, q)`` arrays; complex, empty and NaN/inf values are refused — and
+centre each over stimuli first. All are scale-invariant: inputs so large or small
+that their squares would over- or underflow are divided by a power of two (exact).
 
 * :func:`procrustes_distance` — after centring and scaling to unit Frobenius
   norm, min over orthogonal Q of ||X − YQ||_F = sqrt(2 − 2 ||X'Y||_*), or the
@@ -25,13 +27,17 @@ import numpy as np
 
 from rsa_bias._api import legacy_call
 from rsa_bias.analysis._inputs import ArrayLike, choose, paired_values
+from rsa_bias.analysis._values import check_count
+from rsa_bias.analysis.similarity._hsic import _scaled_centred
 
 
 def _centred(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Centred x and y, each rescaled by a power of two if its squares would leave the
+    floating-point range (every measure here is scale-invariant)."""
     xv, yv = paired_values(x, y)
     if xv.shape[0] < 2:
         raise ValueError(f"at least 2 stimuli are needed, got {xv.shape[0]}")
-    return xv - xv.mean(axis=0), yv - yv.mean(axis=0)
+    return _scaled_centred(xv, power=2)[0], _scaled_centred(yv, power=2)[0]
 
 
 def _unit_norm(xc: np.ndarray, name: str) -> np.ndarray:
@@ -85,7 +91,8 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike, *, method: str = "euclidean"
     Raises
     ------
     ValueError
-        If an input is constant over stimuli (its shape is undefined).
+        If an input is constant over stimuli (its shape is undefined), or has complex,
+        NaN/inf or no values.
 
     Examples
     --------
@@ -104,17 +111,18 @@ def procrustes_distance(x: ArrayLike, y: ArrayLike, *, method: str = "euclidean"
     return distance(float(np.linalg.svd(yn.T @ xn, compute_uv=False).sum()))
 
 
-def _basis(xc: np.ndarray) -> np.ndarray:
+def _basis(xc: np.ndarray, name: str) -> np.ndarray:
     """Orthonormal basis (n × rank) of the column space of a centred matrix."""
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
     if s.size == 0 or s[0] == 0:
-        raise ValueError("input is constant over stimuli; canonical correlations are undefined")
+        raise ValueError(f"{name} is constant over stimuli; canonical correlations are "
+                         "undefined")
     rank = int(np.sum(s > s[0] * max(xc.shape) * np.finfo(float).eps))
     return u[:, :rank]
 
 
 def _correlations(xc: np.ndarray, yc: np.ndarray) -> np.ndarray:
-    qx, qy = _basis(xc), _basis(yc)
+    qx, qy = _basis(xc, "x"), _basis(yc, "y")
     if qx.shape[1] + qy.shape[1] > xc.shape[0] - 1:
         warnings.warn(f"CCA is degenerate: ranks {qx.shape[1]} + {qy.shape[1]} exceed the "
                       f"{xc.shape[0] - 1} dimensions of centred stimulus space, so some "
@@ -126,7 +134,7 @@ def _correlations(xc: np.ndarray, yc: np.ndarray) -> np.ndarray:
 def _top(rho: np.ndarray, n_components: int | None) -> np.ndarray:
     if n_components is None:
         return rho
-    if not 1 <= n_components <= rho.size:
+    if not 1 <= check_count(n_components, "n_components") <= rho.size:
         raise ValueError(f"n_components={n_components}; there are {rho.size} canonical "
                          "correlations (the smaller of the two ranks)")
     return rho[:n_components]
