@@ -271,3 +271,25 @@ def test_malformed_rdm_inputs_say_what_is_wrong(call, match):
 
     with pytest.raises(ValueError, match=match):
         call(an)
+
+
+def test_ids_that_mix_text_and_numbers_are_refused_by_name():
+    from rsa_bias.analysis import cka
+
+    x = xr.DataArray(np.random.default_rng(0).normal(size=(6, 3)), dims=("stimulus", "unit"),
+                     coords={"stimulus": np.array([1, "a", 2, "b", 3, "c"], dtype=object)})
+    with pytest.raises(ValueError, match="mix text and numbers"):
+        cka(x, x)
+
+
+def test_a_dead_seed_shows_in_the_summary_instead_of_dropping_out():
+    from rsa_bias.experiments import summary_table
+
+    r2 = np.array([[0.5, 0.1], [np.nan, np.nan]])  # seed 1's layer was constant
+    res = xr.Dataset({"r2": (("seed", "feature"), r2),
+                      "accuracy": (("seed", "split", "feature", "eval_step"),
+                                   np.ones((2, 1, 2, 1)))},
+                     coords={"seed": [0, 1], "feature": ["easy", "hard"], "split": ["test"]})
+    res = res.expand_dims(layer=["hidden_0"])
+    table = summary_table(res)
+    assert np.isnan(table.R2_mean).all() and np.isnan(table.R2_min).all()

@@ -44,6 +44,7 @@ def as_labelled(x: xr.DataArray | np.ndarray, *, name: str = "x",
 
 def _ids(x: xr.DataArray) -> np.ndarray:
     ids = x["stimulus"].values
+    _id_kind(ids)  # ids that mix text and numbers are refused by name
     if len(np.unique(ids)) != len(ids):
         raise ValueError("stimulus ids are not unique; each stimulus needs its own id")
     return ids
@@ -75,6 +76,7 @@ def canonical_order(x: xr.DataArray) -> xr.DataArray:
     """``x`` in ascending stimulus-id order, so that seeded resamples and folds do not depend
     on the row order of the input (numpy inputs, ids ``0..n-1``, are unchanged)."""
     ids = x["stimulus"].values
+    _id_kind(ids)
     order = np.argsort(ids, kind="stable")
     if np.array_equal(order, np.arange(len(ids))):
         return x
@@ -158,7 +160,7 @@ def stimulus_matrix(x: xr.DataArray, name: str) -> np.ndarray:
 def align_to(ref: xr.DataArray, other: xr.DataArray, names: tuple[str, str]) -> xr.DataArray:
     """``other`` in the stimulus order of ``ref`` (no copy when the ids already match)."""
     ids_ref, ids = ref["stimulus"].values, other["stimulus"].values
-    if ids_ref.dtype == ids.dtype and np.array_equal(ids_ref, ids) \
+    if ids_ref.dtype == ids.dtype and ids.dtype != object and np.array_equal(ids_ref, ids) \
             and len(np.unique(ids)) == len(ids):
         return other
     return align_stimuli(ref, other, names=list(names))[1]

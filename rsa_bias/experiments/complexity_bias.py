@@ -206,7 +206,8 @@ def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
     pandas.DataFrame
         One row per feature (index named ``"feature @ <layer>"``): mean, sd (NaN with a
         single seed), min and max over seeds of R² at the final step, and the min and mean
-        over seeds of the final test accuracy.
+        over seeds of the final test accuracy. A seed whose layer was constant (NaN R²: a
+        dead layer) makes the R² columns NaN instead of silently dropping out of them.
     """
     layer = layer or str(res.layer.values[-1])
     r2 = res.r2.sel(layer=layer)
@@ -214,10 +215,11 @@ def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
         r2 = r2.isel(step=-1)
     acc = res.accuracy.sel(split="test").isel(eval_step=-1)
     table = pd.DataFrame({
-        "R2_mean": r2.mean("seed").to_series(),
-        "R2_sd": r2.std("seed", ddof=1).to_series() if r2.sizes["seed"] > 1 else np.nan,
-        "R2_min": r2.min("seed").to_series(),
-        "R2_max": r2.max("seed").to_series(),
+        "R2_mean": r2.mean("seed", skipna=False).to_series(),
+        "R2_sd": r2.std("seed", ddof=1, skipna=False).to_series() if r2.sizes["seed"] > 1
+        else np.nan,
+        "R2_min": r2.min("seed", skipna=False).to_series(),
+        "R2_max": r2.max("seed", skipna=False).to_series(),
         "test_acc_min": acc.min("seed").to_series(),
         "test_acc_mean": acc.mean("seed").to_series(),
     })
