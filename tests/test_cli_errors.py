@@ -4,39 +4,12 @@ unreadable config files."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import xarray as xr
+from cli_helpers import QUICK, one_line_error, run_main
 
-from rsa_bias.cli import main
 from rsa_bias.store import write_results
-
-QUICK = ["--set", "seeds=[0]", "--set", "training.steps=2", "--set", "training.eval_every=1",
-         "--set", "training.snapshot_steps=[0]", "--set", "training.batch_size=8",
-         "--set", "task.n_distractor=3", "--set", "task.val_size=64", "--set",
-         "task.test_size=64", "--set", "model.width=4", "--set", "model.depth=1",
-         "--set", "training.device=cpu", "--no-progress", "--no-figures"]
-
-
-def _main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def _one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 or lines[0].startswith("usage:"), err
-    assert "error:" in lines[-1], err
-    return lines[-1]
 
 
 @pytest.fixture
@@ -57,17 +30,17 @@ def a_file(tmp_path):
 ], ids=["run", "demo", "demo-figures-dir", "brain"])
 def test_out_that_is_a_file_is_one_line(argv, a_file, tmp_path, shipped_config):
     argv = [a.format(config=shipped_config, out=a_file, dir=tmp_path / "d") for a in argv]
-    code, _, err = _main(argv)
+    code, _, err = run_main(argv)
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert str(a_file) in line and "is a file" in line
     assert a_file.read_text() == "not a folder\n"
 
 
 def test_out_under_a_file_is_one_line(a_file, shipped_config):
-    code, _, err = _main(["run", str(shipped_config), "--out", str(a_file / "sub"), *QUICK])
+    code, _, err = run_main(["run", str(shipped_config), "--out", str(a_file / "sub"), *QUICK])
     assert code == 2
-    assert str(a_file) in _one_line_error(err)
+    assert str(a_file) in one_line_error(err)
 
 
 # --- --threads -------------------------------------------------------------------------------
@@ -81,9 +54,9 @@ def test_out_under_a_file_is_one_line(a_file, shipped_config):
 def test_negative_threads_is_one_line(argv, tmp_path, shipped_config):
     out = tmp_path / "out"
     argv = [a.format(config=shipped_config, out=out) for a in argv]
-    code, _, err = _main(argv)
+    code, _, err = run_main(argv)
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "--threads" in line and ">= 0" in line
     assert not out.exists()
 
@@ -96,9 +69,9 @@ def test_show_of_a_demo_result_says_what_is_missing(tmp_path):
                     coords={"model": ["a", "b"], "feature": ["A", "B"]},
                     attrs={"method": "demo_loud_feature"})
     write_results(ds, tmp_path / "results.nc")
-    code, _, err = _main(["show", str(tmp_path)])
+    code, _, err = run_main(["show", str(tmp_path)])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "'r2'" in line and "'accuracy'" in line and "demo_loud_feature" in line
     assert "rsa-bias run" in line
 
@@ -107,24 +80,24 @@ def test_show_of_a_result_without_accuracy_names_it(tmp_path):
     ds = xr.Dataset({"r2": (("seed", "layer", "feature"), np.ones((1, 1, 2)))},
                     coords={"seed": [0], "layer": ["h"], "feature": ["a", "b"]})
     write_results(ds, tmp_path / "results.nc")
-    code, _, err = _main(["show", str(tmp_path)])
+    code, _, err = run_main(["show", str(tmp_path)])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "lacks the data variables ['accuracy']" in line
 
 
 def test_show_of_a_file_says_it_needs_a_folder(a_file):
-    code, _, err = _main(["show", str(a_file)])
+    code, _, err = run_main(["show", str(a_file)])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert str(a_file) in line and "folder" in line
 
 
 def test_show_where_results_nc_is_a_folder(tmp_path):
     (tmp_path / "results.nc").mkdir()
-    code, _, err = _main(["show", str(tmp_path)])
+    code, _, err = run_main(["show", str(tmp_path)])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "results.nc" in line and "is a folder" in line
 
 
@@ -143,30 +116,30 @@ def test_os_errors_are_one_line(monkeypatch, shipped_config, exc):
         raise exc
 
     monkeypatch.setattr(cli, "load_config", fail)
-    code, _, err = _main(["validate", str(shipped_config)])
+    code, _, err = run_main(["validate", str(shipped_config)])
     assert code == 2
-    _one_line_error(err)
+    one_line_error(err)
 
 
 def test_non_utf8_config_is_one_line_naming_the_file(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes(b"name = 'caf\xe9'\n")
-    code, _, err = _main(["validate", str(path)])
+    code, _, err = run_main(["validate", str(path)])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert str(path) in line and "UTF-8" in line
 
 
 def test_folder_as_config_is_one_line(tmp_path):
-    code, _, err = _main(["validate", str(tmp_path)])
+    code, _, err = run_main(["validate", str(tmp_path)])
     assert code == 2
-    assert "is a folder" in _one_line_error(err)
+    assert "is a folder" in one_line_error(err)
 
 
 def test_nan_learning_rate_refused_before_training(tmp_path, shipped_config):
     out = tmp_path / "out"
-    code, _, err = _main(["run", str(shipped_config), "--out", str(out), *QUICK,
+    code, _, err = run_main(["run", str(shipped_config), "--out", str(out), *QUICK,
                           "--set", "training.lr=inf"])
     assert code == 2
-    assert _one_line_error(err).startswith("rsa-bias: error: training.lr:")
+    assert one_line_error(err).startswith("rsa-bias: error: training.lr:")
     assert not out.exists()

@@ -3,8 +3,6 @@ each was silent or ended in a confusing error, and is now refused (or done right
 
 from __future__ import annotations
 
-import contextlib
-import io
 import types
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from cli_helpers import QUICK, one_line_error, run_main
 
 import rsa_bias.cli as cli
 from rsa_bias.config import ConfigError, apply_override, load_config
@@ -25,30 +24,6 @@ from rsa_bias.store import (
     write_activations,
     write_results,
 )
-
-QUICK = ["--set", "seeds=[0]", "--set", "training.steps=2", "--set", "training.eval_every=1",
-         "--set", "training.snapshot_steps=[0]", "--set", "training.batch_size=8",
-         "--set", "task.n_distractor=3", "--set", "task.val_size=64", "--set",
-         "task.test_size=64", "--set", "model.width=4", "--set", "model.depth=1",
-         "--set", "training.device=cpu", "--no-progress", "--no-figures"]
-
-
-def _main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def _one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 or lines[0].startswith("usage:"), err
-    assert "error:" in lines[-1], err
-    return lines[-1]
 
 
 @pytest.fixture
@@ -95,7 +70,7 @@ def test_inline_table_override_merges_deeply():
 
 def test_validate_with_inline_table_keeps_the_files_values(shipped_config):
     base = load_config(shipped_config)
-    code, stdout, _ = _main(["validate", str(shipped_config), "--set", "model={depth=1}"])
+    code, stdout, _ = run_main(["validate", str(shipped_config), "--set", "model={depth=1}"])
     assert code == 0
     assert f'"width": {base.model.width},' in stdout
     assert f'"init_scale": {base.model.init_scale},' in stdout
@@ -113,9 +88,9 @@ def test_validate_with_inline_table_keeps_the_files_values(shipped_config):
 ], ids=["run", "sweep", "demo", "demo-figures-dir", "brain"])
 def test_empty_out_is_refused(argv, tmp_path, monkeypatch, shipped_config, no_run):
     monkeypatch.chdir(tmp_path)
-    code, _, err = _main([a.format(config=shipped_config) for a in argv])
+    code, _, err = run_main([a.format(config=shipped_config) for a in argv])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "is empty" in line and ("--out" in line or "--figures-dir" in line)
     assert list(tmp_path.iterdir()) == []
 
@@ -129,7 +104,7 @@ def _run_summary(monkeypatch, shipped_config, tmp_path, r2):
         return types.SimpleNamespace(table=table, paths={}, elapsed_s=0.0)
 
     monkeypatch.setattr(cli, "_run", run)
-    code, stdout, err = _main(["run", str(shipped_config), "--out", str(tmp_path), *QUICK])
+    code, stdout, err = run_main(["run", str(shipped_config), "--out", str(tmp_path), *QUICK])
     assert code == 0, err
     return stdout
 
@@ -153,16 +128,16 @@ def test_r2_ratio_printed_when_both_positive(monkeypatch, shipped_config, tmp_pa
 
 @pytest.mark.parametrize("size", ["0", "-5", "1", "3", "100000", "ten"])
 def test_brain_image_size_checked_before_anything_runs(size, tmp_path, no_run):
-    code, _, err = _main(["brain", "--out", str(tmp_path / "o"), "--image-size", size])
+    code, _, err = run_main(["brain", "--out", str(tmp_path / "o"), "--image-size", size])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "--image-size" in line
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("size", cli.BRAIN_IMAGE_SIZES)
 def test_brain_image_size_bounds_are_accepted(size, tmp_path, fake_run):
-    code, _, err = _main(["brain", "--out", str(tmp_path), "--image-size", str(size),
+    code, _, err = run_main(["brain", "--out", str(tmp_path), "--image-size", str(size),
                           "--no-progress"])
     assert code == 0, err
     assert fake_run[0][2]["image_size"] == size
@@ -188,16 +163,16 @@ def test_smallest_image_size_is_the_smallest_the_cnn_takes():
 @pytest.mark.parametrize("verb", [["demo", "loud-feature", "--quick"], ["brain"]],
                          ids=["demo", "brain"])
 def test_seed_checked_naming_the_flag(verb, seed, tmp_path, no_run):
-    code, _, err = _main([*verb, "--out", str(tmp_path / "o"), "--seed", seed])
+    code, _, err = run_main([*verb, "--out", str(tmp_path / "o"), "--seed", seed])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "--seed" in line and "task.seed" not in line
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("seed", [0, 2 ** 32 - 1])
 def test_seed_bounds_are_accepted(seed, tmp_path, fake_run):
-    code, _, err = _main(["brain", "--out", str(tmp_path), "--seed", str(seed)])
+    code, _, err = run_main(["brain", "--out", str(tmp_path), "--seed", str(seed)])
     assert code == 0, err
     assert fake_run[0][2]["seed"] == seed
 
@@ -230,9 +205,9 @@ def test_malformed_list_or_table_is_a_syntax_error(shipped_config, item, key):
 
 
 def test_malformed_set_is_one_line(shipped_config):
-    code, _, err = _main(["validate", str(shipped_config), "--set", "training.steps=[1,"])
+    code, _, err = run_main(["validate", str(shipped_config), "--set", "training.steps=[1,"])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "training.steps" in line and "not a valid value" in line and "[1," in line
 
 
@@ -241,9 +216,9 @@ def test_malformed_set_is_one_line(shipped_config):
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
 def test_out_that_cannot_be_created_says_so(shipped_config, no_run):
-    code, _, err = _main(["run", str(shipped_config), "--out", "/proc/x", *QUICK])
+    code, _, err = run_main(["run", str(shipped_config), "--out", "/proc/x", *QUICK])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "/proc/x" in line and "cannot be created" in line and "No such file" in line
 
 
@@ -253,9 +228,9 @@ def test_out_that_cannot_be_created_permission(shipped_config, tmp_path, monkeyp
         raise PermissionError(13, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "mkdir", refuse)
-    code, _, err = _main(["demo", "loud-feature", "--quick", "--out", str(tmp_path / "o")])
+    code, _, err = run_main(["demo", "loud-feature", "--quick", "--out", str(tmp_path / "o")])
     assert code == 2
-    line = _one_line_error(err)
+    line = one_line_error(err)
     assert "cannot be created" in line and "Permission denied" in line
 
 
