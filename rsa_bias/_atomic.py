@@ -86,7 +86,7 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def remove_stale_tmp(folder: str | Path) -> list[Path]:
+def remove_stale_tmp(folder: str | Path, *, report: bool = False) -> list[Path]:
     """Remove the temporary files of interrupted writes in ``folder`` (not its subfolders).
 
     A temporary file of :func:`atomic_path` is stale when its writer, a process of this host,
@@ -98,6 +98,8 @@ def remove_stale_tmp(folder: str | Path) -> list[Path]:
     ----------
     folder : str or pathlib.Path
         The folder to clean; a missing one has nothing to remove.
+    report : bool, default False
+        Print one line naming what was removed (when anything was).
 
     Returns
     -------
@@ -121,4 +123,7 @@ def remove_stale_tmp(folder: str | Path) -> list[Path]:
                 removed.append(tmp)
         except FileNotFoundError:  # its writer finished, or another run removed it
             continue
+    if report and removed:
+        print(f"{folder}: removed {len(removed)} temporary file(s) of interrupted writes: "
+              + ", ".join(p.name for p in removed), flush=True)
     return removed

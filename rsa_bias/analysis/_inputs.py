@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import choose  # noqa: F401 - the families look options up with it
-from rsa_bias.analysis._values import numeric_values
+from rsa_bias._values import numeric_values
 
 ArrayLike = xr.DataArray | np.ndarray
 

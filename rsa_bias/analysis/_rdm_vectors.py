@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rsa_bias._values import numeric_values
 from rsa_bias.analysis._inputs import align_stimuli
-from rsa_bias.analysis._values import numeric_values
 
 RDM_DIMS = ("stimulus_i", "stimulus_j")
 PAIR_DIM = "pair"

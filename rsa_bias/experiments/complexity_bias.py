@@ -3,7 +3,6 @@ both learned, and how much of each layer's variance each one takes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -29,7 +28,7 @@ from rsa_bias.store import (
     StoreError,
     activation_tree,
     layer_activation,
-    read_activations,
+    read_attrs,
     read_results,
     write_activations,
     write_results,
@@ -106,10 +105,7 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     for folder in (out_dir, out_dir / "checkpoints"):
-        stale = remove_stale_tmp(folder)
-        if stale:
-            print(f"{folder}: removed {len(stale)} temporary file(s) of interrupted writes: "
-                  + ", ".join(p.name for p in stale), flush=True)
+        remove_stale_tmp(folder, report=True)
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     stimuli = make_task(cfg.task)
     names = list(stimuli.attrs["feature_names"])
@@ -142,16 +138,17 @@ def _stored_hash(attrs: dict) -> str | None:
     if "config_hash" in attrs:
         return str(attrs["config_hash"])
     if "config_json" in attrs:
-        return hashlib.sha256(str(attrs["config_json"]).encode()).hexdigest()
+        return config_hash(json.loads(str(attrs["config_json"])))
     return None
 
 
 def stored_run(out_dir: str | Path, cfg: ExperimentConfig) -> tuple[xr.Dataset | None, str]:
     """The results of a finished run of ``cfg`` in ``out_dir``, if there is one.
 
-    A run is finished when ``results.nc`` and ``activations.nc`` are both readable (complete)
-    and record the hash of ``cfg`` (``config_hash``, see
-    :func:`rsa_bias.provenance.config_hash`).
+    A run is finished when ``results.nc`` and ``activations.nc`` are both readable (complete:
+    the store writes every file whole or not at all) and record the hash of ``cfg``
+    (``config_hash``, see :func:`rsa_bias.provenance.config_hash`). Only the attrs of
+    ``activations.nc`` are read, not its (possibly large) data.
 
     Parameters
     ----------
@@ -179,14 +176,13 @@ def stored_run(out_dir: str | Path, cfg: ExperimentConfig) -> tuple[xr.Dataset |
         if not path.exists():
             return None, f"{name} is missing"
         try:
-            stored = (read_results(path, variables=COMPLEXITY_BIAS_RESULTS)
-                      if name == "results.nc" else read_activations(path))
+            if name == "results.nc":
+                res = read_results(path, variables=COMPLEXITY_BIAS_RESULTS)
+            attrs = res.attrs if name == "results.nc" else read_attrs(path, kind="activations")
         except StoreError as exc:
             return None, f"{name} is unreadable ({' '.join(str(exc).split())})"
-        if _stored_hash(stored.attrs) != want:
+        if _stored_hash(attrs) != want:
             return None, f"{name} was written by a different config"
-        if name == "results.nc":
-            res = stored
     return res, "results.nc and activations.nc complete, same config"
 
 

@@ -154,10 +154,7 @@ def run_experiment(name: str, out_dir: str | Path, **options: Any) -> Experiment
                          f"{exp.options()}")
     t0 = time.perf_counter()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    stale = remove_stale_tmp(out_dir)
-    if stale:
-        print(f"{out_dir}: removed {len(stale)} temporary file(s) of interrupted writes: "
-              + ", ".join(p.name for p in stale), flush=True)
+    remove_stale_tmp(out_dir, report=True)
     results, paths = exp.run(out_dir, **options)
     return ExperimentRun(name, results, paths, exp.table(results),
                          round(time.perf_counter() - t0, 2))

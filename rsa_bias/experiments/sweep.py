@@ -128,10 +128,7 @@ def run_sweep(config: str | Path, out: str | Path, points: Sequence[tuple[str, S
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stale = remove_stale_tmp(out)
-    if stale:
-        print(f"{out}: removed {len(stale)} temporary file(s) of interrupted writes: "
-              + ", ".join(p.name for p in stale), flush=True)
+    remove_stale_tmp(out, report=True)
     print(f"sweep: {len(points)} runs into {out}", flush=True)
     plan = []
     for name, overrides in points:

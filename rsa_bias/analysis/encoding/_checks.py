@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from rsa_bias._values import numeric_values
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled
-from rsa_bias.analysis._values import numeric_values
 
 MIN_SAMPLES = 3
 

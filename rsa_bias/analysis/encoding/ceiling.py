@@ -24,8 +24,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import check_count, check_number, check_seed, numeric_values
 from rsa_bias.analysis._inputs import as_labelled
-from rsa_bias.analysis._values import check_count, check_number, check_seed, numeric_values
 from rsa_bias.analysis.encoding._checks import MIN_SAMPLES, _check_finite_at, _coord_or_range
 from rsa_bias.provenance import result_attrs
 

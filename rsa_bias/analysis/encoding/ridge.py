@@ -30,8 +30,8 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from rsa_bias._values import check_flag, numeric_values
 from rsa_bias.analysis._inputs import as_labelled
-from rsa_bias.analysis._values import check_flag, numeric_values
 from rsa_bias.analysis.encoding import _ridge
 from rsa_bias.analysis.encoding._checks import (
     _check_alphas,
@@ -204,15 +204,14 @@ class RidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _validated(self, X, y, reset: bool = True) -> tuple[np.ndarray, np.ndarray, _Labels]:
         labels = _Labels()
-        for value, name in ((X, "X"), (y, "Y")):  # complex / non-numeric / empty, named
-            if value is not None and not scipy.sparse.issparse(value):
-                numeric_values(value.values if isinstance(value, xr.DataArray) else value,
-                               name, finite=False, empty_ok=True)
         if isinstance(X, xr.DataArray) or isinstance(y, xr.DataArray):
-            X, y, labels = _labelled_inputs(X, y)
-        elif y is not None:
+            X, y, labels = _labelled_inputs(X, y)  # complex / non-numeric refused there
+        else:
+            for value, name in ((X, "X"), (y, "Y")):  # complex / non-numeric, named
+                if value is not None and not scipy.sparse.issparse(value):
+                    numeric_values(value, name, finite=False, empty_ok=True)
             y_values = np.asarray(y)  # checked before validate_data, whose error says not where
-            if y_values.dtype.kind == "f":
+            if y is not None and y_values.dtype.kind == "f":
                 _check_finite_at(y_values, "Y", dims=("sample", "target"))
         x, y = validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
                              dtype=np.float64, ensure_all_finite=False, ensure_min_samples=1)

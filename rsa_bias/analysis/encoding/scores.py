@@ -14,8 +14,8 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import check_count, check_seed
 from rsa_bias.analysis._inputs import align_stimuli, as_labelled, canonical_order
-from rsa_bias.analysis._values import check_count, check_seed
 from rsa_bias.analysis.encoding._checks import _coord_or_range, _labelled_inputs
 from rsa_bias.analysis.encoding.alpha_grid import one_alpha_warning
 from rsa_bias.analysis.encoding.ceiling import _columnwise_pearson, response_noise_ceiling

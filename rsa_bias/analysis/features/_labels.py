@@ -9,8 +9,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._features import feature_names
+from rsa_bias._values import check_names, numeric_values
 from rsa_bias.analysis._inputs import as_labelled, check_id_kinds
-from rsa_bias.analysis._values import check_names, numeric_values
 
 
 def listed_names(attrs: dict) -> list[str]:

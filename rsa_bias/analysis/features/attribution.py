@@ -53,10 +53,10 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias._linalg import squared_distances, unit_rows
+from rsa_bias._values import check_seed
 from rsa_bias.analysis import similarity
 from rsa_bias.analysis._inputs import ArrayLike, align_to, canonical_order, choose, stimulus_matrix
 from rsa_bias.analysis._rdm_vectors import triu_vectors
-from rsa_bias.analysis._values import check_seed
 from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
 from rsa_bias.analysis.features._shapley import _result, _shapley
 from rsa_bias.analysis.features.subspaces import _bases, _labelled, _names, _parts

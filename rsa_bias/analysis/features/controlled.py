@@ -14,9 +14,9 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import check_names, check_seed
 from rsa_bias.analysis import similarity
 from rsa_bias.analysis._inputs import ArrayLike, align_to, canonical_order, choose, stimulus_matrix
-from rsa_bias.analysis._values import check_names, check_seed
 from rsa_bias.analysis.encoding import out_of_fold_predictions, ridge_from_options
 from rsa_bias.analysis.features.attribution import _labelled_xy, _mean_r2
 from rsa_bias.analysis.features.subspaces import equalise_feature_variance

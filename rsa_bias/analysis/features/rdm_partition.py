@@ -28,9 +28,9 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias._features import joint_cells
+from rsa_bias._values import check_names
 from rsa_bias.analysis._inputs import ArrayLike
 from rsa_bias.analysis._rdm_vectors import RDM_DIMS, RdmStack, as_stack, common_ids, select_pairs
-from rsa_bias.analysis._values import check_names
 from rsa_bias.analysis.features._labels import feature_names_of
 from rsa_bias.analysis.features._shapley import _result, _shapley
 from rsa_bias.analysis.rsa import squareform

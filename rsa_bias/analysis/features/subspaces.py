@@ -24,8 +24,8 @@ import xarray as xr
 
 from rsa_bias._api import legacy_call
 from rsa_bias._features import interaction_basis
+from rsa_bias._values import check_names, check_number
 from rsa_bias.analysis._inputs import ArrayLike, as_labelled, choose, stimulus_matrix
-from rsa_bias.analysis._values import check_names, check_number
 from rsa_bias.analysis.features._labels import attach_stimulus_coords, feature_names_of
 from rsa_bias.provenance import result_attrs
 

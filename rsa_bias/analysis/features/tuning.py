@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
-from rsa_bias.analysis._values import check_count, check_number
+from rsa_bias._values import check_count, check_number
 from rsa_bias.analysis.features._labels import (
     feature_names_of,
     labelled_activation,

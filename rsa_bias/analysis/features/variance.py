@@ -24,8 +24,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import check_count, check_flag, numeric_values
 from rsa_bias.analysis._inputs import check_finite
-from rsa_bias.analysis._values import check_count, check_flag, numeric_values
 from rsa_bias.analysis.features._labels import (
     feature_names_of,
     labelled_activation,

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from rsa_bias._values import check_count
 from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis._rdm_vectors import common_ids, pair_index, select_pairs
-from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.rsa.ceilings import (
     _ceiling_per_group,
     _nc_from_gram,

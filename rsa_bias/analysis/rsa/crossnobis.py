@@ -41,8 +41,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import check_count, numeric_values
 from rsa_bias.analysis._inputs import choose
-from rsa_bias.analysis._values import check_count, numeric_values
 
 #: Coord of :func:`stack_runs` output: how many rows each (run, stimulus) pattern averages.
 N_ROWS = "n_rows"

@@ -12,8 +12,8 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import numeric_values
 from rsa_bias.analysis._rdm_vectors import PAIR_DIM, RDM_DIMS, triu_vectors, vectors_to_square
-from rsa_bias.analysis._values import numeric_values
 
 
 def _rdm_values(x, name: str) -> np.ndarray:

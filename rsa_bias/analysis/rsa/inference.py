@@ -37,9 +37,9 @@ import numpy as np
 import scipy.stats
 import xarray as xr
 
+from rsa_bias._values import check_count, check_number, check_seed
 from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis._rdm_vectors import pair_index
-from rsa_bias.analysis._values import check_count, check_number, check_seed
 from rsa_bias.analysis.rsa._resample import (
     _BOOTSTRAPS,
     _draw_counts,

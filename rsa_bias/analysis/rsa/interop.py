@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rsa_bias._values import numeric_values
 from rsa_bias.analysis._inputs import as_labelled
 from rsa_bias.analysis._rdm_vectors import PAIR_DIM, RDM_DIMS
-from rsa_bias.analysis._values import numeric_values
 from rsa_bias.analysis.rsa.crossnobis import stack_runs
 from rsa_bias.analysis.rsa.forms import condensed, squareform
 

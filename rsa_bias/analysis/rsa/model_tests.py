@@ -15,8 +15,8 @@ import numpy as np
 import scipy.stats
 import xarray as xr
 
+from rsa_bias._values import check_probabilities
 from rsa_bias.analysis._inputs import choose
-from rsa_bias.analysis._values import check_probabilities
 from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- corrections

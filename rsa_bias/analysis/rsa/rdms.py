@@ -21,6 +21,7 @@ Gram matrix, i.e. one matrix product (GEMM), never a Python loop over pairs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,16 +29,16 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._linalg import unit_rows
-from rsa_bias.analysis._inputs import as_labelled, choose
-from rsa_bias.analysis._rdm_vectors import (
-    RDM_DIMS,
-)
-from rsa_bias.analysis._values import (
+from rsa_bias._values import (
     check_flag,
     check_positive_definite,
     numeric_values,
     restore_scale,
     safe_scale,
+)
+from rsa_bias.analysis._inputs import as_labelled, choose
+from rsa_bias.analysis._rdm_vectors import (
+    RDM_DIMS,
 )
 from rsa_bias.analysis.rsa.crossnobis import _crossnobis_gram, _one_channel_dim, _weigh, stack_runs
 from rsa_bias.analysis.rsa.forms import condensed, squareform  # noqa: F401 - their earlier home
@@ -278,7 +279,8 @@ def rdm(x: xr.DataArray | np.ndarray, *, method: str = "correlation",
         values = values - values.mean(axis=2, keepdims=True)
     scale = safe_scale(values)  # 1 unless squares would over- or underflow: then exact 2^k
     square = kernel(values / scale if scale != 1 else values, precision)
-    restore_scale(square, scale, _SCALE_POWER[method], "x", f"{method} distances")
+    square = restore_scale(square, _SCALE_POWER[method] * round(math.log2(scale)), "x",
+                           f"{method} distances")
     config = {"method": method, "remove_mean": remove_mean, "dtype": dtype,
               "noise": "identity" if precision is None else "precision", "run_weights": run_weights,
               "n_runs": int(values.shape[0]), "n_channels": int(values.shape[2])}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rsa_bias._linalg import squared_distances
+from rsa_bias._values import restore_scale, safe_scale
 from rsa_bias.analysis._inputs import (
     ArrayLike,
     align_to,
@@ -25,7 +26,6 @@ from rsa_bias.analysis._inputs import (
     labelled_pair,
     stimulus_matrix,
 )
-from rsa_bias.analysis._values import check_representable, safe_scale
 
 # --- inputs ------------------------------------------------------------------------------------
 
@@ -236,14 +236,7 @@ def _in_input_units(value: float, a: _Rep, b: _Rep) -> float:
     shift = 2 * (a.log2_scale + b.log2_scale)
     if shift == 0:
         return value
-    with np.errstate(over="ignore", under="ignore"):
-        out = float(np.ldexp(value, shift))
-    check_representable(np.array(out), "x and y", "kernel products (HSIC)")
-    if value != 0 and out == 0:
-        raise ValueError("the kernel products (HSIC) of x and y underflow to 0 in floating "
-                         "point; multiply x and y by a constant (e.g. 1 / their standard "
-                         "deviation) first")
-    return out
+    return float(restore_scale(np.array(value), shift, "x and y", "kernel products (HSIC)"))
 
 
 def _normalise(hxy: float, hxx: float, hyy: float, *, names: tuple[str, str] = ("x", "y"),

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sized
 import numpy as np
 import xarray as xr
 
+from rsa_bias._values import check_count
 from rsa_bias.analysis._inputs import (
     ArrayLike,
     align_to,
@@ -22,7 +23,6 @@ from rsa_bias.analysis._inputs import (
     paired_values,
     stimulus_matrix,
 )
-from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.similarity._hsic import (
     _choose_form,
     _hsic,

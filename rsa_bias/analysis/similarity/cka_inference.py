@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
+from rsa_bias._values import check_count
 from rsa_bias.analysis._inputs import ArrayLike
-from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.similarity._hsic import (
     _cka_arrays,
     _hsic,

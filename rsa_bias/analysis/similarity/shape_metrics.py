@@ -26,8 +26,8 @@ from collections.abc import Callable
 import numpy as np
 
 from rsa_bias._api import legacy_call
+from rsa_bias._values import check_count
 from rsa_bias.analysis._inputs import ArrayLike, choose, paired_values
-from rsa_bias.analysis._values import check_count
 from rsa_bias.analysis.similarity._hsic import _scaled_centred
 
 

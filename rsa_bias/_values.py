@@ -204,21 +204,20 @@ def check_positive_definite(matrix: np.ndarray, name: str) -> np.ndarray:
     return matrix
 
 
-def restore_scale(result: np.ndarray, scale: float, power: int, name: str,
-                  what: str) -> np.ndarray:
-    """Multiply a result computed on ``values / scale`` back by ``scale ** power``.
+def restore_scale(result: np.ndarray, log2_factor: int, name: str, what: str) -> np.ndarray:
+    """Multiply a result computed on rescaled input back by ``2 ** log2_factor`` (exact).
 
-    Refuses (through :func:`check_representable`) a result that overflows, and one whose
-    nonzero entries underflow to 0, which would silently read as "no difference".
+    A result of degree ``k`` in its input (``d(c·x) = c^k · d(x)``) computed on
+    ``values / scale`` comes back with ``log2_factor = k · log2(scale)``. Refuses (through
+    :func:`check_representable`) a result that overflows, and one whose nonzero entries
+    underflow to 0, which would silently read as "no difference".
 
     Parameters
     ----------
     result : numpy.ndarray
-        The result on the rescaled input (modified in place).
-    scale : float
-        The divisor from :func:`safe_scale`.
-    power : int
-        The result's degree in the input (``d(c·x) = c^power · d(x)``).
+        The result on the rescaled input.
+    log2_factor : int
+        The power of two to multiply it by.
     name : str
         The input's name in error messages.
     what : str
@@ -229,17 +228,15 @@ def restore_scale(result: np.ndarray, scale: float, power: int, name: str,
     numpy.ndarray
         ``result`` in the units of the input.
     """
-    if scale == 1.0 or power == 0:
+    if log2_factor == 0:
         return check_representable(result, name, what)
-    nonzero = result != 0
     with np.errstate(over="ignore", under="ignore"):
-        for _ in range(power):
-            result *= scale
-    check_representable(result, name, what)
-    if np.any(nonzero & (result == 0)):
+        out = np.ldexp(result, log2_factor)
+    check_representable(out, name, what)
+    if np.any((result != 0) & (out == 0)):
         raise ValueError(f"the {what} of {name} underflow to 0 in floating point; multiply "
                          f"{name} by a constant (e.g. 1 / its standard deviation) first")
-    return result
+    return out
 
 
 def check_number(value, name: str, *, low: float = -np.inf, high: float = np.inf,
