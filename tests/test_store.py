@@ -15,6 +15,7 @@ from rsa_bias.store import (
     activation_tree,
     layer_activation,
     read_activations,
+    read_attrs,
     read_results,
     write_activations,
     write_results,
@@ -135,6 +136,18 @@ def test_results_round_trip(results, res_path):
     for key in (*PROVENANCE_KEYS, "method", "elapsed_s"):
         assert back.attrs[key] == results.attrs[key], key
     assert "rsa_bias_file" not in results.attrs  # the caller's object is not modified
+
+
+def test_read_attrs_gives_the_root_attrs_of_the_right_kind_only(tree, act_path, results,
+                                                               res_path):
+    attrs = read_attrs(act_path, kind="activations")
+    assert attrs["config_json"] == read_activations(act_path).attrs["config_json"]
+    assert read_attrs(res_path, kind="results")["method"] == results.attrs["method"]
+    with pytest.raises(StoreError, match="not an rsa_bias results file"):
+        read_attrs(act_path, kind="results")
+    act_path.write_bytes(act_path.read_bytes()[:200])
+    with pytest.raises(StoreError, match="truncated or corrupt"):
+        read_attrs(act_path, kind="activations")
 
 
 def test_write_overwrites_previous_file(results, res_path):
