@@ -109,26 +109,39 @@ def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimi
 
 
 def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]):
-    """Predicted values ``(batch, feature)`` and the mean loss of each feature ``(feature,)``.
+    """Predicted values ``(batch, feature)`` and the mean loss of each feature ``(feature,)``
+    of ``model`` on ``x`` (see :func:`feature_losses`)."""
+    return feature_losses(model(x), y, names)
 
-    A head with one logit per stimulus is binary (BCE), one with a logit per value is
-    multi-class (cross-entropy); ``y`` holds the value ids as floats.
+
+def feature_losses(out: dict[str, torch.Tensor], y: torch.Tensor, names: list[str]):
+    """Predicted values ``(..., batch, feature)`` and mean loss per feature ``(..., feature)``.
+
+    ``out[name]`` holds a head's logits, ``(..., batch)`` for a binary head (BCE) and
+    ``(..., batch, n_values)`` for a multi-class one (cross-entropy); ``y`` holds the value
+    ids as floats, ``(..., batch, feature)``. Leading dims (an ensemble's members) are kept.
     """
-    out = model(x)
-    if all(out[n].ndim == 1 for n in names):  # all binary: one stacked BCE
-        logits = torch.stack([out[n] for n in names], dim=1)
+    if all(out[n].ndim == y.ndim - 1 for n in names):  # all binary: one stacked BCE
+        logits = torch.stack([out[n] for n in names], dim=-1)
         per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        return (logits > 0).to(y.dtype), per_feature.mean(dim=0)
+        return (logits > 0).to(y.dtype), per_feature.mean(dim=-2)
     preds, losses = [], []
     for i, n in enumerate(names):
-        logits, target = out[n], y[:, i]
-        if logits.ndim == 1:
-            losses.append(nn.functional.binary_cross_entropy_with_logits(logits, target))
+        logits, target = out[n], y[..., i]
+        if logits.ndim == target.ndim:
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, target,
+                                                                  reduction="none")
+            losses.append(loss.mean(dim=-1))
             preds.append((logits > 0).to(y.dtype))
-        else:
+            continue
+        if logits.ndim == 2:  # one network: the loss as it always was
             losses.append(nn.functional.cross_entropy(logits, target.long()))
-            preds.append(logits.argmax(dim=1).to(y.dtype))
-    return torch.stack(preds, dim=1), torch.stack(losses)
+        else:
+            loss = nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten().long(),
+                                               reduction="none")
+            losses.append(loss.reshape(target.shape).mean(dim=-1))
+        preds.append(logits.argmax(dim=-1).to(y.dtype))
+    return torch.stack(preds, dim=-1), torch.stack(losses, dim=-1)
 
 
 @torch.no_grad()
