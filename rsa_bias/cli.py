@@ -3,109 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import itertools
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
-from rsa_bias.config import SEED_LIMIT, ConfigError, load_config
-
-#: The ``--image-size`` range of ``rsa-bias brain``: the comparison CNN halves the image in
-#: its 2 max-pooling steps (3 conv blocks), so 4 pixels is the smallest it takes; the
-#: photographs are 175 and 112 pixels, so 512 leaves room to upsample without exhausting
-#: memory.
-BRAIN_IMAGE_SIZES = (4, 512)
-
-
-def _non_negative_int(text: str) -> int:
-    """argparse type of ``--threads``: an integer >= 0."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0: torch's choice), got {n}")
-    return n
-
-
-def _seed(text: str) -> int:
-    """argparse type of ``--seed``: an integer in [0, 2**32), the range numpy and torch take."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= n < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32 - 1], got {n}")
-    return n
-
-
-def _image_size(text: str) -> int:
-    """argparse type of ``--image-size``: pixels in :data:`BRAIN_IMAGE_SIZES`."""
-    lo, hi = BRAIN_IMAGE_SIZES
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not lo <= n <= hi:
-        raise argparse.ArgumentTypeError(
-            f"must be {lo}..{hi} pixels, got {n} (the CNN pools the image twice, so it needs "
-            f"at least {lo}; the photographs are 175 and 112 pixels)")
-    return n
-
-
-def _check_folders(**folders: str | None) -> None:
-    """Check every output folder (``flag=path``; ``out`` is ``--out``), then create them.
-
-    A folder that is empty, a file, under a file, or cannot be created is refused before
-    anything runs.
-    """
-    for flag, path in folders.items():
-        _check_folder(path, _flag(flag))
-    for flag, path in folders.items():
-        if path is not None:
-            _make_folder(path, _flag(flag))
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _make_folder(path: str, flag: str) -> None:
-    """Create the output folder ``path``, or say why it cannot be created."""
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"{flag} {path}: the output folder cannot be created "
-                      f"({exc.strerror or exc}{_where(path)}); give a folder you can write "
-                      "to") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise OSError(f"{flag} {path}: the output folder cannot be written to (permission "
-                      "denied); give a folder you can write to")
-
-
-def _where(path: str) -> str:
-    """Where a failed folder creation stopped: the nearest existing folder above ``path``."""
-    parent = next((p for p in Path(path).parents if p.exists()), None)
-    return f"; {parent} does not take new folders" if parent not in (None, Path(".")) else ""
-
-
-def _check_folder(path: str | None, flag: str = "--out") -> None:
-    """Refuse an output folder that is empty, a file, or lies under one, before anything
-    runs."""
-    if path is None:
-        return
-    if not path.strip():
-        raise ValueError(f"{flag} is empty; give a folder (it is created if missing)")
-    for p in (Path(path), *Path(path).parents):
-        if p.exists():
-            if not p.is_dir():
-                what = "is a file" if p == Path(path) else f"lies under {p}, which is a file"
-                raise ValueError(f"{flag} {path} {what}, not a folder; give a folder (it is "
-                                 "created if missing)")
-            return
+from rsa_bias._cli_args import (
+    BRAIN_IMAGE_SIZES,
+    _check_folders,
+    _grid_points,
+    _image_size,
+    _non_negative_int,
+    _point_name,
+    _resources,
+    _seed,
+)
+from rsa_bias.config import ConfigError, load_config
 
 
 def _threads(n: int) -> None:
@@ -136,8 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _threads(args.threads)
     run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
                keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures,
-               force=args.force)
-    print(f"\n{cfg.name}: {len(cfg.seeds)} seeds")
+               force=args.force, sequential=args.sequential)
+    how = "one after another" if args.sequential else "as one batched ensemble"
+    print(f"\n{cfg.name}: {len(cfg.seeds)} seeds, trained {how}")
     _report(run)
     r2 = run.table["R2_mean"]
     if len(r2) >= 2:
@@ -155,43 +69,6 @@ def _ratio(r2) -> str:
     return f"R2 ratio {a}/{b}: undefined ({why})"
 
 
-def _grid_points(grid: list[str], one_at_a_time: bool = False) -> list[list[str]]:
-    """Override lists for a sweep: the product of all grids, or the base config plus
-    each grid value on its own (``one_at_a_time``)."""
-    axes = []
-    for item in grid:
-        if "=" not in item:
-            raise ConfigError(f"--grid {item!r} must look like section.key=v1,v2")
-        key, values = item.split("=", 1)
-        axes.append([f"{key}={v}" for v in _split_values(values)])
-    if one_at_a_time:
-        return [[]] + [[value] for axis in axes for value in axis]
-    return [list(p) for p in itertools.product(*axes)] if axes else [[]]
-
-
-def _split_values(values: str) -> list[str]:
-    """Split ``a,b,[1,2]`` on commas outside brackets."""
-    out, depth, cur = [], 0, ""
-    for ch in values:
-        depth += ch in "[{"
-        depth -= ch in "]}"
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return out + [cur]
-
-
-def _point_name(point: list[str]) -> str:
-    if not point:
-        return "base"
-    safe = "_".join(p.replace("=", "-") for p in point)
-    safe = "".join(c if c.isalnum() or c in "-_." else "" for c in safe)[:100]
-    digest = hashlib.sha1(" ".join(point).encode()).hexdigest()[:8]
-    return f"{safe}_{digest}"
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     points = _grid_points(args.grid, args.one_at_a_time)
     for p in points:  # validate everything before training anything
@@ -199,9 +76,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _check_folders(out=args.out)
     from rsa_bias.experiments.sweep import run_sweep
 
-    df = run_sweep(args.config, args.out, [(_point_name(p), args.set + p) for p in points],
+    resources = _resources(args.resources)
+    if resources and args.scheduler is None:
+        raise ValueError("--resources needs --scheduler (local or a Dask scheduler address): "
+                         "only Dask workers have resources")
+    df = run_sweep(args.config, args.out,
+                   [(_point_name(p), args.set + p, dict(o.split("=", 1) for o in p))
+                    for p in points],
                    jobs=args.jobs, scheduler=args.scheduler, figures=not args.no_figures,
-                   force=args.force)
+                   force=args.force, one_at_a_time=args.one_at_a_time,
+                   sequential=args.sequential, resources=resources, plot=args.plot,
+                   progress=not args.no_progress)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -223,6 +108,21 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(summary_table(res, layer=str(layer)).to_string(float_format=lambda v: f"{v:.3f}"))
         print()
     print(json.dumps({k: v for k, v in res.attrs.items() if k != "config_json"}, indent=1))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rsa_bias.plotting import save_sweep_figure
+    from rsa_bias.store import read_sweep
+
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / "sweep.nc"
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; rsa-bias plot takes the sweep.nc that "
+                         "`rsa-bias sweep` writes, or the sweep folder holding it")
+    _check_folders(out=args.out)
+    print(save_sweep_figure(read_sweep(path), args.out or path.parent))
     return 0
 
 
@@ -287,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="recompute even when --out holds a finished run of the same config "
                         "(by default that run is reused and only its figures are redrawn)")
+    r.add_argument("--sequential", action="store_true",
+                   help="train the seeds one after another instead of as one batched ensemble "
+                        "(same numbers on the CPU for the MLP; slower)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sweep", help="run a config over a grid of overrides")
@@ -305,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "scheduler address such as tcp://host:8786 (workers need rsa_bias, "
                         "the config and the output folder at the same paths)")
     s.add_argument("--no-figures", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--plot", action="store_true",
+                   help="also draw sweep_r2.png: R² per feature against each factor, with "
+                        "95%% intervals over seeds (rsa-bias plot draws it later)")
+    s.add_argument("--sequential", action="store_true",
+                   help="train each point alone and its seeds one after another (by default "
+                        "points that differ only in values, and all seeds, train as one "
+                        "batched ensemble)")
+    s.add_argument("--resources", default=None, metavar="NAME=N[,NAME=N]",
+                   help="Dask worker resources each run needs, e.g. GPU=1: runs go only to "
+                        "workers started with them (needs --scheduler)")
     s.add_argument("--force", action="store_true",
                    help="recompute every point (by default a rerun skips the finished ones)")
     s.set_defaults(func=cmd_sweep)
@@ -312,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="print the summary of a finished run")
     sh.add_argument("run", help="output folder of a run")
     sh.set_defaults(func=cmd_show)
+
+    pl = sub.add_parser("plot", help="draw the R² of a sweep against its factors "
+                                     "(sweep_r2.png)")
+    pl.add_argument("path", help="a sweep.nc, or the sweep folder holding one")
+    pl.add_argument("--out", help="folder for sweep_r2.png (default: next to sweep.nc)")
+    pl.set_defaults(func=cmd_plot)
 
     v = sub.add_parser("validate", help="check a config and print it with all defaults")
     v.add_argument("config")

@@ -104,30 +104,48 @@ def worker_init(parent_pid: int | None = None, pdeathsig: bool = True) -> None:
     one_thread()
 
 
-class _Inline:
-    """Runs each submitted call at once in this process (``jobs=1``, no scheduler)."""
+class _Lazy:
+    """The future of an in-process call: it runs at the first ``.result()``, so a caller that
+    submits everything first still sees each call finish in turn (progress bars)."""
 
-    def submit(self, fn, *args) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller via .result()
-            fut.set_exception(exc)
-        return fut
+    def __init__(self, fn, args) -> None:
+        self._call: tuple | None = (fn, args)
+        self._future: Future = Future()
+
+    def result(self):
+        if self._call is not None:
+            fn, args = self._call
+            self._call = None
+            try:
+                self._future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller via .result()
+                self._future.set_exception(exc)
+        return self._future.result()
+
+
+class _Inline:
+    """Runs each submitted call in this process when its result is asked for (``jobs=1``,
+    no scheduler)."""
+
+    def submit(self, fn, *args) -> _Lazy:
+        return _Lazy(fn, args)
 
 
 class _DaskExecutor:
-    """Adapter over a ``distributed.Client``: impure tasks, one call per submit."""
+    """Adapter over a ``distributed.Client``: impure tasks, one call per submit, each asking
+    for ``resources`` (run only on workers that have them)."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, resources: dict[str, float] | None = None) -> None:
         self.client = client
+        self.resources = resources or None
 
     def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
+        return self.client.submit(fn, *args, pure=False, resources=self.resources)
 
 
 @contextlib.contextmanager
-def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10.0) -> Iterator:
+def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10.0,
+             resources: dict[str, float] | None = None) -> Iterator:
     """An executor for ``jobs`` parallel runs, as a context manager.
 
     ``with executor(4) as pool: fut = pool.submit(fn, *args)``; ``fut.result()`` returns
@@ -151,6 +169,10 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         paths.
     timeout : float, default 10.0
         Seconds to wait for a remote scheduler to answer.
+    resources : dict of str to float, optional
+        Dask worker resources every call needs, e.g. ``{"GPU": 1}``: the scheduler sends it
+        only to workers started with them (``dask worker ADDRESS --resources "GPU=1"``); a
+        ``LocalCluster`` gives each of its workers these resources. Needs a ``scheduler``.
 
     Yields
     ------
@@ -165,10 +187,14 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
     Raises
     ------
     ValueError
-        When ``jobs < 1``, or when a remote scheduler cannot be reached.
+        When ``jobs < 1``, when a remote scheduler cannot be reached, or for ``resources``
+        without a scheduler.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1; got {jobs}")
+    if resources and scheduler is None:
+        raise ValueError(f"resources {resources} need a Dask scheduler (--scheduler local or "
+                         "an address); local processes have no resources to ask for")
     if scheduler is None:
         if jobs == 1:
             yield _Inline()
@@ -181,9 +207,10 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
     from distributed import Client, LocalCluster
     if scheduler == "local":
         with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address=None, resources=resources or None
+                          ) as cluster, Client(cluster) as client:
             client.run(one_thread)
-            yield _DaskExecutor(client)
+            yield _DaskExecutor(client, resources)
         return
     try:
         client = Client(scheduler, timeout=f"{timeout}s")
@@ -191,5 +218,18 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         raise ValueError(f"could not reach the Dask scheduler at {scheduler!r} ({exc}); "
                          "start one with `dask scheduler` or use --scheduler local") from exc
     with client:
+        _check_resources(client, resources)
         client.run(one_thread)
-        yield _DaskExecutor(client)
+        yield _DaskExecutor(client, resources)
+
+
+def _check_resources(client, resources: dict[str, float] | None) -> None:
+    """Refuse resources no worker of the cluster has (its tasks would wait for ever)."""
+    if not resources:
+        return
+    workers = client.scheduler_info().get("workers", {}).values()
+    if workers and not any(all(w.get("resources", {}).get(k, 0) >= v
+                               for k, v in resources.items()) for w in workers):
+        raise ValueError(f"no worker of the Dask cluster has the resources {resources}; "
+                         "start workers with e.g. dask worker ADDRESS --resources "
+                         f"\"{','.join(f'{k}={v:g}' for k, v in resources.items())}\"")

@@ -86,6 +86,17 @@ def _files(folder: Path) -> dict[Path, tuple[int, int, int]]:
     return out
 
 
+def _count_training(cb, monkeypatch) -> list[int]:
+    """The seeds the complexity-bias experiment trains from now on (batched or not)."""
+    calls: list[int] = []
+    real_train, real_ensemble = cb.train, cb.train_ensemble
+    monkeypatch.setattr(cb, "train", lambda *a, **k: calls.append(k["seed"]) or
+                        real_train(*a, **k))
+    monkeypatch.setattr(cb, "train_ensemble", lambda stimuli, members, **k: calls.extend(
+        m.seed for m in members) or real_ensemble(stimuli, members, **k))
+    return calls
+
+
 def _csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path).drop(columns="time_s")
 
@@ -104,7 +115,7 @@ def test_killed_sweep_leaves_no_worker_and_its_rerun_skips_finished_runs(tmp_pat
         while time.monotonic() < deadline and proc.poll() is None:
             workers |= _descendants(proc.pid)
             done = list(out.glob("*/results.nc"))
-            training = list(out.glob("training.steps-3000*/checkpoints/seed_*.pt"))
+            training = list(out.glob("training.steps-3000*/checkpoints/*.pt"))
             if done and training:
                 break
             time.sleep(0.02)
@@ -159,10 +170,7 @@ def test_rerun_skips_same_config_and_recomputes_a_changed_or_broken_one(tmp_path
     assert _cli(argv)[0] == 0
     first = (out / "sweep.csv").read_text()
 
-    calls = []
-    real_train = cb.train
-    monkeypatch.setattr(cb, "train", lambda *a, **k: calls.append(k["seed"]) or
-                        real_train(*a, **k))
+    calls = _count_training(cb, monkeypatch)
     code, stdout, stderr = _cli(argv)
     assert code == 0, stderr
     assert f"skipping base: {SKIPPED}" in stdout
@@ -255,6 +263,7 @@ def test_rerun_after_a_kill_during_figures_only_redoes_the_figures(tmp_path, shi
                              "are complete")
 
     monkeypatch.setattr(cb, "train", no_training)
+    monkeypatch.setattr(cb, "train_ensemble", no_training)
     code, stdout, stderr = _cli(argv)
     assert code == 0, stderr
     assert "skipping training" in stdout
@@ -273,10 +282,7 @@ def test_force_recomputes_a_finished_run(tmp_path, shipped_config, monkeypatch):
             *_set(BASE), "--set", "training.steps=20", "--set", "model.width=8"]
     assert _cli(argv)[0] == 0
     before = (tmp_path / "results.nc").stat().st_mtime_ns
-    calls = []
-    real_train = cb.train
-    monkeypatch.setattr(cb, "train", lambda *a, **k: calls.append(k["seed"]) or
-                        real_train(*a, **k))
+    calls = _count_training(cb, monkeypatch)
     code, stdout, stderr = _cli([*argv, "--force"])
     assert code == 0, stderr
     assert calls == [0, 1] and "skipping training" not in stdout

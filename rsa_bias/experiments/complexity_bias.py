@@ -34,7 +34,7 @@ from rsa_bias.store import (
     write_results,
 )
 from rsa_bias.tasks import make_task
-from rsa_bias.training import TrainResult, train
+from rsa_bias.training import TrainResult, seed_members, train, train_ensemble
 from rsa_bias.training.loop import EVAL_SPLITS
 
 
@@ -72,13 +72,39 @@ def analyse_tree(tree: xr.DataTree, cfg: ExperimentConfig) -> xr.Dataset:
     return out.assign_coords(layer=names)
 
 
+def _train_seeds(stimuli: xr.Dataset, cfg: ExperimentConfig, mask: np.ndarray,
+                 folder: Path, config_json: str, *, progress: bool,
+                 sequential: bool) -> list[TrainResult]:
+    """Every seed of ``cfg``: one batched ensemble (checkpoint ``ensemble.pt``), or one
+    run after another (``seed_<s>.pt`` each)."""
+    seeds = list(cfg.seeds)
+    if not sequential:
+        if progress:
+            print(f"training {len(seeds)} seeds as one batched ensemble", flush=True)
+        return train_ensemble(stimuli, seed_members(cfg.model, cfg.training, seeds),
+                              snapshot_mask=mask, checkpoint=folder / "ensemble.pt",
+                              config_json=config_json, progress=progress)
+    results = []
+    for i, seed in enumerate(seeds):
+        if progress:
+            print(f"[{i + 1}/{len(seeds)}] training seed {seed}", flush=True)
+        results.append(train(stimuli, cfg.model, cfg.training, seed=seed, snapshot_mask=mask,
+                             checkpoint=folder / f"seed_{seed}.pt",
+                             config_json=config_json, progress=progress))
+    return results
+
+
 def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
-                        keep_checkpoints: bool = False) -> xr.Dataset:
+                        keep_checkpoints: bool = False, sequential: bool = False
+                        ) -> xr.Dataset:
     """Train every seed of ``cfg``, store activations and results, return the results.
 
-    Writes ``out_dir/activations.nc`` (all hidden layers at every snapshot step,
-    on the val and test stimuli) and ``out_dir/results.nc``. Per-seed checkpoints
-    in ``out_dir/checkpoints/`` let an interrupted run resume where it stopped;
+    The seeds train as one batched ensemble (:func:`rsa_bias.training.train_ensemble`:
+    on the CPU the same numbers, to the bit, as one run after another for the MLP), or
+    one after another with ``sequential``. Writes ``out_dir/activations.nc`` (all hidden
+    layers at every snapshot step, on the val and test stimuli) and ``out_dir/results.nc``.
+    Checkpoints in ``out_dir/checkpoints/`` (one for the ensemble, or one per seed) let an
+    interrupted run resume where it stopped;
     they are removed once both files are written unless ``keep_checkpoints``. Temporary files
     that interrupted writes left in both folders are removed first.
 
@@ -92,6 +118,9 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
         Print which seed is training and show a progress bar per seed.
     keep_checkpoints : bool, default False
         Keep ``out_dir/checkpoints/`` after a successful run.
+    sequential : bool, default False
+        Train the seeds one after another (:func:`rsa_bias.training.train`) instead of as
+        one batched ensemble.
 
     Returns
     -------
@@ -108,27 +137,40 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
         remove_stale_tmp(folder, report=True)
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     stimuli = make_task(cfg.task)
+    mask = eval_mask(stimuli)
+    results = _train_seeds(stimuli, cfg, mask, out_dir / "checkpoints", config_json,
+                           progress=progress, sequential=sequential)
+    res = write_run(cfg, out_dir, stimuli, results, elapsed_s=time.perf_counter() - t0)
+    if not keep_checkpoints:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    return res
+
+
+def eval_mask(stimuli: xr.Dataset) -> np.ndarray:
+    """The stimuli whose activations a run records: those of the val and test splits."""
+    return np.isin(stimuli.split.values, EVAL_SPLITS)
+
+
+def write_run(cfg: ExperimentConfig, out_dir: Path, stimuli: xr.Dataset,
+              results: list[TrainResult], *, elapsed_s: float) -> xr.Dataset:
+    """Store one run's activations, analyse them and store the results (see
+    :func:`run_complexity_bias`); ``results``: one per seed of ``cfg``, in order, trained
+    on ``stimuli`` with the snapshots of :func:`eval_mask`. The results' ``elapsed_s`` is
+    ``elapsed_s`` (the training's seconds) plus the seconds spent here. Returns the
+    results."""
+    t0 = time.perf_counter()
     names = list(stimuli.attrs["feature_names"])
-    mask = np.isin(stimuli.split.values, EVAL_SPLITS)
-    results = []
-    for i, seed in enumerate(cfg.seeds):
-        if progress:
-            print(f"[{i + 1}/{len(cfg.seeds)}] training seed {seed}", flush=True)
-        results.append(train(stimuli, cfg.model, cfg.training, seed=seed, snapshot_mask=mask,
-                             checkpoint=out_dir / "checkpoints" / f"seed_{seed}.pt",
-                             config_json=config_json, progress=progress))
     steps = cfg.training.all_snapshot_steps
     attrs = provenance_attrs(cfg, list(cfg.seeds), method="complexity_bias")
-    tree = activation_tree(stimuli.isel(stimulus=mask), _stack_snapshots(results, steps),
-                           seeds=list(cfg.seeds), steps=list(steps), attrs=attrs)
+    tree = activation_tree(stimuli.isel(stimulus=eval_mask(stimuli)),
+                           _stack_snapshots(results, steps), seeds=list(cfg.seeds),
+                           steps=list(steps), attrs=attrs)
     write_activations(tree, out_dir / "activations.nc")
     res = xr.merge([analyse_tree(tree, cfg), _history(results, names)],
                    combine_attrs="drop")
     res.attrs.update(attrs)
-    res.attrs["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    res.attrs["elapsed_s"] = round(elapsed_s + time.perf_counter() - t0, 2)
     write_results(res, out_dir / "results.nc")
-    if not keep_checkpoints:
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return res
 
 
@@ -225,7 +267,7 @@ def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
 def run_config(out_dir: str | Path, *, config: str | Path | ExperimentConfig,
                overrides: Sequence[str] = (), progress: bool = True,
                keep_checkpoints: bool = False, figures: bool = True, force: bool = False,
-               ) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
+               sequential: bool = False) -> tuple[dict[str, xr.Dataset], dict[str, Path]]:
     """The registry's ``complexity-bias`` experiment: :func:`run_complexity_bias` of a config
     (a path, with ``--set``-style ``overrides``, or an :class:`ExperimentConfig`), plus its
     figures. Returns ``({"results": results}, {name: path})``.
@@ -235,7 +277,8 @@ def run_config(out_dir: str | Path, *, config: str | Path | ExperimentConfig,
     only the figures), unless ``force``. Stored files of another config, or unreadable ones,
     are recomputed; either is printed. The check is on the config alone: results written by
     an earlier rsa_bias version are reused too (``force=True``, ``rsa-bias run --force``,
-    recomputes them)."""
+    recomputes them). ``sequential`` trains the seeds one after another instead of as one
+    batched ensemble."""
     from rsa_bias.config import load_config
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config,
@@ -246,7 +289,7 @@ def run_config(out_dir: str | Path, *, config: str | Path | ExperimentConfig,
         if reason:
             print(f"{out_dir}: {reason}; recomputing it", flush=True)
         res = run_complexity_bias(cfg, out_dir, progress=progress,
-                                  keep_checkpoints=keep_checkpoints)
+                                  keep_checkpoints=keep_checkpoints, sequential=sequential)
     else:
         print(f"{out_dir}: {reason}; skipping training and analysis"
               + ("; redrawing the figures" if figures else ""), flush=True)

@@ -1,5 +1,7 @@
 """Sweeps (``rsa-bias sweep``): the complexity-bias experiment at every point of a grid of
-overrides, each into its own folder, one row per point in ``sweep.csv``.
+overrides, each into its own folder, one row per point in ``sweep.csv`` and all of them as
+one labelled dataset in ``sweep.nc`` (:func:`rsa_bias.experiments.sweep_result.sweep_dataset`).
+Points that differ only in values train as one batched ensemble.
 
 A sweep is resumable: a rerun after a kill skips every point whose run is finished with the
 same config (:func:`rsa_bias.experiments.complexity_bias.stored_run`) and reads its row back
@@ -9,17 +11,21 @@ happens to each point is printed before anything runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from rsa_bias._atomic import atomic_path, remove_stale_tmp
 from rsa_bias.config import load_config
 from rsa_bias.executors import executor
 from rsa_bias.experiments.complexity_bias import stored_run, summary_table
+from rsa_bias.experiments.sweep_groups import group_points, run_group
+from rsa_bias.experiments.sweep_result import sweep_dataset
+from rsa_bias.store import write_sweep
 
 
 def sweep_row(name: str, overrides: Sequence[str], table: pd.DataFrame,
@@ -51,7 +57,8 @@ def sweep_row(name: str, overrides: Sequence[str], table: pd.DataFrame,
 
 
 def run_point(config: str, out_dir: str, overrides: list[str],
-              figures: bool = True, force: bool = False) -> tuple[pd.DataFrame, float]:
+              figures: bool = True, force: bool = False,
+              sequential: bool = False) -> tuple[pd.DataFrame, float]:
     """Run one sweep point through the registry (what each sweep worker calls).
 
     Parameters
@@ -66,6 +73,8 @@ def run_point(config: str, out_dir: str, overrides: list[str],
         Draw its figures.
     force : bool, default False
         Recompute it even when a finished run of the same config is there.
+    sequential : bool, default False
+        Train its seeds one after another instead of as one batched ensemble.
 
     Returns
     -------
@@ -79,22 +88,28 @@ def run_point(config: str, out_dir: str, overrides: list[str],
 
     run = run_experiment("complexity-bias", out_dir, config=config, overrides=overrides,
                          progress=False, keep_checkpoints=False, figures=figures,
-                         force=force)
+                         force=force, sequential=sequential)
     return run.table, float(run.results["results"].attrs["elapsed_s"])
 
 
-def run_sweep(config: str | Path, out: str | Path, points: Sequence[tuple[str, Sequence[str]]],
+def run_sweep(config: str | Path, out: str | Path,
+              points: Sequence[tuple[str, Sequence[str]] | tuple[str, Sequence[str], dict]],
               *, jobs: int = 1, scheduler: str | None = None, figures: bool = True,
-              force: bool = False) -> pd.DataFrame:
-    """Run every point of a sweep into ``out/<name>/`` and write ``out/sweep.csv``.
+              force: bool = False, one_at_a_time: bool = False, sequential: bool = False,
+              resources: dict[str, float] | None = None, plot: bool = False,
+              progress: bool = True) -> pd.DataFrame:
+    """Run every point of a sweep into ``out/<name>/``; write ``out/sweep.csv`` and
+    ``out/sweep.nc``.
 
     Temporary files of interrupted writes in ``out`` are removed first. Then, for each point
     in turn, one line says what happens to it: ``skipping <name>: results.nc complete, same
     config`` (a finished run of the same config: its row is read from its files, and with
     ``figures`` only its figures are redrawn), ``recomputing <name>: <why>`` (files of another
     config, or unreadable), ``resuming <name> from its checkpoints`` (an interrupted run) or
-    ``running <name>``. The runs go to
-    :func:`rsa_bias.executors.executor`; each row is printed as JSON when its run is done.
+    ``running <name>``. Points to compute that differ only in values train as one batched
+    ensemble (:func:`rsa_bias.experiments.sweep_groups.group_points`; one line names each
+    such group). The groups go to :func:`rsa_bias.executors.executor`, with a progress bar
+    over the runs (and its ETA); each row is printed as JSON when its run is done.
 
     Parameters
     ----------
@@ -102,8 +117,9 @@ def run_sweep(config: str | Path, out: str | Path, points: Sequence[tuple[str, S
         The experiment config file.
     out : str or pathlib.Path
         The sweep's folder (created if missing).
-    points : sequence of (str, sequence of str)
-        Each point's folder name and its full ``--set`` overrides, in the order of the rows.
+    points : sequence of (str, sequence of str[, dict of str to str])
+        Each point's folder name, its full ``--set`` overrides and, optionally, its swept
+        values ``{key: value text}`` (the dims of ``sweep.nc``; default: every override).
     jobs : int, default 1
         Runs in parallel (see :func:`rsa_bias.executors.executor`).
     scheduler : str, optional
@@ -113,6 +129,17 @@ def run_sweep(config: str | Path, out: str | Path, points: Sequence[tuple[str, S
         Draw each run's figures.
     force : bool, default False
         Recompute every point, finished ones included.
+    one_at_a_time : bool, default False
+        The points vary one factor each (``sweep.nc`` gets a ``point`` dim), not a grid.
+    sequential : bool, default False
+        No ensembles: each point alone, its seeds one after another.
+    resources : dict of str to float, optional
+        Dask worker resources each run needs, e.g. ``{"GPU": 1}`` (only with a
+        ``scheduler``).
+    plot : bool, default False
+        Also draw ``out/sweep_r2.png`` (:func:`rsa_bias.plotting.plot_sweep`).
+    progress : bool, default True
+        Show the progress bar over runs.
 
     Returns
     -------
@@ -129,34 +156,78 @@ def run_sweep(config: str | Path, out: str | Path, points: Sequence[tuple[str, S
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out, report=True)
+    remove_stale_tmp(out / "checkpoints", report=True)
+    factors = {p[0]: dict(p[2]) if len(p) > 2 else dict(o.split("=", 1) for o in p[1])
+               for p in points}
+    points = [(p[0], list(p[1])) for p in points]
     print(f"sweep: {len(points)} runs into {out}", flush=True)
-    plan = []
-    for name, overrides in points:
-        stored, reason = (None, "") if force else stored_run(
-            out / name, load_config(config, list(overrides)))
-        if stored is not None:
-            print(f"skipping {name}: results.nc complete, same config"
-                  + ("; redrawing its figures" if figures else ""), flush=True)
-            stored = (summary_table(stored), float(stored.attrs.get("elapsed_s", float("nan"))))
-        elif reason:
-            print(f"recomputing {name}: {reason}", flush=True)
-        elif any((out / name / "checkpoints").glob("seed_*.pt")):
-            print(f"resuming {name} from its checkpoints", flush=True)
-        else:
-            print(f"running {name}", flush=True)
-        plan.append((name, list(overrides), stored))
-    todo = [p for p in plan if p[2] is None or figures]
+    stored = _plan(config, out, points, figures=figures, force=force)
+    todo = [p for p in points if stored[p[0]] is None]
+    groups = group_points(config, todo, jobs=jobs, sequential=sequential)
+    for group in groups:
+        if len(group) > 1:
+            print(f"training {', '.join(n for n, _ in group)} as one batched ensemble",
+                  flush=True)
+    if figures:  # finished points: only their figures are redrawn, one call each
+        groups += [[p] for p in points if stored[p[0]] is not None]
+    done = _run_groups(config, out, groups, jobs=jobs, scheduler=scheduler, figures=figures,
+                       force=force, sequential=sequential, resources=resources,
+                       progress=progress)
     rows = []
-    with executor(jobs, scheduler) if todo else contextlib.nullcontext() as pool:
-        futures = [pool.submit(run_point, str(config), str(out / name), overrides, figures,
-                               force)
-                   if stored is None or figures else None for name, overrides, stored in plan]
-        for (name, overrides, stored), fut in zip(plan, futures, strict=True):
-            done = fut.result() if fut is not None else None
-            table, elapsed = stored if stored is not None else done
-            rows.append(sweep_row(name, overrides, table, elapsed))
-            print(json.dumps(rows[-1]), flush=True)
+    for name, overrides in points:
+        table, elapsed = stored[name] if stored[name] is not None else done[name]
+        rows.append(sweep_row(name, overrides, table, elapsed))
     df = pd.DataFrame(rows)
     with atomic_path(out / "sweep.csv") as tmp:
         df.to_csv(tmp, index=False)
+    ds = sweep_dataset(out, [(name, factors[name]) for name, _ in points], config=config,
+                       one_at_a_time=one_at_a_time)
+    write_sweep(ds, out / "sweep.nc")
+    if plot:
+        from rsa_bias.plotting import save_sweep_figure
+
+        print(f"wrote {save_sweep_figure(ds, out)}", flush=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return df
+
+
+def _plan(config, out: Path, points, *, figures: bool, force: bool) -> dict:
+    """Say what happens to each point; ``{name: (table, elapsed) of a finished run, or
+    None}``."""
+    stored = {}
+    for name, overrides in points:
+        res, reason = (None, "") if force else stored_run(
+            out / name, load_config(config, list(overrides)))
+        if res is not None:
+            print(f"skipping {name}: results.nc complete, same config"
+                  + ("; redrawing its figures" if figures else ""), flush=True)
+            res = (summary_table(res), float(res.attrs.get("elapsed_s", float("nan"))))
+        elif reason:
+            print(f"recomputing {name}: {reason}", flush=True)
+        elif any((out / name / "checkpoints").glob("*.pt")):
+            print(f"resuming {name} from its checkpoints", flush=True)
+        else:
+            print(f"running {name}", flush=True)
+        stored[name] = res
+    return stored
+
+
+def _run_groups(config, out: Path, groups, *, jobs, scheduler, figures, force, sequential,
+                resources, progress) -> dict:
+    """Run every group; ``{name: (table, elapsed)}``, each row printed when its group is
+    done."""
+    done = {}
+    if not groups:
+        return done
+    total = sum(len(g) for g in groups)
+    with executor(jobs, scheduler, resources=resources) as pool, \
+            tqdm(total=total, unit="run", desc="sweep", disable=not progress,
+                 dynamic_ncols=True) as bar:
+        futures = [pool.submit(run_group, str(config), str(out), group, figures, force,
+                               sequential) for group in groups]
+        for group, fut in zip(groups, futures, strict=True):
+            for (name, overrides), (table, elapsed) in zip(group, fut.result(), strict=True):
+                done[name] = (table, elapsed)
+                bar.write(json.dumps(sweep_row(name, overrides, table, elapsed)))
+            bar.update(len(group))
+    return done

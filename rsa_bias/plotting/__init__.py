@@ -4,6 +4,7 @@
   learning curves, PCA).
 * :mod:`~rsa_bias.plotting.rdms` — RDMs ordered by category, with labels.
 * :mod:`~rsa_bias.plotting.scores` — model/layer scores with intervals and the noise ceiling.
+* :mod:`~rsa_bias.plotting.sweep` — the R² of a sweep against each swept factor.
 * :mod:`~rsa_bias.plotting.cka` — layer x layer CKA heatmaps.
 * :mod:`~rsa_bias.plotting.attribution` — attribution bars, raw vs controlled scores,
   similarity matrices.
@@ -24,6 +25,7 @@ from rsa_bias.plotting.brain_maps import plot_voxel_map
 from rsa_bias.plotting.cka import plot_cka_heatmap
 from rsa_bias.plotting.rdms import category_order, plot_rdm, plot_rdm_row
 from rsa_bias.plotting.scores import plot_scores_with_ceiling
+from rsa_bias.plotting.sweep import plot_sweep, save_sweep_figure
 from rsa_bias.plotting.training import (
     plot_pca,
     plot_r2_by_layer,
@@ -34,4 +36,4 @@ from rsa_bias.plotting.training import (
 __all__ = ["save_figure", "plot_pca", "plot_r2_by_layer", "plot_training_curves", "save_figures",
            "plot_rdm", "plot_rdm_row", "category_order", "plot_scores_with_ceiling",
            "plot_cka_heatmap", "plot_voxel_map", "attribution_table", "plot_attribution",
-           "plot_scores", "plot_similarity_matrices"]
+           "plot_scores", "plot_similarity_matrices", "plot_sweep", "save_sweep_figure"]

@@ -1,8 +1,9 @@
 """The only module that reads or writes files: netCDF-4 stores with schema checks.
 
 File kinds (``attrs["rsa_bias_file"]``; layout and attrs in ``docs/architecture.md``):
-``activations`` (an ``xr.DataTree``, a group per layer) and ``results`` (an ``xr.Dataset``,
-checked where read for an experiment: ``variables=`` of :func:`read_results`). Writes go to a
+``activations`` (an ``xr.DataTree``, a group per layer), ``results`` (an ``xr.Dataset``,
+checked where read for an experiment: ``variables=`` of :func:`read_results`) and ``sweep`` (the
+results of every point of a sweep as one ``xr.Dataset``: :func:`write_sweep`). Writes go to a
 temporary file renamed into place, so a crash mid-write never leaves a half-written file under
 the final name. Reads decode the file's bytes in memory: no handle outlives a read to meet
 another on the same file (interleaved HDF5 handles on one file make later opens fail, or crash).
@@ -31,8 +32,11 @@ from rsa_bias.store.schema import (
 ENGINE = "netcdf4"
 FILE_KIND = "rsa_bias_file"
 
-
-
+#: What a sweep file holds (:func:`rsa_bias.experiments.sweep_result.sweep_dataset`): variable
+#: -> dims it must have, besides a dim per swept factor (or ``point``).
+SWEEP_RESULTS = {"r2": ("seed", "layer", "feature"), "r2_final": ("seed", "layer", "feature"),
+                 "accuracy": ("seed", "split", "feature", "eval_step"),
+                 "loss": ("seed", "split", "feature", "eval_step")}
 
 
 def _atomic_write(obj: xr.Dataset | xr.DataTree, path: str | Path, encoding=None) -> Path:
@@ -227,6 +231,69 @@ def read_results(path: str | Path, *,
     return ds
 
 
+def write_sweep(ds: xr.Dataset, path: str | Path) -> Path:
+    """Check and atomically write the results of a whole sweep to netCDF-4.
+
+    The file is marked ``rsa_bias_file="sweep"`` (on a copy; ``ds`` is unchanged), checked to
+    hold :data:`SWEEP_RESULTS` and written through a temporary file renamed into place.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A sweep (:func:`rsa_bias.experiments.sweep_result.sweep_dataset`): ``r2``,
+        ``r2_final``, ``accuracy`` and ``loss`` over a dim per swept factor (or ``point``),
+        with flat provenance attrs.
+    path : str or pathlib.Path
+        The file to write, by convention ``<sweep folder>/sweep.nc`` (missing folders are
+        created, an existing file replaced; not a folder).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    StoreError
+        When ``ds`` lacks one of :data:`SWEEP_RESULTS` or one of its dims.
+    """
+    _need(ds, xr.Dataset, "write_sweep", "build one with sweep_dataset()")
+    validate_results(ds, where="write_sweep", variables=SWEEP_RESULTS)
+    ds = ds.copy()
+    ds.attrs[FILE_KIND] = "sweep"
+    return _atomic_write(ds, path)
+
+
+def read_sweep(path: str | Path) -> xr.Dataset:
+    """Read a sweep file written by :func:`write_sweep`, checking what it must hold.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file (``sweep.nc``); it is loaded into memory and closed.
+
+    Returns
+    -------
+    xarray.Dataset
+        The sweep, with its attrs.
+
+    Raises
+    ------
+    StoreError
+        When the file is missing, unreadable (truncated, corrupt), not an rsa_bias sweep
+        file, or lacks one of :data:`SWEEP_RESULTS`.
+    """
+    path = Path(path)
+    ds = _open(path, xr.open_dataset)
+    found = ds.attrs.get(FILE_KIND)
+    if found != "sweep":
+        raise StoreError(f"{path} is not an rsa_bias sweep file ({FILE_KIND}={found!r}); give "
+                         "the sweep.nc of a sweep folder")
+    validate_results(ds, where=str(path), variables=SWEEP_RESULTS)
+    return ds
+
+
 __all__ = ["StoreError", "activation_tree", "write_activations", "read_activations",
            "validate_activations", "layer_activation", "write_results", "read_results",
-           "validate_results", "read_attrs", "COMPLEXITY_BIAS_RESULTS"]
+           "validate_results", "read_attrs", "COMPLEXITY_BIAS_RESULTS", "SWEEP_RESULTS",
+           "write_sweep", "read_sweep"]

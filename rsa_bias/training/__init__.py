@@ -1,7 +1,16 @@
-"""Training loop, per-feature learning curves, activation snapshots, checkpoints."""
+"""Training loop, batched ensembles, per-feature learning curves, activation snapshots,
+checkpoints."""
 
 from __future__ import annotations
 
+from rsa_bias.training.ensemble import (
+    VALUE_FIELDS,
+    Member,
+    ensemble_key,
+    seed_members,
+    train_ensemble,
+)
 from rsa_bias.training.loop import TrainResult, resolve_device, train
 
-__all__ = ["train", "TrainResult", "resolve_device"]
+__all__ = ["train", "train_ensemble", "Member", "seed_members", "ensemble_key", "VALUE_FIELDS",
+           "TrainResult", "resolve_device"]

@@ -52,7 +52,17 @@ EVAL_CHUNK = 512
 
 @dataclass(frozen=True)
 class Member:
-    """One member of an ensemble: its architecture, its training settings and its seed."""
+    """One member of an ensemble: its architecture, its training settings and its seed.
+
+    Parameters
+    ----------
+    model : ModelConfig
+        Its network (members share it up to the values of ``VALUE_FIELDS["model"]``).
+    training : TrainingConfig
+        Its optimisation (shared up to the values of ``VALUE_FIELDS["training"]``).
+    seed : int
+        Seeds its initialisation, its minibatch order and its dropout masks.
+    """
 
     model: ModelConfig
     training: TrainingConfig
@@ -62,6 +72,20 @@ class Member:
 def seed_members(model_cfg: ModelConfig, cfg: TrainingConfig,
                  seeds: Sequence[int]) -> list[Member]:
     """The members of a seeds-only ensemble: one per seed, same configs.
+
+    Parameters
+    ----------
+    model_cfg : ModelConfig
+        The network of every member.
+    cfg : TrainingConfig
+        The training of every member.
+    seeds : sequence of int
+        One member per seed, in this order.
+
+    Returns
+    -------
+    list of Member
+        The members.
 
     Examples
     --------
@@ -74,7 +98,18 @@ def seed_members(model_cfg: ModelConfig, cfg: TrainingConfig,
 def ensemble_key(model_cfg: ModelConfig, cfg: TrainingConfig) -> tuple:
     """What members of one ensemble must share: the configs with :data:`VALUE_FIELDS` reset.
 
-    Two runs whose keys are equal can train as one ensemble.
+    Parameters
+    ----------
+    model_cfg : ModelConfig
+        A run's network.
+    cfg : TrainingConfig
+        Its training.
+
+    Returns
+    -------
+    tuple of (ModelConfig, TrainingConfig)
+        The two configs with every field of :data:`VALUE_FIELDS` at its default; two runs
+        whose keys are equal can train as one ensemble.
     """
     model_defaults, training_defaults = ModelConfig(), TrainingConfig()
     model = dataclasses.replace(model_cfg, **{f: getattr(model_defaults, f)

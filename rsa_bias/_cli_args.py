@@ -1,0 +1,161 @@
+"""Argument types, output-folder checks and sweep grids of the command line
+(:mod:`rsa_bias.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import os
+from pathlib import Path
+
+from rsa_bias.config import SEED_LIMIT, ConfigError
+
+#: The ``--image-size`` range of ``rsa-bias brain``: the comparison CNN halves the image in
+#: its 2 max-pooling steps (3 conv blocks), so 4 pixels is the smallest it takes; the
+#: photographs are 175 and 112 pixels, so 512 leaves room to upsample without exhausting
+#: memory.
+BRAIN_IMAGE_SIZES = (4, 512)
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type of ``--threads``: an integer >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: torch's choice), got {n}")
+    return n
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**32), the range numpy and torch take."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= n < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32 - 1], got {n}")
+    return n
+
+
+def _image_size(text: str) -> int:
+    """argparse type of ``--image-size``: pixels in :data:`BRAIN_IMAGE_SIZES`."""
+    lo, hi = BRAIN_IMAGE_SIZES
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not lo <= n <= hi:
+        raise argparse.ArgumentTypeError(
+            f"must be {lo}..{hi} pixels, got {n} (the CNN pools the image twice, so it needs "
+            f"at least {lo}; the photographs are 175 and 112 pixels)")
+    return n
+
+
+def _check_folders(**folders: str | None) -> None:
+    """Check every output folder (``flag=path``; ``out`` is ``--out``), then create them.
+
+    A folder that is empty, a file, under a file, or cannot be created is refused before
+    anything runs.
+    """
+    for flag, path in folders.items():
+        _check_folder(path, _flag(flag))
+    for flag, path in folders.items():
+        if path is not None:
+            _make_folder(path, _flag(flag))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _make_folder(path: str, flag: str) -> None:
+    """Create the output folder ``path``, or say why it cannot be created."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"{flag} {path}: the output folder cannot be created "
+                      f"({exc.strerror or exc}{_where(path)}); give a folder you can write "
+                      "to") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OSError(f"{flag} {path}: the output folder cannot be written to (permission "
+                      "denied); give a folder you can write to")
+
+
+def _where(path: str) -> str:
+    """Where a failed folder creation stopped: the nearest existing folder above ``path``."""
+    parent = next((p for p in Path(path).parents if p.exists()), None)
+    return f"; {parent} does not take new folders" if parent not in (None, Path(".")) else ""
+
+
+def _check_folder(path: str | None, flag: str = "--out") -> None:
+    """Refuse an output folder that is empty, a file, or lies under one, before anything
+    runs."""
+    if path is None:
+        return
+    if not path.strip():
+        raise ValueError(f"{flag} is empty; give a folder (it is created if missing)")
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == Path(path) else f"lies under {p}, which is a file"
+                raise ValueError(f"{flag} {path} {what}, not a folder; give a folder (it is "
+                                 "created if missing)")
+            return
+
+
+def _grid_points(grid: list[str], one_at_a_time: bool = False) -> list[list[str]]:
+    """Override lists for a sweep: the product of all grids, or the base config plus
+    each grid value on its own (``one_at_a_time``)."""
+    axes = []
+    for item in grid:
+        if "=" not in item:
+            raise ConfigError(f"--grid {item!r} must look like section.key=v1,v2")
+        key, values = item.split("=", 1)
+        axes.append([f"{key}={v}" for v in _split_values(values)])
+    if one_at_a_time:
+        return [[]] + [[value] for axis in axes for value in axis]
+    return [list(p) for p in itertools.product(*axes)] if axes else [[]]
+
+
+def _split_values(values: str) -> list[str]:
+    """Split ``a,b,[1,2]`` on commas outside brackets."""
+    out, depth, cur = [], 0, ""
+    for ch in values:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return out + [cur]
+
+
+def _point_name(point: list[str]) -> str:
+    if not point:
+        return "base"
+    safe = "_".join(p.replace("=", "-") for p in point)
+    safe = "".join(c if c.isalnum() or c in "-_." else "" for c in safe)[:100]
+    digest = hashlib.sha1(" ".join(point).encode()).hexdigest()[:8]
+    return f"{safe}_{digest}"
+
+
+def _resources(text: str | None) -> dict[str, float] | None:
+    """``--resources GPU=1,MEMORY=2e9`` -> ``{"GPU": 1.0, "MEMORY": 2e9}``."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = float("nan")
+        if not name.strip() or not amount > 0 or amount == float("inf"):
+            raise ValueError(f"--resources {text!r}: {item!r} must look like NAME=N with N > 0,"
+                             " e.g. --resources GPU=1")
+        out[name.strip()] = amount
+    return out
