@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(by default that run is reused and only its figures are redrawn)")
     r.add_argument("--sequential", action="store_true",
                    help="train the seeds one after another instead of as one batched ensemble "
-                        "(same numbers on the CPU for the MLP; slower)")
+                        "(slower; the same numbers up to float32 rounding, to the bit for the "
+                        "shipped MLP on a CPU)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sweep", help="run a config over a grid of overrides")

@@ -100,8 +100,9 @@ def run_complexity_bias(cfg: ExperimentConfig, out_dir: str | Path, *, progress:
     """Train every seed of ``cfg``, store activations and results, return the results.
 
     The seeds train as one batched ensemble (:func:`rsa_bias.training.train_ensemble`:
-    on the CPU the same numbers, to the bit, as one run after another for the MLP), or
-    one after another with ``sequential``. Writes ``out_dir/activations.nc`` (all hidden
+    the numbers of one run after another up to float32 rounding, and for the MLP at the
+    shipped sizes identical to the bit on the CPU), or one after another with
+    ``sequential``. Writes ``out_dir/activations.nc`` (all hidden
     layers at every snapshot step, on the val and test stimuli) and ``out_dir/results.nc``.
     Checkpoints in ``out_dir/checkpoints/`` (one for the ensemble, or one per seed) let an
     interrupted run resume where it stopped;
@@ -228,6 +229,47 @@ def stored_run(out_dir: str | Path, cfg: ExperimentConfig) -> tuple[xr.Dataset |
     return res, "results.nc and activations.nc complete, same config"
 
 
+#: Bootstrap resamples of the seeds behind the 95% interval of :func:`summary_table`.
+N_BOOT = 10_000
+
+
+def seed_interval(values: np.ndarray, *, level: float = 0.95, n_boot: int = N_BOOT,
+                  seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over seeds.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One value per seed, ``(seed,)``.
+    level : float, default 0.95
+        Coverage of the interval.
+    n_boot : int, default N_BOOT
+        Resamples of the seeds (with replacement).
+    seed : int, default 0
+        Seeds the resampling, so a table is the same every time it is printed.
+
+    Returns
+    -------
+    (float, float)
+        The interval's ends; NaN for fewer than two seeds or a NaN value (a dead seed is
+        not dropped silently).
+
+    Examples
+    --------
+    >>> lo, hi = seed_interval(np.array([0.40, 0.50, 0.60]))
+    >>> bool(0.40 <= lo < 0.50 < hi <= 0.60)
+    True
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size < 2 or np.isnan(values).any():
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(means, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
 @legacy_call(positional=("layer",))
 def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
     """Summarise a complexity-bias result per feature, at one layer and the final step.
@@ -242,18 +284,24 @@ def summary_table(res: xr.Dataset, *, layer: str | None = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per feature (index named ``"feature @ <layer>"``): mean, sd (NaN with a
-        single seed), min and max over seeds of R² at the final step, and the min and mean
-        over seeds of the final test accuracy. A seed whose layer was constant (NaN R²: a
-        dead layer) makes the R² columns NaN instead of silently dropping out of them.
+        One row per feature (index named ``"feature @ <layer>"``): mean of R² at the final
+        step over seeds with its 95% bootstrap interval over seeds (``R2_lo``, ``R2_hi``:
+        :func:`seed_interval`, NaN with a single seed), its sd, min and max over seeds,
+        and the min and mean over seeds of the final test accuracy. A seed whose layer was
+        constant (NaN R²: a dead layer) makes the R² columns NaN instead of silently
+        dropping out of them.
     """
     layer = layer or str(res.layer.values[-1])
     r2 = res.r2.sel(layer=layer)
     if "step" in r2.dims:
         r2 = r2.isel(step=-1)
     acc = res.accuracy.sel(split="test").isel(eval_step=-1)
+    per_feature = r2.transpose("feature", "seed")
+    lo, hi = zip(*(seed_interval(v) for v in per_feature.values), strict=True)
     table = pd.DataFrame({
         "R2_mean": r2.mean("seed", skipna=False).to_series(),
+        "R2_lo": pd.Series(lo, index=per_feature.feature.values),
+        "R2_hi": pd.Series(hi, index=per_feature.feature.values),
         "R2_sd": r2.std("seed", ddof=1, skipna=False).to_series() if r2.sizes["seed"] > 1
         else np.nan,
         "R2_min": r2.min("seed", skipna=False).to_series(),

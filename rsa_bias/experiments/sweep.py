@@ -47,11 +47,13 @@ def sweep_row(name: str, overrides: Sequence[str], table: pd.DataFrame,
     -------
     dict
         ``run``, ``overrides``, ``time_s`` and, per feature ``f``, ``R2_f`` (mean over
-        seeds), ``R2_f_min``, ``R2_f_max`` and ``acc_f_min`` (lowest final test accuracy).
+        seeds), ``R2_f_lo`` and ``R2_f_hi`` (its 95% bootstrap interval over seeds),
+        ``R2_f_min``, ``R2_f_max`` and ``acc_f_min`` (lowest final test accuracy).
     """
     row = {"run": name, "overrides": " ".join(overrides), "time_s": round(elapsed_s, 1)}
     for feat, r in table.iterrows():
-        row.update({f"R2_{feat}": r.R2_mean, f"R2_{feat}_min": r.R2_min,
+        row.update({f"R2_{feat}": r.R2_mean, f"R2_{feat}_lo": r.R2_lo,
+                    f"R2_{feat}_hi": r.R2_hi, f"R2_{feat}_min": r.R2_min,
                     f"R2_{feat}_max": r.R2_max, f"acc_{feat}_min": r.test_acc_min})
     return row
 

@@ -91,7 +91,7 @@ def plot_sweep(ds: xr.Dataset, *, layer: str | None = None):
         else:
             df = _frame(r2, key)
             sns.pointplot(df, x=key, y="R2", hue="feature", hue_order=features,
-                          palette=palette, errorbar=("ci", 95), ax=ax)
+                          palette=palette, errorbar=("ci", 95), seed=0, ax=ax)
         ax.set_xlabel(key)
         ax.set_ylabel("R²")
         ax.set_title(f"R² at {where} vs {key}")
@@ -107,7 +107,7 @@ def _one_at_a_time_panel(ds: xr.Dataset, r2: xr.DataArray, key: str, ax, palette
                                                              errors="ignore")
     df = df.reset_coords(drop=True).to_dataframe(name="R2").reset_index()
     sns.pointplot(df, x="point", y="R2", hue="feature", hue_order=list(palette),
-                  palette=palette, errorbar=("ci", 95), ax=ax)
+                  palette=palette, errorbar=("ci", 95), seed=0, ax=ax)
     base = np.flatnonzero(factor == "")
     if base.size:
         mean = r2.isel(point=int(base[0])).mean("seed")

@@ -41,7 +41,7 @@ def plot_r2_by_layer(res: xr.Dataset, *, ax=None):
     df = pd.concat([df, joint], ignore_index=True)
     fig = ax.figure if ax is not None else plt.figure(figsize=(6.5, 3.8))
     ax = ax or fig.add_subplot()
-    sns.barplot(df, x="layer", y="R2", hue="feature", errorbar=("ci", 95), ax=ax)
+    sns.barplot(df, x="layer", y="R2", hue="feature", errorbar=("ci", 95), seed=0, ax=ax)
     sns.stripplot(df, x="layer", y="R2", hue="feature", dodge=True, legend=False, ax=ax,
                   palette="dark:k", size=3, alpha=0.6)
     ax.set_ylabel("variance explained (R², test)")
@@ -75,16 +75,16 @@ def plot_training_curves(res: xr.Dataset, *, layer: str | None = None):
     layer = layer or str(res.layer.values[-1])
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     r2 = res.r2.sel(layer=layer).to_dataframe(name="R2").reset_index()
-    sns.lineplot(r2, x="step", y="R2", hue="feature", marker="o", errorbar=("ci", 95),
+    sns.lineplot(r2, x="step", y="R2", hue="feature", marker="o", errorbar=("ci", 95), seed=0,
                  ax=axes[0])
     axes[0].set_title(f"R² at {layer} (share of current variance)")
     if "r2_final_norm" in res:
         norm = res.r2_final_norm.sel(layer=layer).to_dataframe(name="R2").reset_index()
-        sns.lineplot(norm, x="step", y="R2", hue="feature", marker="o", errorbar=("ci", 95),
+        sns.lineplot(norm, x="step", y="R2", hue="feature", marker="o", errorbar=("ci", 95), seed=0,
                      ax=axes[1])
     axes[1].set_title(f"R² at {layer} / final total variance")
     acc = res.accuracy.sel(split="test").to_dataframe(name="accuracy").reset_index()
-    sns.lineplot(acc, x="eval_step", y="accuracy", hue="feature", errorbar=("ci", 95),
+    sns.lineplot(acc, x="eval_step", y="accuracy", hue="feature", errorbar=("ci", 95), seed=0,
                  ax=axes[2])
     axes[2].set_title("held-out (test) accuracy")
     axes[2].set_xlabel("step")
@@ -116,7 +116,7 @@ def plot_pca(res: xr.Dataset, *, layer: str | None = None):
     frac = sub.variance_fraction.to_dataframe(name="fraction").reset_index()
     best = sub.feature_corr.mean("seed")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    sns.barplot(frac, x="pc", y="fraction", errorbar=("ci", 95), ax=axes[0], color="0.6")
+    sns.barplot(frac, x="pc", y="fraction", errorbar=("ci", 95), seed=0, ax=axes[0], color="0.6")
     axes[0].set_title(f"PCA of {layer}")
     sns.heatmap(best.to_pandas(), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis",
                 ax=axes[1])
