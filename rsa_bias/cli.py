@@ -1,4 +1,5 @@
-"""Command line: ``rsa-bias run``, ``sweep``, ``show``, ``validate``, ``demo`` and ``brain``."""
+"""Command line: ``rsa-bias run``, ``sweep``, ``plot``, ``show``, ``validate``, ``demo`` and
+``brain``."""
 
 from __future__ import annotations
 
