@@ -1,4 +1,4 @@
-"""Acceptance check of the shipped default experiment (slow: the full 5-seed run).
+"""Acceptance check of the shipped default experiment (slow: the full 10-seed run).
 
 Run with ``pytest -m slow``; CI runs it after the default test command.
 """
@@ -19,7 +19,7 @@ DEFAULT = Path(__file__).resolve().parent.parent / "models" / "complexity_bias.t
 @pytest.mark.slow
 def test_default_experiment_shows_complexity_bias(tmp_path, capsys):
     cfg = load_config(DEFAULT)
-    assert len(cfg.seeds) >= 5
+    assert len(cfg.seeds) >= 10
     assert main(["run", str(DEFAULT), "--out", str(tmp_path), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "total time" in printed
