@@ -19,6 +19,11 @@ grouped convolutions; CUDA), members differ from sequential runs in the last bit
 training amplifies such differences step by step: after a few thousand steps a seed's R²
 can move by several hundredths, as it does between two CPU types. Compare ensembles of seeds
 by their means and intervals, not seed by seed.
+
+Dropout is the exception: a member draws its masks from its own generator (seeded with its
+seed), so it gets the same masks in any ensemble, but not the masks :func:`train` draws from
+torch's global generator; with dropout an ensemble's members are seeds of their own, not
+copies of sequential runs.
 """
 
 from __future__ import annotations
@@ -203,10 +208,11 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
         s: {k: {n: [] for n in names} for k in ("accuracy", "loss")} for s in EVAL_SPLITS})
         for m, model in zip(members, models, strict=True)]
     seeds = [m.seed for m in members]
+    members_json = json.dumps([dataclasses.asdict(m) for m in members], sort_keys=True)
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
         start = _restore(load_checkpoint(checkpoint, config_json=config_json), net, optimizer,
-                         gens, drop_gens, results, seeds, checkpoint)
+                         gens, drop_gens, results, seeds, members_json, checkpoint)
 
     snap_steps = set(cfg.all_snapshot_steps)
     bar = tqdm(total=cfg.steps, initial=start, desc=f"{len(members)} models",
@@ -230,12 +236,12 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
         bar.update(1)
         done = step + 1
         if checkpoint is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            save_checkpoint(_state(net, optimizer, gens, drop_gens, results, seeds, done,
-                                   config_json), checkpoint)
+            save_checkpoint(_state(net, optimizer, gens, drop_gens, results, seeds,
+                                   members_json, done, config_json), checkpoint)
     bar.close()
     if checkpoint is not None:
-        save_checkpoint(_state(net, optimizer, gens, drop_gens, results, seeds, cfg.steps,
-                               config_json), checkpoint)
+        save_checkpoint(_state(net, optimizer, gens, drop_gens, results, seeds, members_json,
+                               cfg.steps, config_json), checkpoint)
     for i, model in enumerate(models):
         model.load_state_dict(net.member_state_dict(i))
     return results
@@ -291,9 +297,11 @@ def _snapshot(net: StackedNetwork, x: torch.Tensor, readout: str,
     net.train(was_training)
 
 
-def _state(net, optimizer, gens, drop_gens, results, seeds, step, config_json) -> dict:
+def _state(net, optimizer, gens, drop_gens, results, seeds, members_json, step,
+           config_json) -> dict:
     return {
         "step": step, "config_json": config_json, "seeds": list(seeds),
+        "members_json": members_json,
         "net": net.state_dict(), "optimizer": optimizer.state_dict(),
         "generators": [g.get_state() for g in gens],
         "dropout_generators": [g.get_state().cpu() for g in drop_gens],
@@ -306,10 +314,14 @@ def _state(net, optimizer, gens, drop_gens, results, seeds, step, config_json) -
     }
 
 
-def _restore(state, net, optimizer, gens, drop_gens, results, seeds, path) -> int:
+def _restore(state, net, optimizer, gens, drop_gens, results, seeds, members_json,
+             path) -> int:
     if state.get("seeds") != list(seeds):
         raise ValueError(f"checkpoint {path} holds an ensemble of seeds {state.get('seeds')}, "
                          f"not {list(seeds)}; delete it or run the members that wrote it")
+    if state.get("members_json") != members_json:
+        raise ValueError(f"checkpoint {path} was written by members with other settings "
+                         "(config values per member); delete it or run the members that wrote it")
     net.load_state_dict(state["net"])
     optimizer.load_state_dict(state["optimizer"])
     for g, s in zip(gens, state["generators"], strict=True):
