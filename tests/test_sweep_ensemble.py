@@ -116,3 +116,19 @@ def test_one_at_a_time_sweep_has_a_point_dim(tmp_path, shipped_config):
     ds = xr.open_dataset(tmp_path / "sweep.nc")
     assert ds.sizes["point"] == 3
     assert ds["factor"].values.tolist() == ["", "training.lr", "training.lr"]
+
+
+def test_seed_interval_agrees_with_scipy_bootstrap():
+    from scipy.stats import bootstrap
+
+    from rsa_bias.experiments.complexity_bias import seed_interval
+
+    values = np.array([0.518, 0.433, 0.531, 0.562, 0.571, 0.407, 0.379, 0.481, 0.464, 0.546])
+    lo, hi = seed_interval(values, n_boot=50_000)
+    ref = bootstrap((values,), np.mean, n_resamples=50_000, method="percentile",
+                    confidence_level=0.95, random_state=1).confidence_interval
+    assert abs(lo - ref.low) < 2e-3 and abs(hi - ref.high) < 2e-3
+    assert lo < values.mean() < hi
+    assert seed_interval(values) == seed_interval(values)  # seeded: the same table each time
+    assert np.isnan(seed_interval(values[:1])).all()
+    assert np.isnan(seed_interval(np.append(values, np.nan))).all()

@@ -23,7 +23,7 @@ from rsa_bias._atomic import atomic_path, remove_stale_tmp
 from rsa_bias.config import load_config
 from rsa_bias.executors import executor
 from rsa_bias.experiments.complexity_bias import stored_run, summary_table
-from rsa_bias.experiments.sweep_groups import group_points, run_group
+from rsa_bias.experiments.sweep_groups import group_checkpoint, group_points, run_group
 from rsa_bias.experiments.sweep_result import sweep_dataset
 from rsa_bias.store import write_sweep
 
@@ -168,7 +168,9 @@ def run_sweep(config: str | Path, out: str | Path,
     groups = group_points(config, todo, jobs=jobs, sequential=sequential)
     for group in groups:
         if len(group) > 1:
-            print(f"training {', '.join(n for n, _ in group)} as one batched ensemble",
+            again = group_checkpoint(out, group).exists()
+            print(f"{'resuming' if again else 'training'} {', '.join(n for n, _ in group)} "
+                  f"as one batched ensemble{' from its checkpoint' if again else ''}",
                   flush=True)
     if figures:  # finished points: only their figures are redrawn, one call each
         groups += [[p] for p in points if stored[p[0]] is not None]
