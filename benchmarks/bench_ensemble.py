@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--config", default=str(CONFIG), help="experiment config (TOML)")
     p.add_argument("--quick", action="store_true", help="200 steps, 2 GEMM repeats")
+    p.add_argument("--fused", action="store_true",
+                   help="training.fused = true on both sides (Adam's fused kernel)")
     args = p.parse_args()
     if args.quick:
         args.steps, args.gemm_repeats = 200, 2
@@ -108,7 +110,8 @@ def main() -> None:
 
     def config(steps: int):
         return load_config(args.config, [f"training.steps={steps}", "training.snapshot_steps=[0]",
-                                         f"training.device={device.type}"])
+                                         f"training.device={device.type}",
+                                         f"training.fused={str(args.fused).lower()}"])
 
     exp = config(args.steps)
     model_cfg, cfg = exp.model, exp.training
@@ -163,7 +166,9 @@ def main() -> None:
     print(f"float32 torch.mm {gemm_n}x{gemm_n}:   {mm_rate:8.2f} GFLOP/s  "
           f"(best of {args.gemm_repeats}, {1e3 * t_mm:.1f} ms)")
     print(f"fraction of the GEMM rate:    {gflops / mm_rate:8.3f}")
-    if device.type == "cpu" and (diff != 0.0 or not same_curves or snap_diff != 0.0):
+    if args.fused:  # the fused kernel falls differently on stacked parameters (the docs)
+        print("(--fused: not expected to be bit for bit; training amplifies the last bits)")
+    elif device.type == "cpu" and (diff != 0.0 or not same_curves or snap_diff != 0.0):
         raise SystemExit("the batched run does not reproduce the sequential runs bit for bit "
                          "on the CPU")
 

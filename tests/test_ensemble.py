@@ -26,6 +26,7 @@ from ensemble_helpers import (
     _cnn_configs,
     _gen,
     _r2_by_layer,
+    assert_close_result,
     assert_same_result,
     image_task,
 )
@@ -255,3 +256,21 @@ def test_member_state_dict_loads_strictly_and_gives_the_members_outputs(images, 
             assert not torch.allclose(out[first], shared[first][0])
         next(iter(state.values())).add_(1.0)  # a copy: the ensemble is untouched
         torch.testing.assert_close(net(x, shared=True)[first], shared[first])
+
+
+def test_fused_adam_on_both_paths_agrees_to_rounding_and_is_refused_for_sgd(small_task):
+    """``training.fused``: Adam's fused kernel in the sequential loop and in the ensemble;
+    its blocks fall differently on a stacked parameter, so the two agree to float32 rounding
+    over a short run (not to the bit), and both differ from the default kernel's run."""
+    from rsa_bias.config import ConfigError
+
+    fused = dataclasses.replace(SHORT, fused=True)
+    members = train_ensemble(small_task, seed_members(MLP, fused, SEEDS), progress=False)
+    for member, seed in zip(members, SEEDS, strict=True):
+        alone = train(small_task, MLP, fused, seed=seed, progress=False)
+        assert_close_result(member, alone, rtol=1e-4, atol=1e-6)
+    default = train(small_task, MLP, SHORT, seed=SEEDS[0], progress=False)
+    a, b = default.model.state_dict(), members[0].model.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # the fused kernel really ran
+    with pytest.raises(ConfigError, match="training.fused"):
+        dataclasses.replace(SHORT, optimizer="sgd", fused=True).validate()

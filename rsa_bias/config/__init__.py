@@ -52,7 +52,16 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class TrainingConfig(Section):
-    """Optimisation, evaluation and snapshot schedule."""
+    """Optimisation, evaluation and snapshot schedule.
+
+    ``fused = true`` runs Adam's fused kernel (one pass over each parameter instead of
+    seven; about a third faster for a batched ensemble of the default MLP on a 2-core CPU).
+    It rounds differently from the default implementation, which training amplifies, so a
+    fused run is a different (equally valid) sample of seeds: compare runs made with the
+    same setting. A batched ensemble reproduces sequential runs to the bit with the default
+    implementation (at the shipped sizes, on the CPU), and to float32 rounding with the fused
+    kernel, whose blocks fall differently on a stacked parameter.
+    """
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -64,9 +73,13 @@ class TrainingConfig(Section):
     snapshot_steps: tuple[int, ...] = (0, 250, 1000, 5000)
     checkpoint_every: int = 0
     device: str = "auto"
+    fused: bool = False
 
     def validate(self) -> None:
         self._check_finite("training")
+        if self.fused and self.optimizer != "adam":
+            _fail("training.fused", f"Adam's fused kernel only; training.optimizer is "
+                  f"{self.optimizer!r} (set training.fused = false)")
         if self.optimizer not in OPTIMIZERS:
             _fail("training.optimizer", f"unknown optimizer {self.optimizer!r}; "
                   f"valid: {OPTIMIZERS}")

@@ -34,6 +34,28 @@ def _stack(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
     return nn.Parameter(torch.stack([t.detach() for t in tensors]).contiguous())
 
 
+class _BatchedLinear(torch.autograd.Function):
+    """``baddbmm(bias, x, weight^T)`` whose weight gradient is computed in the weight's own
+    layout, ``grad^T @ x`` (the product autograd forms, ``(x^T @ grad)^T``, comes out
+    transposed and is copied into place: a third of a small MLP's backward pass). Both sum
+    the same products in the same order, so the bits are those of ``nn.Linear``'s."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(dim=1)
+
+
 class StackedLinear(nn.Module):
     """``k`` linear layers: weight ``(k, out, in)``, bias ``(k, out)``."""
 
@@ -50,7 +72,7 @@ class StackedLinear(nn.Module):
         if self.weight.shape[1] == 1:  # one logit: the product nn.Linear's BLAS call makes
             return torch.bmm(self.weight, x.transpose(1, 2)).transpose(1, 2) + \
                 self.bias.unsqueeze(1)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, w)
+        return _BatchedLinear.apply(x, self.weight, self.bias)
 
     def member(self, i: int, prefix: str) -> dict[str, torch.Tensor]:
         return {f"{prefix}weight": self.weight[i], f"{prefix}bias": self.bias[i]}

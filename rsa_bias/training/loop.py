@@ -103,7 +103,8 @@ def _split_tensors(stimuli: xr.Dataset, features: np.ndarray, split: str,
 
 def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                fused=cfg.fused or None)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                            weight_decay=cfg.weight_decay)
 
