@@ -8,28 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from ensemble_helpers import assert_same_result
 
 import rsa_bias.training.loop as loop
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_mlp
-from rsa_bias.training import TrainResult, resolve_device, train
+from rsa_bias.training import resolve_device, train
 from rsa_bias.training.activations import capture
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
-
-
-def assert_same_result(a: TrainResult, b: TrainResult) -> None:
-    assert a.seed == b.seed
-    assert a.eval_steps == b.eval_steps
-    assert a.history == b.history
-    assert a.snapshots.keys() == b.snapshots.keys()
-    for step, layers in a.snapshots.items():
-        assert layers.keys() == b.snapshots[step].keys()
-        for name, arr in layers.items():
-            np.testing.assert_array_equal(arr, b.snapshots[step][name], err_msg=f"{step} {name}")
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        assert torch.equal(sa[k], sb[k]), k
 
 
 def _eval_inputs(stimuli):
