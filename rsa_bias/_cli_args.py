@@ -109,12 +109,21 @@ def _check_folder(path: str | None, flag: str = "--out") -> None:
 def _grid_points(grid: list[str], one_at_a_time: bool = False) -> list[list[str]]:
     """Override lists for a sweep: the product of all grids, or the base config plus
     each grid value on its own (``one_at_a_time``)."""
-    axes = []
+    axes, keys = [], []
     for item in grid:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise ConfigError(f"--grid {item!r} must look like section.key=v1,v2")
         key, values = item.split("=", 1)
-        axes.append([f"{key}={v}" for v in _split_values(values)])
+        if key in keys:
+            raise ConfigError(f"--grid {key} is given twice; list all its values in one "
+                              f"--grid {key}=v1,v2")
+        keys.append(key)
+        values = _split_values(values)
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ConfigError(f"--grid {key} lists {', '.join(twice)} more than once; give "
+                              "each value once")
+        axes.append([f"{key}={v}" for v in values])
     if one_at_a_time:
         return [[]] + [[value] for axis in axes for value in axis]
     return [list(p) for p in itertools.product(*axes)] if axes else [[]]
@@ -145,8 +154,10 @@ def _point_name(point: list[str]) -> str:
 
 def _resources(text: str | None) -> dict[str, float] | None:
     """``--resources GPU=1,MEMORY=2e9`` -> ``{"GPU": 1.0, "MEMORY": 2e9}``."""
-    if not text:
+    if text is None:
         return None
+    if not text.strip():
+        raise ValueError("--resources is empty; give NAME=N, e.g. --resources GPU=1")
     out = {}
     for item in text.split(","):
         name, _, value = item.partition("=")

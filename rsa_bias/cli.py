@@ -74,13 +74,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     points = _grid_points(args.grid, args.one_at_a_time)
     for p in points:  # validate everything before training anything
         load_config(args.config, args.set + p)
-    _check_folders(out=args.out)
-    from rsa_bias.experiments.sweep import run_sweep
-
     resources = _resources(args.resources)
     if resources and args.scheduler is None:
         raise ValueError("--resources needs --scheduler (local or a Dask scheduler address): "
                          "only Dask workers have resources")
+    _check_folders(out=args.out)
+    from rsa_bias.experiments.sweep import run_sweep
+
     df = run_sweep(args.config, args.out,
                    [(_point_name(p), args.set + p, dict(o.split("=", 1) for o in p))
                     for p in points],

@@ -171,8 +171,10 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         Seconds to wait for a remote scheduler to answer.
     resources : dict of str to float, optional
         Dask worker resources every call needs, e.g. ``{"GPU": 1}``: the scheduler sends it
-        only to workers started with them (``dask worker ADDRESS --resources "GPU=1"``); a
-        ``LocalCluster`` gives each of its workers these resources. Needs a ``scheduler``.
+        only to workers started with them (``dask worker ADDRESS --resources "GPU=1"``), and
+        a remote cluster none of whose workers has them (within ``timeout``) is refused. A
+        ``LocalCluster`` gives each of its workers these resources; ``GPU`` is refused for
+        it on a machine without CUDA. Needs a ``scheduler``.
 
     Yields
     ------
@@ -206,6 +208,7 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         return
     from distributed import Client, LocalCluster
     if scheduler == "local":
+        _check_local_gpu(resources)
         with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                           dashboard_address=None, resources=resources or None
                           ) as cluster, Client(cluster) as client:
@@ -218,18 +221,38 @@ def executor(jobs: int = 1, scheduler: str | None = None, *, timeout: float = 10
         raise ValueError(f"could not reach the Dask scheduler at {scheduler!r} ({exc}); "
                          "start one with `dask scheduler` or use --scheduler local") from exc
     with client:
-        _check_resources(client, resources)
+        _check_resources(client, resources, timeout)
         client.run(one_thread)
         yield _DaskExecutor(client, resources)
 
 
-def _check_resources(client, resources: dict[str, float] | None) -> None:
-    """Refuse resources no worker of the cluster has (its tasks would wait for ever)."""
+def _check_local_gpu(resources: dict[str, float] | None) -> None:
+    """Refuse a GPU resource for a LocalCluster on a machine without CUDA: its workers would
+    claim a GPU that is not there, and the runs would train on the CPU unannounced."""
+    gpu = [k for k in (resources or {}) if k.upper() == "GPU"]
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--resources {gpu[0]}=... with --scheduler local: this machine "
+                             "has no CUDA GPU, so its LocalCluster has none to give; drop "
+                             "--resources, or give the address of a cluster with GPU workers")
+
+
+def _check_resources(client, resources: dict[str, float] | None, timeout: float) -> None:
+    """Refuse resources no worker of the cluster has (its tasks would wait for ever), after
+    waiting up to ``timeout`` seconds for a first worker."""
     if not resources:
         return
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError) as exc:
+        raise ValueError(f"no worker joined the Dask scheduler within {timeout:g} s, so none "
+                         f"has the resources {resources}; start workers with e.g. dask worker "
+                         "ADDRESS --resources \"GPU=1\"") from exc
     workers = client.scheduler_info().get("workers", {}).values()
-    if workers and not any(all(w.get("resources", {}).get(k, 0) >= v
-                               for k, v in resources.items()) for w in workers):
+    if not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items())
+               for w in workers):
         raise ValueError(f"no worker of the Dask cluster has the resources {resources}; "
                          "start workers with e.g. dask worker ADDRESS --resources "
                          f"\"{','.join(f'{k}={v:g}' for k, v in resources.items())}\"")

@@ -78,6 +78,8 @@ def _train_seeds(stimuli: xr.Dataset, cfg: ExperimentConfig, mask: np.ndarray,
     """Every seed of ``cfg``: one batched ensemble (checkpoint ``ensemble.pt``), or one
     run after another (``seed_<s>.pt`` each)."""
     seeds = list(cfg.seeds)
+    if progress and folder.is_dir() and any(folder.glob("*.pt")):
+        print(f"resuming from the checkpoints in {folder}", flush=True)
     if not sequential:
         if progress:
             print(f"training {len(seeds)} seeds as one batched ensemble", flush=True)
@@ -251,8 +253,9 @@ def seed_interval(values: np.ndarray, *, level: float = 0.95, n_boot: int = N_BO
     Returns
     -------
     (float, float)
-        The interval's ends; NaN for fewer than two seeds or a NaN value (a dead seed is
-        not dropped silently).
+        The interval's ends, within the range of ``values``; NaN for fewer than two seeds or
+        a NaN value (a dead seed is not dropped silently). With few seeds a percentile
+        bootstrap is too narrow: for 2 or 3 it is the range itself. Use 10 or more.
 
     Examples
     --------
@@ -266,7 +269,7 @@ def seed_interval(values: np.ndarray, *, level: float = 0.95, n_boot: int = N_BO
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
     tail = (1 - level) / 2
-    lo, hi = np.quantile(means, [tail, 1 - tail])
+    lo, hi = np.clip(np.quantile(means, [tail, 1 - tail]), values.min(), values.max())
     return float(lo), float(hi)
 
 
@@ -333,6 +336,8 @@ def run_config(out_dir: str | Path, *, config: str | Path | ExperimentConfig,
                                                                            list(overrides))
     out_dir = Path(out_dir)
     res, reason = stored_run(out_dir, cfg) if not force else (None, "")
+    if force:  # recompute from scratch: checkpoints of an earlier config would be refused
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     if res is None:
         if reason:
             print(f"{out_dir}: {reason}; recomputing it", flush=True)

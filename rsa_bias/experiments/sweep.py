@@ -159,6 +159,8 @@ def run_sweep(config: str | Path, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out, report=True)
     remove_stale_tmp(out / "checkpoints", report=True)
+    if force:  # recompute from scratch: group checkpoints of earlier configs would be refused
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     factors = {p[0]: dict(p[2]) if len(p) > 2 else dict(o.split("=", 1) for o in p[1])
                for p in points}
     points = [(p[0], list(p[1])) for p in points]
@@ -186,6 +188,7 @@ def run_sweep(config: str | Path, out: str | Path,
         df.to_csv(tmp, index=False)
     ds = sweep_dataset(out, [(name, factors[name]) for name, _ in points], config=config,
                        one_at_a_time=one_at_a_time)
+    ds.attrs["overrides_json"] = json.dumps({name: list(ov) for name, ov in points})
     write_sweep(ds, out / "sweep.nc")
     if plot:
         from rsa_bias.plotting import save_sweep_figure
@@ -227,8 +230,9 @@ def _run_groups(config, out: Path, groups, *, jobs, scheduler, figures, force, s
     with executor(jobs, scheduler, resources=resources) as pool, \
             tqdm(total=total, unit="run", desc="sweep", disable=not progress,
                  dynamic_ncols=True) as bar:
+        inline = jobs == 1 and scheduler is None  # a group's own bar: steps and their ETA
         futures = [pool.submit(run_group, str(config), str(out), group, figures, force,
-                               sequential) for group in groups]
+                               sequential, progress and inline) for group in groups]
         for group, fut in zip(groups, futures, strict=True):
             for (name, overrides), (table, elapsed) in zip(group, fut.result(), strict=True):
                 done[name] = (table, elapsed)

@@ -94,7 +94,7 @@ def group_checkpoint(out: Path, group: Sequence[Point]) -> Path:
 
 
 def run_group(config: str, out: str, group: list[Point], figures: bool = True,
-              force: bool = False, sequential: bool = False
+              force: bool = False, sequential: bool = False, progress: bool = False
               ) -> list[tuple[pd.DataFrame, float]]:
     """Run one group of sweep points (what each sweep worker calls).
 
@@ -113,6 +113,9 @@ def run_group(config: str, out: str, group: list[Point], figures: bool = True,
         finished: the sweep groups only those it computes).
     sequential : bool, default False
         Train a point's seeds one after another.
+    progress : bool, default False
+        Show the ensemble's own progress bar over its steps (a sweep does when its groups
+        run in this process).
 
     Returns
     -------
@@ -134,7 +137,7 @@ def run_group(config: str, out: str, group: list[Point], figures: bool = True,
     members = [Member(c.model, c.training, s) for c in cfgs for s in c.seeds]
     checkpoint = group_checkpoint(out_dir, group)
     results = train_ensemble(stimuli, members, snapshot_mask=eval_mask(stimuli),
-                             checkpoint=checkpoint, progress=False,
+                             checkpoint=checkpoint, progress=progress,
                              config_json=json.dumps([c.to_dict() for c in cfgs],
                                                     sort_keys=True))
     share = (time.perf_counter() - t0) / len(group)

@@ -12,9 +12,9 @@ batched matrix products and grouped convolutions (:mod:`rsa_bias.networks.stacke
 The results are those of sequential runs up to float32 rounding. On the CPU, the MLP's
 batched products call the BLAS kernel a single network's products call (its one-logit heads
 are computed as ``nn.Linear`` computes them) and the optimiser is PyTorch's default one, so
-at the shipped sizes (hidden widths of 16 and more, measured on this project's 2-core CPU)
-an ensemble reproduces one run after another to the bit. Where a batched product sums in
-another order (very small matrices, where the BLAS library switches kernels; the CNN's
+at the shipped sizes (hidden widths that are multiples of 16, measured on this project's
+2-core CPU) an ensemble reproduces one run after another to the bit. Where a batched product
+sums in another order (other widths, which the BLAS library blocks differently; the CNN's
 grouped convolutions; CUDA), members differ from sequential runs in the last bits, and
 training amplifies such differences step by step: after a few thousand steps a seed's R²
 can move by several hundredths, as it does between two CPU types. Compare ensembles of seeds
