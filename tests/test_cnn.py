@@ -316,9 +316,9 @@ def test_cnn_resume_after_interruption_is_bit_identical(tiny_images, tmp_path, m
     batches = []
     real_losses = loop._losses
 
-    def counting_losses(model, x, y, names):
+    def counting_losses(model, x, y, names, *weights):
         batches.append(len(x))
-        return real_losses(model, x, y, names)
+        return real_losses(model, x, y, names, *weights)
 
     monkeypatch.setattr(loop, "_losses", counting_losses)
     torch.manual_seed(999)  # the resumed run must not depend on the global RNG state

@@ -50,8 +50,10 @@ def test_shipped_config_loads_with_its_values(shipped_config):
             continue
         for key, value in table.items():
             got = as_dict[section][key]
-            if key == "features":
-                assert [dict(f) for f in got] == value
+            if key == "features":  # each as written, plus the defaults it leaves out
+                assert [{k: f[k] for k in v} for f, v in zip(got, value, strict=True)] == value
+                assert all(f["prevalence"] == v.get("prevalence", 1.0)
+                           for f, v in zip(got, value, strict=True))
             elif isinstance(value, list):
                 assert list(got) == value, f"{section}.{key}"
             else:

@@ -156,10 +156,10 @@ def test_resume_after_interruption_is_identical(small_task, resume_cfg, tmp_path
     batches = []
     real_losses = loop._losses
 
-    def counting_losses(model, x, y, names):
+    def counting_losses(model, x, y, names, *weights):
         if len(x) == cfg.batch_size:
             batches.append(len(x))
-        return real_losses(model, x, y, names)
+        return real_losses(model, x, y, names, *weights)
 
     monkeypatch.setattr(loop, "_losses", counting_losses)
     torch.manual_seed(12345)  # the resumed run must not depend on the global RNG state

@@ -289,9 +289,18 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     *parents, last = key.split(".")
     node = data
     for p in parents:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
+        if isinstance(node, list):  # an array of tables, indexed from 0: task.features.1.k
+            if not p.isdigit() or int(p) >= len(node):
+                raise ConfigError(f"override {item!r}: {p} is not an index of its list of "
+                                  f"{len(node)} tables (0..{len(node) - 1})")
+            node = node[int(p)]
+        else:
+            node = node.setdefault(p, {})
+        if not isinstance(node, (dict, list)):
             raise ConfigError(f"override {item!r}: {p} is not a table")
+    if isinstance(node, list):
+        raise ConfigError(f"override {item!r}: give an index and a key after {parents[-1]}, "
+                          f"e.g. {key}.0.<key>=...")
     if isinstance(value, dict) and isinstance(node.get(last), dict):
         _merge(node[last], value)
     else:

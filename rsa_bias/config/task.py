@@ -25,14 +25,21 @@ class FeatureSpec(Section):
     """One task feature computed from its own block of ``k`` input bits.
 
     ``linear`` reads one bit (k must be 1); ``threshold`` is the balanced majority
-    of k bits (k odd); ``parity`` is the XOR of k bits.
+    of k bits (k odd); ``parity`` is the XOR of k bits. ``prevalence`` is the fraction of
+    the training examples on which the feature is supervised (its loss counted): a fixed
+    random subset drawn with the task seed; 1.0 (the default) supervises it everywhere.
     """
 
     name: str
     type: str = "linear"
     k: int = 1
+    prevalence: float = 1.0
 
     def validate(self, key: str) -> None:
+        self._check_finite(key)
+        if not 0.0 < self.prevalence <= 1.0:
+            _fail(f"{key}.prevalence", f"must be in (0, 1] (the fraction of training "
+                  f"examples that supervise this feature), got {self.prevalence}")
         if not self.name.isidentifier():
             _fail(f"{key}.name", f"{self.name!r} must be a Python identifier (used in "
                   "coord names feature_<name>)")

@@ -211,6 +211,9 @@ def _typed(key: str, factors: dict[str, str], attrs: dict, config) -> Any:
         cfg = load_config(config, [f"{k}={v}" for k, v in factors.items()]).to_dict()
     value: Any = cfg
     for part in key.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]  # an array of tables: task.features.1.prevalence
+            continue
         if not isinstance(value, Mapping) or part not in value:
             return factors[key]
         value = value[part]

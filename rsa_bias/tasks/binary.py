@@ -202,12 +202,43 @@ def make_binary_task(cfg: TaskConfig | None = None) -> xr.Dataset:
         "input_role": ("input", np.array(roles).astype(str)),
         **{f"feature_{n}": ("stimulus", values[:, i]) for i, n in enumerate(names)},
     }
+    coords.update(_supervision(cfg, split))
     ds = xr.Dataset({"inputs": (("stimulus", "input"), inputs.astype(np.float32))},
                     coords=coords)
     ds.attrs.update(feature_names=names, coding=cfg.coding,
                     feature_types=[f.type for f in cfg.features],
                     task_json=json.dumps(dataclasses.asdict(cfg), sort_keys=True))
     return ds
+
+
+def _supervision(cfg: TaskConfig, split: np.ndarray) -> dict:
+    """``supervised_<name>(stimulus)`` coords of the features with ``prevalence < 1``: True
+    on ``round(prevalence * n_train)`` training stimuli drawn with the task seed (and the
+    feature's index), and on every val and test stimulus (evaluation sees all)."""
+    out = {}
+    train = np.flatnonzero(split == "train")
+    for i, f in enumerate(cfg.features):
+        if f.prevalence >= 1.0:
+            continue
+        rng = np.random.default_rng([cfg.seed, 1 + i])  # its own stream: the task is unchanged
+        chosen = rng.choice(train, size=max(1, round(f.prevalence * len(train))),
+                            replace=False)
+        mask = split != "train"
+        mask[chosen] = True
+        out[f"supervised_{f.name}"] = ("stimulus", mask)
+    return out
+
+
+def supervision_matrix(ds: xr.Dataset) -> np.ndarray | None:
+    """``(n_stimulus, n_features)`` float32 weights of each feature's loss on each stimulus:
+    its ``supervised_<name>`` coord (see ``FeatureSpec.prevalence``), 1 where a feature has
+    none; None when no feature has one (every loss counts everywhere)."""
+    names = ds.attrs["feature_names"]
+    if not any(f"supervised_{n}" in ds.coords for n in names):
+        return None
+    return np.stack([ds[f"supervised_{n}"].values if f"supervised_{n}" in ds.coords
+                     else np.ones(ds.sizes["stimulus"], bool) for n in names],
+                    axis=1).astype(np.float32)
 
 
 def feature_matrix(ds: xr.Dataset) -> np.ndarray:

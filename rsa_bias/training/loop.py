@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from rsa_bias._api import legacy_call
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_model, spatial_readout
-from rsa_bias.tasks.binary import feature_matrix
+from rsa_bias.tasks.binary import feature_matrix, supervision_matrix
 from rsa_bias.tasks.images import n_classes
 from rsa_bias.training.activations import capture
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
@@ -101,6 +101,14 @@ def _split_tensors(stimuli: xr.Dataset, features: np.ndarray, split: str,
     return x, y
 
 
+def _train_weights(stimuli: xr.Dataset, device: torch.device) -> torch.Tensor | None:
+    """``(n_train, feature)`` supervision weights of the training split (None: all count)."""
+    weights = supervision_matrix(stimuli)
+    if weights is None:
+        return None
+    return torch.as_tensor(weights[stimuli.split.values == "train"], device=device)
+
+
 def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -109,38 +117,52 @@ def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimi
                            weight_decay=cfg.weight_decay)
 
 
-def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]):
+def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str],
+            weights: torch.Tensor | None = None):
     """Predicted values ``(batch, feature)`` and the mean loss of each feature ``(feature,)``
     of ``model`` on ``x`` (see :func:`feature_losses`)."""
-    return feature_losses(model(x), y, names)
+    return feature_losses(model(x), y, names, weights)
 
 
-def feature_losses(out: dict[str, torch.Tensor], y: torch.Tensor, names: list[str]):
+def feature_losses(out: dict[str, torch.Tensor], y: torch.Tensor, names: list[str],
+                   weights: torch.Tensor | None = None):
     """Predicted values ``(..., batch, feature)`` and mean loss per feature ``(..., feature)``.
 
     ``out[name]`` holds a head's logits, ``(..., batch)`` for a binary head (BCE) and
     ``(..., batch, n_values)`` for a multi-class one (cross-entropy); ``y`` holds the value
     ids as floats, ``(..., batch, feature)``. Leading dims (an ensemble's members) are kept.
+    ``weights`` (like ``y``, 0/1) says which examples supervise which feature (its
+    ``prevalence``): a feature's loss is then its mean over the examples that supervise it
+    (0 in a batch without one).
     """
+    def mean(loss: torch.Tensor, i: int | None) -> torch.Tensor:  # over the batch dim
+        if weights is None:
+            return loss.mean(dim=-1)
+        w = weights[..., i]
+        return (loss * w).sum(dim=-1) / w.sum(dim=-1).clamp_min(1.0)
+
     if all(out[n].ndim == y.ndim - 1 for n in names):  # all binary: one stacked BCE
         logits = torch.stack([out[n] for n in names], dim=-1)
         per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        return (logits > 0).to(y.dtype), per_feature.mean(dim=-2)
+        if weights is None:
+            return (logits > 0).to(y.dtype), per_feature.mean(dim=-2)
+        return (logits > 0).to(y.dtype), ((per_feature * weights).sum(dim=-2)
+                                          / weights.sum(dim=-2).clamp_min(1.0))
     preds, losses = [], []
     for i, n in enumerate(names):
         logits, target = out[n], y[..., i]
         if logits.ndim == target.ndim:
             loss = nn.functional.binary_cross_entropy_with_logits(logits, target,
                                                                   reduction="none")
-            losses.append(loss.mean(dim=-1))
+            losses.append(mean(loss, i))
             preds.append((logits > 0).to(y.dtype))
             continue
-        if logits.ndim == 2:  # one network: the loss as it always was
+        if logits.ndim == 2 and weights is None:  # one network: the loss as it always was
             losses.append(nn.functional.cross_entropy(logits, target.long()))
         else:
             loss = nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten().long(),
                                                reduction="none")
-            losses.append(loss.reshape(target.shape).mean(dim=-1))
+            losses.append(mean(loss.reshape(target.shape), i))
         preds.append(logits.argmax(dim=-1).to(y.dtype))
     return torch.stack(preds, dim=-1), torch.stack(losses, dim=-1)
 
@@ -212,6 +234,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
     flat = model_cfg.arch == "mlp"
     features = feature_matrix(stimuli)
     x_train, y_train = _split_tensors(stimuli, features, "train", device, flat)
+    w_train = _train_weights(stimuli, device)
     data = {s: _split_tensors(stimuli, features, s, device, flat) for s in EVAL_SPLITS}
     x_snap = _inputs(stimuli, snapshot_mask, flat, device)
 
@@ -241,7 +264,8 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
         if step == cfg.steps:
             break
         idx = torch.randint(len(x_train), (cfg.batch_size,), generator=gen).to(device)
-        _, loss = _losses(model, x_train[idx], y_train[idx], names)
+        _, loss = _losses(model, x_train[idx], y_train[idx], names,
+                          None if w_train is None else w_train[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimizer.step()
