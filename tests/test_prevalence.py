@@ -54,7 +54,7 @@ def test_prevalence_outside_0_1_is_refused(shipped_config, bad):
         load_config(shipped_config, [f"task.features.1.prevalence={bad}"])
 
 
-def test_masked_loss_is_the_mean_over_supervising_examples_only():
+def test_masked_loss_counts_only_supervising_examples_over_the_whole_batch():
     torch.manual_seed(0)
     logits = torch.randn(2, 6, 2)  # (member, batch, feature)
     y = torch.randint(0, 2, (2, 6, 2)).float()
@@ -64,7 +64,8 @@ def test_masked_loss_is_the_mean_over_supervising_examples_only():
     out = {"a": logits[..., 0], "b": logits[..., 1]}
     _, loss = feature_losses(out, y, ["a", "b"], w)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    assert torch.allclose(loss[0, 1], bce(logits[0, 4:, 1], y[0, 4:, 1]))
+    # counted on the supervising examples, 0 on the others, averaged over the whole batch
+    assert torch.allclose(loss[0, 1], bce(logits[0, 4:, 1], y[0, 4:, 1], reduction="sum") / 6)
     assert loss[1, 1] == 0
     assert torch.allclose(loss[:, 0], bce(logits[..., 0], y[..., 0], reduction="none").mean(1))
     # the targets of unsupervised examples do not matter
@@ -119,3 +120,11 @@ def test_a_prevalence_sweep_has_a_typed_prevalence_dim(tmp_path, shipped_config)
         run_sweep(shipped_config, tmp_path, points, figures=False, progress=False)
     ds = xr.open_dataset(tmp_path / "sweep.nc")
     assert ds["task.features.1.prevalence"].values.tolist() == [0.25, 1.0]
+
+
+def test_shipped_prevalence_config(shipped_config):
+    cfg = load_config(shipped_config.parent / "prevalence.toml")
+    common, rare = cfg.task.features
+    assert (common.type, common.k) == (rare.type, rare.k)  # identical type: only p differs
+    assert (common.prevalence, rare.prevalence) == (1.0, 0.25)
+    assert len(cfg.seeds) >= 10

@@ -26,8 +26,9 @@ class FeatureSpec(Section):
 
     ``linear`` reads one bit (k must be 1); ``threshold`` is the balanced majority
     of k bits (k odd); ``parity`` is the XOR of k bits. ``prevalence`` is the fraction of
-    the training examples on which the feature is supervised (its loss counted): a fixed
-    random subset drawn with the task seed; 1.0 (the default) supervises it everywhere.
+    the training examples on which the feature is supervised (its loss counted, 0 on the
+    others, averaged over the whole batch): a fixed random subset drawn with the task seed;
+    1.0 (the default) supervises it everywhere.
     """
 
     name: str

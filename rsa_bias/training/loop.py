@@ -132,22 +132,20 @@ def feature_losses(out: dict[str, torch.Tensor], y: torch.Tensor, names: list[st
     ``(..., batch, n_values)`` for a multi-class one (cross-entropy); ``y`` holds the value
     ids as floats, ``(..., batch, feature)``. Leading dims (an ensemble's members) are kept.
     ``weights`` (like ``y``, 0/1) says which examples supervise which feature (its
-    ``prevalence``): a feature's loss is then its mean over the examples that supervise it
-    (0 in a batch without one).
+    ``prevalence``): a feature's loss counts on those examples and is 0 on the others, and
+    the mean runs over the whole batch, so a feature supervised on a fraction p of the
+    examples gets about p times the gradient of one supervised on all of them (as a masked
+    loss in a training loop does).
     """
     def mean(loss: torch.Tensor, i: int | None) -> torch.Tensor:  # over the batch dim
-        if weights is None:
-            return loss.mean(dim=-1)
-        w = weights[..., i]
-        return (loss * w).sum(dim=-1) / w.sum(dim=-1).clamp_min(1.0)
+        return loss.mean(dim=-1) if weights is None else (loss * weights[..., i]).mean(dim=-1)
 
     if all(out[n].ndim == y.ndim - 1 for n in names):  # all binary: one stacked BCE
         logits = torch.stack([out[n] for n in names], dim=-1)
         per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
         if weights is None:
             return (logits > 0).to(y.dtype), per_feature.mean(dim=-2)
-        return (logits > 0).to(y.dtype), ((per_feature * weights).sum(dim=-2)
-                                          / weights.sum(dim=-2).clamp_min(1.0))
+        return (logits > 0).to(y.dtype), (per_feature * weights).mean(dim=-2)
     preds, losses = [], []
     for i, n in enumerate(names):
         logits, target = out[n], y[..., i]
