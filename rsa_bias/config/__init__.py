@@ -151,6 +151,11 @@ class ExperimentConfig(Section):
             _fail("model.arch", "the MLP has binary heads only; use model.arch = 'cnn' for "
                   "image features with more than 2 values (or 2 values per feature)")
         self._check_batch()
+        late = [f"task.features.{i}.start_step" for i, f in enumerate(
+            getattr(self.task, "features", ())) if f.start_step >= self.training.steps]
+        if late:
+            _fail(late[0], f"must be below training.steps={self.training.steps}, or that "
+                  "feature is never trained")
         check_memory(self)
         return self
 

@@ -28,16 +28,22 @@ class FeatureSpec(Section):
     of k bits (k odd); ``parity`` is the XOR of k bits. ``prevalence`` is the fraction of
     the training examples on which the feature is supervised (its loss counted, 0 on the
     others, averaged over the whole batch): a fixed random subset drawn with the task seed;
-    1.0 (the default) supervises it everywhere.
+    1.0 (the default) supervises it everywhere. ``start_step`` is the training step from
+    which its loss counts (a curriculum: 0, the default, from the start; features with a
+    later start are learned after the others have been trained alone).
     """
 
     name: str
     type: str = "linear"
     k: int = 1
     prevalence: float = 1.0
+    start_step: int = 0
 
     def validate(self, key: str) -> None:
         self._check_finite(key)
+        if self.start_step < 0:
+            _fail(f"{key}.start_step", f"must be >= 0 (the step from which the feature's loss "
+                  f"counts), got {self.start_step}")
         if not 0.0 < self.prevalence <= 1.0:
             _fail(f"{key}.prevalence", f"must be in (0, 1] (the fraction of training "
                   f"examples that supervise this feature), got {self.prevalence}")

@@ -206,6 +206,7 @@ def make_binary_task(cfg: TaskConfig | None = None) -> xr.Dataset:
     ds = xr.Dataset({"inputs": (("stimulus", "input"), inputs.astype(np.float32))},
                     coords=coords)
     ds.attrs.update(feature_names=names, coding=cfg.coding,
+                    feature_start_steps=[f.start_step for f in cfg.features],
                     feature_types=[f.type for f in cfg.features],
                     task_json=json.dumps(dataclasses.asdict(cfg), sort_keys=True))
     return ds
@@ -239,6 +240,13 @@ def supervision_matrix(ds: xr.Dataset) -> np.ndarray | None:
     return np.stack([ds[f"supervised_{n}"].values if f"supervised_{n}" in ds.coords
                      else np.ones(ds.sizes["stimulus"], bool) for n in names],
                     axis=1).astype(np.float32)
+
+
+def start_steps(ds: xr.Dataset) -> np.ndarray | None:
+    """Each feature's first supervised training step (``FeatureSpec.start_step``); None when
+    every feature is supervised from step 0 (no curriculum)."""
+    steps = np.asarray(ds.attrs.get("feature_start_steps", []), dtype=np.int64)
+    return steps if steps.size and steps.any() else None
 
 
 def feature_matrix(ds: xr.Dataset) -> np.ndarray:

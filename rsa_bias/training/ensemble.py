@@ -48,8 +48,10 @@ from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
 from rsa_bias.training.loop import (
     EVAL_SPLITS,
     TrainResult,
+    _batch_weights,
     _inputs,
     _split_tensors,
+    _starts,
     _train_weights,
     feature_losses,
     resolve_device,
@@ -193,7 +195,7 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
     flat = members[0].model.arch == "mlp"
     features = feature_matrix(stimuli)
     x_train, y_train = _split_tensors(stimuli, features, "train", device, flat)
-    w_train = _train_weights(stimuli, device)
+    w_train, starts = _train_weights(stimuli, device), _starts(stimuli, device)
     data = {s: _split_tensors(stimuli, features, s, device, flat) for s in EVAL_SPLITS}
     x_snap = _inputs(stimuli, snapshot_mask, flat, device)
 
@@ -232,7 +234,7 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
         idx = torch.stack([torch.randint(len(x_train), (cfg.batch_size,), generator=g)
                            for g in gens]).to(device)
         _, loss = feature_losses(net(x_train[idx]), y_train[idx], names,
-                                 None if w_train is None else w_train[idx])
+                                 _batch_weights(w_train, idx, starts, step))
         optimizer.zero_grad()
         loss.sum().backward()
         optimizer.step()

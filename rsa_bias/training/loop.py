@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from rsa_bias._api import legacy_call
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_model, spatial_readout
-from rsa_bias.tasks.binary import feature_matrix, supervision_matrix
+from rsa_bias.tasks.binary import feature_matrix, start_steps, supervision_matrix
 from rsa_bias.tasks.images import n_classes
 from rsa_bias.training.activations import capture
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
@@ -99,6 +99,23 @@ def _split_tensors(stimuli: xr.Dataset, features: np.ndarray, split: str,
     x = _inputs(stimuli, mask, flat, device)
     y = torch.as_tensor(features[mask], dtype=torch.float32, device=device)
     return x, y
+
+
+def _batch_weights(w_train: torch.Tensor | None, idx: torch.Tensor,
+                   starts: torch.Tensor | None, step: int) -> torch.Tensor | None:
+    """Which example of the batch ``idx`` supervises which feature at ``step``: its
+    prevalence mask (``w_train``) times the curriculum (a feature counts from its start
+    step on); None when both are absent (every loss counts)."""
+    w = None if w_train is None else w_train[idx]
+    if starts is None:
+        return w
+    active = (starts <= step).to(torch.float32)
+    return active.expand(*idx.shape, len(starts)) if w is None else w * active
+
+
+def _starts(stimuli: xr.Dataset, device: torch.device) -> torch.Tensor | None:
+    steps = start_steps(stimuli)
+    return None if steps is None else torch.as_tensor(steps, device=device)
 
 
 def _train_weights(stimuli: xr.Dataset, device: torch.device) -> torch.Tensor | None:
@@ -232,7 +249,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
     flat = model_cfg.arch == "mlp"
     features = feature_matrix(stimuli)
     x_train, y_train = _split_tensors(stimuli, features, "train", device, flat)
-    w_train = _train_weights(stimuli, device)
+    w_train, starts = _train_weights(stimuli, device), _starts(stimuli, device)
     data = {s: _split_tensors(stimuli, features, s, device, flat) for s in EVAL_SPLITS}
     x_snap = _inputs(stimuli, snapshot_mask, flat, device)
 
@@ -263,7 +280,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
             break
         idx = torch.randint(len(x_train), (cfg.batch_size,), generator=gen).to(device)
         _, loss = _losses(model, x_train[idx], y_train[idx], names,
-                          None if w_train is None else w_train[idx])
+                          _batch_weights(w_train, idx, starts, step))
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimizer.step()
