@@ -10,7 +10,6 @@ own folder, exactly as a run of that point alone writes them.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -33,8 +32,8 @@ Point = tuple[str, list[str]]
 
 
 def _key(cfg: ExperimentConfig) -> tuple:
-    parts = (cfg.task, *ensemble_key(cfg.model, cfg.training))
-    return tuple(json.dumps(dataclasses.asdict(c), sort_keys=True) for c in parts)
+    """What the points of one group share: the task and the :func:`ensemble_key`."""
+    return (cfg.task, *ensemble_key(cfg.model, cfg.training))
 
 
 def group_points(config: str | Path, points: Sequence[Point], *, jobs: int = 1,

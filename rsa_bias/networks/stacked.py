@@ -66,9 +66,8 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """``(k, batch, in) -> (k, batch, out)``; ``shared``: one ``(batch, in)`` for all."""
-        w = self.weight.transpose(1, 2)
         if shared:
-            return torch.matmul(x, w) + self.bias.unsqueeze(1)
+            return torch.matmul(x, self.weight.transpose(1, 2)) + self.bias.unsqueeze(1)
         if self.weight.shape[1] == 1:  # one logit: the product nn.Linear's BLAS call makes
             return torch.bmm(self.weight, x.transpose(1, 2)).transpose(1, 2) + \
                 self.bias.unsqueeze(1)

@@ -154,15 +154,15 @@ def feature_losses(out: dict[str, torch.Tensor], y: torch.Tensor, names: list[st
     examples gets about p times the gradient of one supervised on all of them (as a masked
     loss in a training loop does).
     """
-    def mean(loss: torch.Tensor, i: int | None) -> torch.Tensor:  # over the batch dim
-        return loss.mean(dim=-1) if weights is None else (loss * weights[..., i]).mean(dim=-1)
+    def mean(loss: torch.Tensor, i: int) -> torch.Tensor:  # over the batch dim
+        return (loss if weights is None else loss * weights[..., i]).mean(dim=-1)
 
     if all(out[n].ndim == y.ndim - 1 for n in names):  # all binary: one stacked BCE
         logits = torch.stack([out[n] for n in names], dim=-1)
         per_feature = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        if weights is None:
-            return (logits > 0).to(y.dtype), per_feature.mean(dim=-2)
-        return (logits > 0).to(y.dtype), (per_feature * weights).mean(dim=-2)
+        if weights is not None:
+            per_feature = per_feature * weights
+        return (logits > 0).to(y.dtype), per_feature.mean(dim=-2)
     preds, losses = [], []
     for i, n in enumerate(names):
         logits, target = out[n], y[..., i]

@@ -50,7 +50,6 @@ def _cpu_adam(params, grads, state: dict, s: _Settings) -> None:
 
 @dataclass(frozen=True)
 class _Settings:
-    optimizer: str
     lr: float
     weight_decay: float
     momentum: float
@@ -87,7 +86,7 @@ class StackedOptimizer:
             raise ValueError(f"an ensemble's members need one optimizer; got {sorted(kinds)}")
         self.params = list(params)
         self.kind = kinds.pop()
-        self.runs = _runs([_Settings(c.optimizer, c.lr, c.weight_decay, c.momentum, c.fused)
+        self.runs = _runs([_Settings(c.lr, c.weight_decay, c.momentum, c.fused)
                            for c in configs])
         self.state: list[dict] = [self._fresh(a, b) for a, b, _ in self.runs]
 
