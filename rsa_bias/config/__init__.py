@@ -37,7 +37,12 @@ from rsa_bias.config._base import (  # noqa: F401 - re-exported vocabularies
     _fail,
 )
 from rsa_bias.config.memory import check_memory
-from rsa_bias.config.model import CNNConfig, ModelConfig  # noqa: F401 - re-exported
+from rsa_bias.config.model import (  # noqa: F401 - re-exported
+    CNNConfig,
+    ModelConfig,
+    ResNetConfig,
+    TransformerConfig,
+)
 from rsa_bias.config.task import (  # noqa: F401 - re-exported
     FeatureSpec,
     ImageTaskConfig,
@@ -144,8 +149,7 @@ class ExperimentConfig(Section):
         _check_seed("seeds", self.seeds)
         for section in (self.task, self.model, self.training, self.analysis):
             section.validate()
-        if self.model.arch == "cnn" and self.task.kind != "images":
-            _fail("model.arch", "'cnn' needs image stimuli; set task.kind = 'images'")
+        self._check_arch()
         if self.model.arch == "mlp" and self.task.kind == "images" and \
                 max(self.task.images.n_values) > 2:
             _fail("model.arch", "the MLP has binary heads only; use model.arch = 'cnn' for "
@@ -158,6 +162,21 @@ class ExperimentConfig(Section):
                   "feature is never trained")
         check_memory(self)
         return self
+
+    def _check_arch(self) -> None:
+        arch = self.model.arch
+        if arch in ("cnn", "resnet") and self.task.kind != "images":
+            _fail("model.arch", f"{arch!r} needs image stimuli; set task.kind = 'images'")
+        if arch != "transformer":
+            return
+        if self.task.kind != "binary":
+            _fail("model.arch", "the Transformer reads binary inputs as tokens; set "
+                  "task.kind = 'binary'")
+        order = self.model.transformer.output_order
+        names = [f.name for f in self.task.features]
+        if order and sorted(order) != sorted(names):
+            _fail("model.transformer.output_order", f"must list every feature once, in the "
+                  f"order emitted: a permutation of {names}, got {list(order)}")
 
     def _check_batch(self) -> None:
         n, task = self.task.train_size, self.task

@@ -12,7 +12,10 @@ ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu", "elu", "
 OPTIMIZERS = ("adam", "sgd")
 ENUMERATE_MAX_BITS = 22  # tasks list the input space up to 4M inputs and sample beyond
 TASK_KINDS = ("binary", "images")
-ARCHITECTURES = ("mlp", "cnn")
+ARCHITECTURES = ("mlp", "cnn", "resnet", "transformer")
+#: where the Transformer reads its residual stream: the last position before the first
+#: output token, or the mean over every position before it
+TOKEN_READOUTS = ("last", "mean")
 NORMS = ("none", "batch", "group")
 READOUTS = ("gap", "flatten")
 INIT_FAMILIES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal",

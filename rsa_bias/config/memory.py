@@ -133,14 +133,15 @@ def stimulus_part(task) -> Part:
                 n * dim * INPUT_BYTES)
 
 
-def _cnn_layers(model, task) -> tuple[list[int], list[int], str]:
-    """Per-stimulus output sizes (raw, recorded) of the CNN's layers and the key that sets
-    the biggest."""
-    c, size = model.cnn, task.images.size
-    raw = [ch * (size // 2 ** i) ** 2 for i, ch in enumerate(c.channels)]
+def _conv_layers(model, task) -> tuple[list[int], list[int], str]:
+    """Per-stimulus output sizes (raw, recorded) of a CNN's or ResNet's layers and the key
+    that sets the biggest (a ResNet stage counts its blocks' two convs each)."""
+    c, size, arch = getattr(model, model.arch), task.images.size, model.arch
+    per_layer = 2 * c.blocks if arch == "resnet" else 1
+    raw = [per_layer * ch * (size // 2 ** i) ** 2 for i, ch in enumerate(c.channels)]
     recorded = raw if c.readout == "flatten" else list(c.channels)
     tail = [c.channels[-1], *c.fc_widths]
-    key = _largest({"model.cnn.channels": max(c.channels), "model.cnn.fc_widths":
+    key = _largest({f"model.{arch}.channels": max(c.channels), f"model.{arch}.fc_widths":
                     max(c.fc_widths, default=0), "task.images.size": size ** 2})
     return raw + tail, recorded + tail, key
 
@@ -148,16 +149,22 @@ def _cnn_layers(model, task) -> tuple[list[int], list[int], str]:
 def _n_params(model, task) -> tuple[int, str]:
     n_in, _ = input_size(task)
     heads = 3 * 8 if task.kind == "images" else len(task.features)
-    if model.arch == "cnn":
-        c = model.cnn
+    if model.arch in ("cnn", "resnet"):
+        c, arch = getattr(model, model.arch), model.arch
         sizes = [3, *c.channels]
-        convs = sum(a * b * c.kernel_size ** 2 for a, b in zip(sizes, sizes[1:], strict=False))
+        per_stage = 2 * c.blocks if arch == "resnet" else 1
+        convs = sum(per_stage * a * b * c.kernel_size ** 2
+                    for a, b in zip(sizes, sizes[1:], strict=False))
         widths = [c.channels[-1], *c.fc_widths, heads]
         fcs = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-        key = _largest({"model.cnn.channels": max(c.channels), "model.cnn.fc_widths":
-                        max(c.fc_widths, default=0), "model.cnn.kernel_size": c.kernel_size})
+        key = _largest({f"model.{arch}.channels": max(c.channels), f"model.{arch}.fc_widths":
+                        max(c.fc_widths, default=0), f"model.{arch}.kernel_size":
+                        c.kernel_size})
         return convs + fcs, key
     w = model.width
+    if model.arch == "transformer":  # attention (4 w^2) and the MLP (2 ratio w^2) per block
+        n = model.depth * (4 + 2 * model.transformer.mlp_ratio) * w * w + (n_in + 8) * w
+        return n, "model.depth" if model.depth > w else "model.width"
     n = n_in * w + (model.depth - 1) * w * w + w * heads
     return n, "model.depth" if model.depth > w else "model.width"
 
@@ -178,8 +185,14 @@ def estimate_bytes(cfg) -> Estimate:
     task, model, training = cfg.task, cfg.model, cfg.training
     n_eval = task.val_size + task.test_size
     eval_key = "task.val_size" if task.val_size >= task.test_size else "task.test_size"
-    if model.arch == "cnn":
-        raw, recorded, unit_key = _cnn_layers(model, task)
+    if model.arch in ("cnn", "resnet"):
+        raw, recorded, unit_key = _conv_layers(model, task)
+    elif model.arch == "transformer":  # every position's stream, attention scores, the MLP
+        seq = input_size(task)[0] + len(task.features)
+        per_block = seq * model.width * (6 + model.transformer.mlp_ratio) + seq * seq * \
+            model.transformer.n_heads
+        raw, recorded = [per_block] * model.depth, [model.width] * model.depth
+        unit_key = "model.depth" if model.depth > model.width else "model.width"
     else:
         raw = recorded = [model.width] * model.depth
         unit_key = "model.depth" if model.depth > model.width else "model.width"

@@ -1,4 +1,5 @@
-"""The ``[model]`` section: MLP and CNN architectures and their initialisation."""
+"""The ``[model]`` section: MLP, CNN, ResNet and Transformer architectures and their
+initialisation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rsa_bias.config._base import (
     INIT_FAMILIES,
     NORMS,
     READOUTS,
+    TOKEN_READOUTS,
     Section,
     _fail,
 )
@@ -54,14 +56,90 @@ class CNNConfig(Section):
 
 
 @dataclass(frozen=True)
+class ResNetConfig(Section):
+    """Residual network: a ``stem`` conv, ``stage_i`` of residual blocks, global average
+    ``pool``, ``fc_i`` layers.
+
+    The stem is conv (``kernel_size``) -> norm -> activation at ``channels[0]``; stage
+    ``i`` has ``blocks`` basic residual blocks (two convs, each followed by ``norm``; a
+    1x1 projection on the shortcut when the shape changes) with ``channels[i]`` channels,
+    the first block of every stage after the first halving the image side (stride 2).
+    ``readout`` reduces a stage's feature map to units as ``model.cnn.readout`` does;
+    with no ``fc_widths`` the pooled penultimate layer is ``pool``.
+    """
+
+    channels: tuple[int, ...] = (16, 32, 64)
+    blocks: int = 2
+    kernel_size: int = 3
+    norm: str = "batch"
+    groups: int = 4
+    fc_widths: tuple[int, ...] = ()
+    readout: str = "gap"
+
+    def validate(self, key: str = "model.resnet") -> None:
+        self._check_finite(key)
+        if not self.channels or min(self.channels) < 1:
+            _fail(f"{key}.channels", f"needs at least one stage of >= 1 channels, got "
+                  f"{list(self.channels)}")
+        if self.blocks < 1:
+            _fail(f"{key}.blocks", f"must be >= 1 residual block per stage, got {self.blocks}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            _fail(f"{key}.kernel_size", f"must be odd and >= 1, got {self.kernel_size}")
+        if self.norm not in NORMS:
+            _fail(f"{key}.norm", f"unknown normalisation {self.norm!r}; valid: {NORMS}")
+        if self.groups < 1:
+            _fail(f"{key}.groups", f"must be >= 1, got {self.groups}")
+        if self.norm == "group" and any(c % self.groups for c in self.channels):
+            _fail(f"{key}.groups", f"{self.groups} groups must divide every stage's channels "
+                  f"{list(self.channels)}")
+        if any(w < 1 for w in self.fc_widths):
+            _fail(f"{key}.fc_widths", f"widths must be >= 1, got {list(self.fc_widths)}")
+        if self.readout not in READOUTS:
+            _fail(f"{key}.readout", f"unknown readout {self.readout!r}; valid: {READOUTS}")
+
+
+@dataclass(frozen=True)
+class TransformerConfig(Section):
+    """GPT-style decoder (pre-norm blocks, causal attention) over the input bits as tokens.
+
+    The network reads the ``n_bits`` input bits as tokens, then a separator, and emits one
+    output token per feature, in ``output_order`` (feature names; empty: the task's
+    order), each predicted from the positions before it (the earlier outputs' true values
+    during training, its own predictions when evaluated). ``model.depth`` sets the number
+    of blocks ``block_0 ...``, ``model.width`` the residual stream width. Each block's
+    representation is its residual stream at the positions before the first output
+    token: the last of them (``readout = "last"``, the separator, from which the first
+    output is predicted) or their mean (``"mean"``).
+    """
+
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    output_order: tuple[str, ...] = ()
+    readout: str = "last"
+
+    def validate(self, key: str = "model.transformer") -> None:
+        if self.n_heads < 1:
+            _fail(f"{key}.n_heads", f"must be >= 1, got {self.n_heads}")
+        if self.mlp_ratio < 1:
+            _fail(f"{key}.mlp_ratio", f"must be >= 1, got {self.mlp_ratio}")
+        if len(set(self.output_order)) != len(self.output_order):
+            _fail(f"{key}.output_order", f"names a feature twice: {list(self.output_order)}")
+        if self.readout not in TOKEN_READOUTS:
+            _fail(f"{key}.readout", f"unknown readout {self.readout!r}; valid: "
+                  f"{TOKEN_READOUTS}")
+
+
+@dataclass(frozen=True)
 class ModelConfig(Section):
     """Network with one read-out head per feature (one logit for a binary feature, one per
     value otherwise).
 
     ``arch = "mlp"``: ``depth`` hidden layers of ``width`` units. ``arch = "cnn"``: the
-    convolutional network of ``cnn``. ``init`` chooses the initialisation family
-    (:mod:`rsa_bias.networks.init`); with ``"default"`` (PyTorch's) every parameter is
-    multiplied by ``init_scale``, with any other family ``init_scale`` is its gain.
+    convolutional network of ``cnn``; ``"resnet"``: the residual network of ``resnet``;
+    ``"transformer"``: ``depth`` blocks of width ``width`` as set by ``transformer``.
+    ``init`` chooses the initialisation family (:mod:`rsa_bias.networks.init`); with
+    ``"default"`` (PyTorch's) every parameter is multiplied by ``init_scale``, with any
+    other family ``init_scale`` is its gain.
     """
 
     arch: str = "mlp"
@@ -72,6 +150,19 @@ class ModelConfig(Section):
     init_scale: float = 1.0
     init: str = "default"
     cnn: CNNConfig = field(default_factory=CNNConfig)
+    resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+
+    @property
+    def flat_inputs(self) -> bool:
+        """Whether the network reads each stimulus as one vector (MLP, Transformer) rather
+        than as an image."""
+        return self.arch in ("mlp", "transformer")
+
+    @property
+    def layer_readout(self) -> str:
+        """How a layer's output becomes ``(stimulus, unit)`` snapshots (conv networks)."""
+        return {"cnn": self.cnn.readout, "resnet": self.resnet.readout}.get(self.arch, "gap")
 
     def validate(self) -> None:
         self._check_finite("model")
@@ -80,15 +171,17 @@ class ModelConfig(Section):
         if self.init not in INIT_FAMILIES:
             _fail("model.init", f"unknown initialisation {self.init!r}; valid: "
                   f"{INIT_FAMILIES}")
-        if self.arch == "cnn":
+        self._check_tables()
+        if self.arch in ("cnn", "resnet"):
             defaults = ModelConfig()
             for key in ("depth", "width"):
                 if getattr(self, key) != getattr(defaults, key):
-                    _fail(f"model.{key}", "only used when model.arch = 'mlp'; the CNN's "
-                          "blocks are set by model.cnn.channels and model.cnn.fc_widths")
-            self.cnn.validate()
-        elif self.cnn != CNNConfig():
-            _fail("model.cnn", "only used when model.arch = 'cnn'")
+                    _fail(f"model.{key}", f"only used when model.arch is 'mlp' or "
+                          f"'transformer'; the {self.arch}'s layers are set by "
+                          f"model.{self.arch}.channels and model.{self.arch}.fc_widths")
+        if self.arch == "transformer" and self.width % self.transformer.n_heads:
+            _fail("model.transformer.n_heads", f"{self.transformer.n_heads} heads must "
+                  f"divide model.width = {self.width}")
         if self.depth < 1:
             _fail("model.depth", f"must be >= 1 hidden layer, got {self.depth}")
         if self.width < 1:
@@ -100,3 +193,13 @@ class ModelConfig(Section):
             _fail("model.dropout", f"must be in [0, 1), got {self.dropout}")
         if self.init_scale <= 0:
             _fail("model.init_scale", f"must be > 0, got {self.init_scale}")
+
+    def _check_tables(self) -> None:
+        """Validate the table of ``arch``; refuse the others' tables when they are set."""
+        tables = {"cnn": CNNConfig, "resnet": ResNetConfig, "transformer": TransformerConfig}
+        for name, default in tables.items():
+            table = getattr(self, name)
+            if name == self.arch:
+                table.validate()
+            elif table != default():
+                _fail(f"model.{name}", f"only used when model.arch = {name!r}")

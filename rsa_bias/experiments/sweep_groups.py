@@ -151,5 +151,6 @@ def run_group(config: str, out: str, group: list[Point], figures: bool = True,
 
             save_figures(res, out_dir / name)
         rows.append((summary_table(res), float(res.attrs["elapsed_s"])))
-    checkpoint.unlink(missing_ok=True)
+    for path in [checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}_member_*.pt")]:
+        path.unlink(missing_ok=True)  # the members' own, where trained one by one
     return rows

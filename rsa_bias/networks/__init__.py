@@ -21,9 +21,10 @@ from rsa_bias.networks.mlp import MLP, build_mlp
 
 def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
                 cfg: ModelConfig) -> nn.Module:
-    """Build the network of ``cfg.arch`` (an :class:`MLP` or a :class:`CNN`) for a task.
+    """Build the network of ``cfg.arch`` (MLP, CNN, ResNet or Transformer) for a task.
 
-    The MLP reads the flattened input and has binary heads only. Seed torch first: the
+    The MLP reads the flattened input and, like the Transformer (which reads the input
+    bits as tokens), has binary heads only. Seed torch first: the
     initialisation draws from its global generator. A ``cfg.init`` other than
     ``"default"`` re-initialises the network with :func:`initialise` at gain
     ``cfg.init_scale``.
@@ -43,13 +44,15 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
     Returns
     -------
     torch.nn.Module
-        An :class:`MLP` (``arch = "mlp"``) or a :class:`CNN` (``arch = "cnn"``).
+        An :class:`MLP` (``arch = "mlp"``), a :class:`CNN` (``"cnn"``), a
+        :class:`~rsa_bias.networks.resnet.ResNet` (``"resnet"``) or a
+        :class:`~rsa_bias.networks.transformer.Transformer` (``"transformer"``).
 
     Raises
     ------
     ValueError
-        For a CNN on inputs that are not images, or an MLP with a head of more than two
-        values.
+        For a CNN or ResNet on inputs that are not images, or an MLP or Transformer with
+        a head of more than two values.
 
     Examples
     --------
@@ -59,15 +62,22 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
     ['hidden_0', 'hidden_1']
     """
     cfg.validate()
-    if cfg.arch == "cnn":
+    if cfg.arch in ("cnn", "resnet"):
         if len(input_shape) != 3:
-            raise ValueError(f"the CNN needs image inputs (channel, y, x); got one stimulus "
-                             f"of shape {tuple(input_shape)} (set task.kind = 'images')")
-        return build_cnn(int(input_shape[0]), heads, cfg)
+            raise ValueError(f"the {cfg.arch} needs image inputs (channel, y, x); got one "
+                             f"stimulus of shape {tuple(input_shape)} (set task.kind = "
+                             "'images')")
+        if cfg.arch == "cnn":
+            return build_cnn(int(input_shape[0]), heads, cfg)
+        from rsa_bias.networks.resnet import build_resnet  # until the module lands
+        return build_resnet(int(input_shape[0]), heads, cfg)
     multi = {k: v for k, v in heads.items() if v != 2}
     if multi:
-        raise ValueError(f"the MLP has binary heads only; features {multi} have more than 2 "
-                         "values (use model.arch = 'cnn')")
+        raise ValueError(f"the {cfg.arch} has binary heads only; features {multi} have more "
+                         "than 2 values (use model.arch = 'cnn' or 'resnet')")
+    if cfg.arch == "transformer":
+        from rsa_bias.networks.transformer import build_transformer  # until it lands
+        return build_transformer(math.prod(input_shape), list(heads), cfg)
     model = build_mlp(math.prod(input_shape), list(heads), cfg)
     if cfg.init != "default":
         initialise(model, family=cfg.init, scale=cfg.init_scale)

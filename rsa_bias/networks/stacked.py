@@ -315,6 +315,22 @@ def stack_models(models: Sequence[nn.Module], *, dropout: Sequence[float] | None
     return _STACKED[kind](models, StackedDropout(dropout, generators)).to(device)
 
 
+def has_stacked(model: nn.Module) -> bool:
+    """Whether :func:`stack_models` has a batched version of ``model``'s architecture.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network.
+
+    Returns
+    -------
+    bool
+        True for the architectures registered with a :class:`StackedNetwork`.
+    """
+    return type(model) in _STACKED
+
+
 def _dropout_rate(model: nn.Module) -> float:
     rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     return rates.pop() if rates else 0.0

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from rsa_bias.config import ModelConfig, TrainingConfig
 from rsa_bias.networks import build_model, spatial_readout
-from rsa_bias.networks.stacked import StackedNetwork, stack_models
+from rsa_bias.networks.stacked import StackedNetwork, has_stacked, stack_models
 from rsa_bias.tasks.binary import feature_matrix
 from rsa_bias.tasks.images import n_classes
 from rsa_bias.training.checkpoint import load_checkpoint, save_checkpoint
@@ -55,6 +55,7 @@ from rsa_bias.training.loop import (
     _train_weights,
     feature_losses,
     resolve_device,
+    train,
 )
 from rsa_bias.training.stacked_optim import StackedOptimizer
 
@@ -182,8 +183,11 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
     -------
     list of TrainResult
         One per member, in the order of ``members``, each with its own trained network
-        (an ordinary :class:`~rsa_bias.networks.MLP` or :class:`~rsa_bias.networks.CNN`),
-        learning curves and snapshots.
+        (an ordinary :class:`~rsa_bias.networks.MLP`, :class:`~rsa_bias.networks.CNN`,
+        ...), learning curves and snapshots. An architecture without a batched version
+        (see :func:`~rsa_bias.networks.stacked.has_stacked`) trains its members one after
+        another with :func:`~rsa_bias.training.train` instead, each with a checkpoint of
+        its own beside ``checkpoint``.
     """
     _check_members(members)
     cfg = members[0].training
@@ -192,7 +196,7 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
     names = list(heads)
     if snapshot_mask is None:
         snapshot_mask = np.isin(stimuli.split.values, EVAL_SPLITS)
-    flat = members[0].model.arch == "mlp"
+    flat = members[0].model.flat_inputs
     features = feature_matrix(stimuli)
     x_train, y_train = _split_tensors(stimuli, features, "train", device, flat)
     w_train, starts = _train_weights(stimuli, device), _starts(stimuli, device)
@@ -203,6 +207,8 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
     for m in members:
         torch.manual_seed(m.seed)  # as train() builds it: the same initialisation
         models.append(build_model(stimuli.inputs.shape[1:], heads, m.model).to(device))
+    if not has_stacked(models[0]):
+        return _one_by_one(stimuli, members, snapshot_mask, checkpoint, config_json, progress)
     gens = [torch.Generator(device="cpu").manual_seed(m.seed) for m in members]
     drop_gens = [torch.Generator(device=device).manual_seed(m.seed) for m in members]
     net = stack_models(models, dropout=[m.model.dropout for m in members],
@@ -224,7 +230,7 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
     net.train()
     for step in range(start, cfg.steps + 1):
         if step in snap_steps and step not in results[0].snapshots:
-            _snapshot(net, x_snap, members[0].model.cnn.readout, results, step)
+            _snapshot(net, x_snap, members[0].model.layer_readout, results, step)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             if not results[0].eval_steps or results[0].eval_steps[-1] != step:
                 _evaluate(net, data, names, results, step)
@@ -249,6 +255,23 @@ def train_ensemble(stimuli: xr.Dataset, members: Sequence[Member], *,
                                cfg.steps, config_json), checkpoint)
     for i, model in enumerate(models):
         model.load_state_dict(net.member_state_dict(i))
+    return results
+
+
+def _one_by_one(stimuli, members, snapshot_mask, checkpoint, config_json,
+                progress) -> list[TrainResult]:
+    """Members of an architecture without a batched version (the Transformer), trained one
+    after another by :func:`train`, each with its own checkpoint beside ``checkpoint``."""
+    results = []
+    for i, m in enumerate(members):
+        path = None if checkpoint is None else \
+            Path(checkpoint).with_name(f"{Path(checkpoint).stem}_member_{i}_seed_{m.seed}.pt")
+        if progress:
+            print(f"[{i + 1}/{len(members)}] training seed {m.seed} ({m.model.arch}: no "
+                  "batched version, one after another)", flush=True)
+        results.append(train(stimuli, m.model, m.training, seed=m.seed,
+                             snapshot_mask=snapshot_mask, checkpoint=path,
+                             config_json=config_json, progress=progress))
     return results
 
 

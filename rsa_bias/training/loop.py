@@ -3,7 +3,7 @@
 Binary features are learned with a logistic (binary cross-entropy) loss on one logit,
 features with more values with a softmax cross-entropy loss; the per-feature losses are
 summed. Conv feature maps are recorded as ``(stimulus, unit)`` snapshots through
-``model.cnn.readout`` (global average per channel, or flattened).
+the conv network's ``readout`` (global average per channel, or flattened).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class TrainResult:
     snapshots : dict of int to dict of str to numpy.ndarray
         ``snapshots[step][layer]`` is a ``(n_snapshot_stimuli, n_units)`` array over the
         stimuli in ``snapshot_mask``, conv feature maps reduced by
-        ``model_cfg.cnn.readout``.
+        ``model_cfg.layer_readout``.
     """
 
     seed: int
@@ -137,7 +137,11 @@ def _make_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimi
 def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str],
             weights: torch.Tensor | None = None):
     """Predicted values ``(batch, feature)`` and the mean loss of each feature ``(feature,)``
-    of ``model`` on ``x`` (see :func:`feature_losses`)."""
+    of ``model`` on ``x`` (see :func:`feature_losses`). A network that emits its outputs
+    as a sequence (``teacher_forced``) is fed the true earlier outputs while training and
+    its own predictions when evaluated."""
+    if model.training and getattr(model, "teacher_forced", False):
+        return feature_losses(model(x, targets=y), y, names, weights)
     return feature_losses(model(x), y, names, weights)
 
 
@@ -214,8 +218,8 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
         ``inputs``, ``split`` and the ``feature_<name>`` coords of
         ``attrs["feature_names"]``, one head each.
     model_cfg : ModelConfig
-        The architecture (``model_cfg.arch``: MLP or CNN; ``model_cfg.cnn.readout``
-        reduces conv feature maps in the snapshots).
+        The architecture (``model_cfg.arch``: MLP, CNN, ResNet or Transformer;
+        ``model_cfg.layer_readout`` reduces conv feature maps in the snapshots).
     cfg : TrainingConfig
         Optimisation settings and the schedule of evaluations, snapshots and checkpoints;
         ``cfg.device`` goes through :func:`resolve_device`.
@@ -246,7 +250,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
     names = list(heads)
     if snapshot_mask is None:
         snapshot_mask = np.isin(stimuli.split.values, EVAL_SPLITS)
-    flat = model_cfg.arch == "mlp"
+    flat = model_cfg.flat_inputs
     features = feature_matrix(stimuli)
     x_train, y_train = _split_tensors(stimuli, features, "train", device, flat)
     w_train, starts = _train_weights(stimuli, device), _starts(stimuli, device)
@@ -270,7 +274,7 @@ def train(stimuli: xr.Dataset, model_cfg: ModelConfig, cfg: TrainingConfig, *, s
     model.train()
     for step in range(start, cfg.steps + 1):
         if step in snap_steps and step not in result.snapshots:
-            result.snapshots[step] = _snapshot(model, x_snap, model_cfg.cnn.readout)
+            result.snapshots[step] = _snapshot(model, x_snap, model_cfg.layer_readout)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             if not result.eval_steps or result.eval_steps[-1] != step:
                 _evaluate(model, data, names, result, step)
