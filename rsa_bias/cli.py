@@ -1,5 +1,5 @@
-"""Command line: ``rsa-bias run``, ``sweep``, ``plot``, ``show``, ``validate``, ``demo`` and
-``brain``."""
+"""Command line: ``rsa-bias run``, ``sweep``, ``plot``, ``show``, ``causal``, ``compare``,
+``validate``, ``demo`` and ``brain``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
                keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures,
                force=args.force, sequential=args.sequential)
-    how = "one after another" if args.sequential else "as one batched ensemble"
+    how = "one after another" if args.sequential or cfg.model.arch == "transformer" else \
+        "as one batched ensemble"
     print(f"\n{cfg.name}: {len(cfg.seeds)} seeds, trained {how}")
     _report(run)
     r2 = run.table["R2_mean"]
@@ -113,7 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from rsa_bias.plotting import save_sweep_figure
+    from rsa_bias.plotting import save_sweep_figures
     from rsa_bias.store import read_sweep
 
     path = Path(args.path)
@@ -123,7 +124,35 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise ValueError(f"{path} does not exist; rsa-bias plot takes the sweep.nc that "
                          "`rsa-bias sweep` writes, or the sweep folder holding it")
     _check_folders(out=args.out)
-    print(save_sweep_figure(read_sweep(path), args.out or path.parent))
+    for figure in save_sweep_figures(read_sweep(path), args.out or path.parent):
+        print(figure)
+    return 0
+
+
+def cmd_causal(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.set)
+    _check_folders(out=args.out)
+    _threads(args.threads)
+    run = _run("causal-checks", args.out, config=cfg, layer=args.layer,
+               progress=not args.no_progress)
+    print(f"\n{cfg.name}: causal checks at {run.table.attrs['layer']}, {len(cfg.seeds)} "
+          "seeds (means [95% interval over seeds])")
+    _report(run)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rsa_bias.experiments.bias_suite import read_runs, runs_table
+    from rsa_bias.plotting import plot_runs, save_figure
+
+    labels = args.labels.split(",") if args.labels else None
+    layers = args.layers.split(",") if args.layers else None
+    results = read_runs(args.runs, labels=labels)
+    table = runs_table(results, layers=layers)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        _check_folders(out=str(Path(args.out).parent))
+        print(save_figure(plot_runs(results, layers=layers), args.out))
     return 0
 
 
@@ -230,10 +259,33 @@ def build_parser() -> argparse.ArgumentParser:
     sh.set_defaults(func=cmd_show)
 
     pl = sub.add_parser("plot", help="draw the R² of a sweep against its factors "
-                                     "(sweep_r2.png)")
+                                     "(sweep_r2.png), its learning curves per condition "
+                                     "(learning_curves.png) and, for a sweep of a "
+                                     "Transformer's output order, R² by position "
+                                     "(position.png)")
     pl.add_argument("path", help="a sweep.nc, or the sweep folder holding one")
-    pl.add_argument("--out", help="folder for sweep_r2.png (default: next to sweep.nc)")
+    pl.add_argument("--out", help="folder for the figures (default: next to sweep.nc)")
     pl.set_defaults(func=cmd_plot)
+
+    ca = sub.add_parser("causal", help="train all seeds of a config, then the causal checks: "
+                                       "steering, PCs needed, read-out reliance (causal.nc)")
+    ca.add_argument("config", help="experiment config, e.g. models/complexity_bias.toml")
+    ca.add_argument("--out", required=True, help="output folder")
+    ca.add_argument("--set", **overrides)
+    ca.add_argument("--layer", help="the layer checked (default: the last one)")
+    ca.add_argument("--threads", type=_non_negative_int, default=0,
+                    help="torch CPU threads (default: torch's choice)")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ca.set_defaults(func=cmd_causal)
+
+    c = sub.add_parser("compare", help="R² per feature of finished runs side by side "
+                                       "(e.g. CNN vs ResNet), with 95%% intervals over seeds")
+    c.add_argument("runs", nargs="+", help="output folders of `rsa-bias run`")
+    c.add_argument("--labels", help="comma-separated label per run (default: folder names)")
+    c.add_argument("--layers", help="comma-separated layer per run (default: each run's "
+                                    "last layer)")
+    c.add_argument("--out", help="also draw the figure into this PNG file")
+    c.set_defaults(func=cmd_compare)
 
     v = sub.add_parser("validate", help="check a config and print it with all defaults")
     v.add_argument("config")

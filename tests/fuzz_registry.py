@@ -138,6 +138,11 @@ CASES: dict[str, Case] = {
         rdm_b, feature_rdms), ("rdm_b", "feature_rdms")),
     "residualise_rdm": Case(lambda rdm_b, feature_rdms: an.residualise_rdm(
         rdm_b, feature_rdms), ("rdm_b", "feature_rdms")),
+    "class_mean_direction": Case(lambda act: an.class_mean_direction(act, feature="c"),
+                                 ("act",)),
+    "pcs_needed": Case(lambda act: an.pcs_needed(act, max_pcs=5), ("act",)),
+    "readout_reliance": Case(lambda act, stimuli: an.readout_reliance(
+        act, a="a", b="b", stimuli=stimuli), ("act", "stimuli")),
     # interop: the round trips through rsatoolbox keep the labels
     "to_rsatoolbox_dataset": Case(lambda act: interop.from_rsatoolbox_dataset(
         interop.to_rsatoolbox_dataset(act)), ("act",), nan_ok=("act",)),

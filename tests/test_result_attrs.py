@@ -66,6 +66,9 @@ CALLS = {
         rsa_bias.rdm(d["y"]), rsa_bias.feature_model_rdms(d["stim"])),
     "residualise_rdm": lambda d: rsa_bias.residualise_rdm(rsa_bias.rdm(d["y"]),
                                                           rsa_bias.feature_model_rdms(d["stim"])),
+    "class_mean_direction": lambda d: rsa_bias.class_mean_direction(d["x"], feature="a"),
+    "pcs_needed": lambda d: rsa_bias.pcs_needed(d["x"]),
+    "readout_reliance": lambda d: rsa_bias.readout_reliance(d["x"], a="a", b="b"),
 }
 #: Reshapes that keep their input's attrs rather than describing a computation.
 RESHAPES = {"condensed", "squareform", "stack_runs"}

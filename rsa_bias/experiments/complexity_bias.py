@@ -81,7 +81,7 @@ def _train_seeds(stimuli: xr.Dataset, cfg: ExperimentConfig, mask: np.ndarray,
     if progress and folder.is_dir() and any(folder.glob("*.pt")):
         print(f"resuming from the checkpoints in {folder}", flush=True)
     if not sequential:
-        if progress:
+        if progress and cfg.model.arch != "transformer":  # it trains them one by one
             print(f"training {len(seeds)} seeds as one batched ensemble", flush=True)
         return train_ensemble(stimuli, seed_members(cfg.model, cfg.training, seeds),
                               snapshot_mask=mask, checkpoint=folder / "ensemble.pt",

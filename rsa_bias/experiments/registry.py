@@ -5,6 +5,7 @@ Every experiment runs through :func:`run_experiment` (the CLI verbs ``run``, ``d
 it wrote, its summary table and how long it took. :func:`list_experiments` lists them::
 
     complexity-bias  (rsa-bias run CONFIG)   train every seed of a config, feature variance
+    causal-checks    (rsa-bias causal CONFIG) steering, PCs needed, read-out reliance
     loud-feature     (rsa-bias demo NAME)    RSA / CKA / encoding rank models by a loud feature
     lampinen         (rsa-bias demo NAME)    same task, less similar (Lampinen et al. 2024)
     model-vs-brain   (rsa-bias brain)        CNNs vs human / monkey IT and V4
@@ -24,7 +25,7 @@ import xarray as xr
 
 from rsa_bias._api import choose
 from rsa_bias._atomic import remove_stale_tmp
-from rsa_bias.experiments import bias_demos, complexity_bias, model_vs_brain
+from rsa_bias.experiments import bias_demos, causal_checks, complexity_bias, model_vs_brain
 
 
 @dataclass
@@ -61,7 +62,8 @@ class Experiment:
     summary : str
         What it shows, in one line.
     kind : str
-        ``"config"`` (run from a TOML config), ``"demo"`` or ``"brain"``: the CLI verb.
+        ``"config"`` (run from a TOML config), ``"causal"`` (the causal checks on a
+        config), ``"demo"`` or ``"brain"``: the CLI verb.
     run : callable
         ``run(out_dir, **options) -> (results, paths)``.
     table : callable
@@ -84,6 +86,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         "train every seed of a config (binary MLP or Trifeature CNN) and measure how much of "
         "each layer each feature takes", "config", complexity_bias.run_config,
         complexity_bias.config_table),
+    "causal-checks": Experiment(
+        "train every seed of a config, then steer along each feature's class-mean direction, "
+        "count the top PCs a read-out needs and test which feature a read-out relies on",
+        "causal", causal_checks.run_causal_config, causal_checks.causal_summary),
     "loud-feature": Experiment(
         "a simulated brain with a loud and a quiet feature: RSA, CKA and encoding rank four "
         "models by the loud feature; equalising feature variance fixes the ranking", "demo",

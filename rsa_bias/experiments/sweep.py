@@ -191,9 +191,10 @@ def run_sweep(config: str | Path, out: str | Path,
     ds.attrs["overrides_json"] = json.dumps({name: list(ov) for name, ov in points})
     write_sweep(ds, out / "sweep.nc")
     if plot:
-        from rsa_bias.plotting import save_sweep_figure
+        from rsa_bias.plotting import save_sweep_figures
 
-        print(f"wrote {save_sweep_figure(ds, out)}", flush=True)
+        for path in save_sweep_figures(ds, out):
+            print(f"wrote {path}", flush=True)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return df
 

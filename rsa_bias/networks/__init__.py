@@ -2,7 +2,10 @@
 
 * :class:`MLP` — fully connected, ``hidden_0 ...``;
 * :class:`CNN` — convolutional, ``conv_0 ...``, ``pool``, ``fc_0 ...``;
-* :func:`build_model` — either, from a :class:`~rsa_bias.config.ModelConfig`;
+* :class:`ResNet` — residual, ``stem``, ``stage_0 ...``, ``pool``, ``fc_0 ...``;
+* :class:`Transformer` — GPT-style over the input bits as tokens, ``block_0 ...`` (the
+  residual stream before the first output token), emitting the features in a set order;
+* :func:`build_model` — any of them, from a :class:`~rsa_bias.config.ModelConfig`;
 * :func:`initialise` — initialisation families for random-network comparisons.
 """
 
@@ -17,6 +20,7 @@ from rsa_bias.config import ModelConfig
 from rsa_bias.networks.cnn import CNN, build_cnn, prepare_images, spatial_readout
 from rsa_bias.networks.init import FAMILIES, initialise
 from rsa_bias.networks.mlp import MLP, build_mlp
+from rsa_bias.networks.transformer import Transformer, build_transformer
 
 
 def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
@@ -76,7 +80,6 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
         raise ValueError(f"the {cfg.arch} has binary heads only; features {multi} have more "
                          "than 2 values (use model.arch = 'cnn' or 'resnet')")
     if cfg.arch == "transformer":
-        from rsa_bias.networks.transformer import build_transformer  # until it lands
         return build_transformer(math.prod(input_shape), list(heads), cfg)
     model = build_mlp(math.prod(input_shape), list(heads), cfg)
     if cfg.init != "default":
@@ -84,5 +87,5 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
     return model
 
 
-__all__ = ["MLP", "CNN", "build_mlp", "build_cnn", "build_model", "initialise", "FAMILIES",
-           "prepare_images", "spatial_readout"]
+__all__ = ["MLP", "CNN", "Transformer", "build_mlp", "build_cnn", "build_transformer",
+           "build_model", "initialise", "FAMILIES", "prepare_images", "spatial_readout"]

@@ -11,6 +11,7 @@ from rsa_bias.training.ensemble import (
     train_ensemble,
 )
 from rsa_bias.training.loop import TrainResult, resolve_device, train
+from rsa_bias.training.steering import steer, steering_table
 
 __all__ = ["train", "train_ensemble", "Member", "seed_members", "ensemble_key", "VALUE_FIELDS",
-           "TrainResult", "resolve_device"]
+           "TrainResult", "resolve_device", "steer", "steering_table"]

@@ -10,6 +10,11 @@ from rsa_bias.analysis.features.attribution import (
     attribute_encoding,
     attribute_rsa,
 )
+from rsa_bias.analysis.features.causal import (
+    class_mean_direction,
+    pcs_needed,
+    readout_reliance,
+)
 from rsa_bias.analysis.features.controlled import compare_controlled
 from rsa_bias.analysis.features.rdm_partition import (
     feature_model_rdms,
@@ -34,4 +39,4 @@ __all__ = ["feature_variance_explained", "variance_explained_arrays", "normalise
            "feature_decomposition", "variance_shares", "remove_features",
            "equalise_feature_variance", "attribute_cka", "attribute_rsa", "attribute_encoding",
            "compare_controlled", "feature_model_rdms", "rdm_variance_partition",
-           "residualise_rdm"]
+           "residualise_rdm", "class_mean_direction", "pcs_needed", "readout_reliance"]
