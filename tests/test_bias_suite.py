@@ -129,3 +129,45 @@ def test_positions_and_the_position_table():
     assert len(plot_position_effect(ds).axes[0].lines) > 0
     with pytest.raises(ValueError, match="does not vary"):
         emission_positions(ds.rename({KEY: "model.depth"}))
+
+
+def test_causal_checks_run_and_their_table(tmp_path):
+    from rsa_bias.config import load_config
+    from rsa_bias.experiments.causal_checks import causal_table, run_causal
+    from rsa_bias.plotting import plot_causal
+    from rsa_bias.store import read_results
+
+    cfg = load_config(CONFIG, [b for b in BASE if not b.startswith("training.steps")
+                               and not b.startswith("training.snapshot")]
+                      + ["training.steps=200", "training.snapshot_steps=[0, 200]",
+                         "model.width=16"])
+    ds = run_causal(cfg, tmp_path, scales=(0.5, 1.0, 2.0), progress=False)
+    back = read_results(tmp_path / "causal.nc")
+    xr.testing.assert_allclose(back.flip_rate, ds.flip_rate)
+    assert (tmp_path / "results.nc").is_file() and back.attrs["layer"] == "hidden_1"
+    assert ds.sizes == {**ds.sizes, "seed": 3, "feature": 2, "scale": 3}
+    np.testing.assert_allclose(ds.step_norm, ds.step_needed * ds.relative_norm)
+    res = read_results(tmp_path / "results.nc")
+    np.testing.assert_allclose(ds.r2, res.r2.sel(layer="hidden_1").isel(step=-1))
+    assert ((ds.reliance_a >= 0) & (ds.reliance_a <= 1)).all()
+    table = causal_table(ds)
+    np.testing.assert_allclose(table.R2, ds.r2.mean("seed").values)
+    np.testing.assert_allclose(table.loc["easy", "flips_at_1"],
+                               ds.flip_rate.sel(feature="easy", target_feature="easy",
+                                                scale=1.0).mean())
+    assert table.loc["easy", "reliance_on_it"] == pytest.approx(float(ds.reliance_a.mean()))
+    assert np.isnan(table.loc["hard", "reliance_on_it"])
+    assert len(plot_causal(ds).axes) == 2
+
+
+def test_steering_a_transformer_is_refused():
+    from rsa_bias.config import load_config
+    from rsa_bias.networks import build_model
+    from rsa_bias.tasks import make_task
+    from rsa_bias.training import steer
+
+    cfg = load_config(CONFIG.parent / "output_position.toml", ["model.width=8"])
+    stimuli = make_task(cfg.task)
+    model = build_model(stimuli.inputs.shape[1:], {"a": 2, "b": 2}, cfg.model)
+    with pytest.raises(ValueError, match="steering it would change nothing"):
+        steer(model, stimuli=stimuli, layer="block_0", feature="a")
