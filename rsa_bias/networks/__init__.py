@@ -20,6 +20,7 @@ from rsa_bias.config import ModelConfig
 from rsa_bias.networks.cnn import CNN, build_cnn, prepare_images, spatial_readout
 from rsa_bias.networks.init import FAMILIES, initialise
 from rsa_bias.networks.mlp import MLP, build_mlp
+from rsa_bias.networks.resnet import ResNet, build_resnet
 from rsa_bias.networks.transformer import Transformer, build_transformer
 
 
@@ -49,7 +50,7 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
     -------
     torch.nn.Module
         An :class:`MLP` (``arch = "mlp"``), a :class:`CNN` (``"cnn"``), a
-        :class:`~rsa_bias.networks.resnet.ResNet` (``"resnet"``) or a
+        :class:`ResNet` (``"resnet"``) or a
         :class:`~rsa_bias.networks.transformer.Transformer` (``"transformer"``).
 
     Raises
@@ -73,7 +74,6 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
                              "'images')")
         if cfg.arch == "cnn":
             return build_cnn(int(input_shape[0]), heads, cfg)
-        from rsa_bias.networks.resnet import build_resnet  # until the module lands
         return build_resnet(int(input_shape[0]), heads, cfg)
     multi = {k: v for k, v in heads.items() if v != 2}
     if multi:
@@ -87,5 +87,6 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
     return model
 
 
-__all__ = ["MLP", "CNN", "Transformer", "build_mlp", "build_cnn", "build_transformer",
-           "build_model", "initialise", "FAMILIES", "prepare_images", "spatial_readout"]
+__all__ = ["MLP", "CNN", "ResNet", "Transformer", "build_mlp", "build_cnn", "build_resnet",
+           "build_transformer", "build_model", "initialise", "FAMILIES", "prepare_images",
+           "spatial_readout"]

@@ -268,6 +268,14 @@ class StackedCNN(StackedNetwork):
 _STACKED = {MLP: StackedMLP, CNN: StackedCNN}
 
 
+def _registry() -> dict[type, type]:
+    """``_STACKED``, with the stacked versions kept in modules of their own registered (they
+    import this module, so they are imported here, on first use)."""
+    from rsa_bias.networks import stacked_resnet  # noqa: F401  (adds ResNet)
+
+    return _STACKED
+
+
 def stack_models(models: Sequence[nn.Module], *, dropout: Sequence[float] | None = None,
                  generators: Sequence[torch.Generator] | None = None) -> StackedNetwork:
     """One :class:`StackedNetwork` holding copies of ``models``' parameters and buffers.
@@ -275,8 +283,9 @@ def stack_models(models: Sequence[nn.Module], *, dropout: Sequence[float] | None
     Parameters
     ----------
     models : sequence of torch.nn.Module
-        Networks of one architecture and shape (:class:`~rsa_bias.networks.MLP` or
-        :class:`~rsa_bias.networks.CNN`), e.g. each built by
+        Networks of one architecture and shape (:class:`~rsa_bias.networks.MLP`,
+        :class:`~rsa_bias.networks.CNN` or :class:`~rsa_bias.networks.ResNet`; see
+        :func:`has_stacked`), e.g. each built by
         :func:`~rsa_bias.networks.build_model` after seeding torch with its seed; they may
         differ in parameter values and dropout rate.
     dropout : sequence of float, optional
@@ -298,9 +307,9 @@ def stack_models(models: Sequence[nn.Module], *, dropout: Sequence[float] | None
     if not models:
         raise ValueError("stack_models needs at least one model")
     kind = type(models[0])
-    if kind not in _STACKED:
+    if kind not in _registry():
         raise ValueError(f"no batched (stacked) version of {kind.__name__}; valid: "
-                         f"{sorted(c.__name__ for c in _STACKED)} (train it sequentially)")
+                         f"{sorted(c.__name__ for c in _registry())} (train it sequentially)")
     shapes = [{k: tuple(v.shape) for k, v in m.state_dict().items()} for m in models]
     odd = [i for i, (m, s) in enumerate(zip(models, shapes, strict=True))
            if type(m) is not kind or s != shapes[0]]
@@ -328,7 +337,7 @@ def has_stacked(model: nn.Module) -> bool:
     bool
         True for the architectures registered with a :class:`StackedNetwork`.
     """
-    return type(model) in _STACKED
+    return type(model) in _registry()
 
 
 def _dropout_rate(model: nn.Module) -> float:
