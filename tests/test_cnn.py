@@ -209,7 +209,7 @@ def test_prepare_images_matches_the_synthetic_range():
 
 
 @pytest.mark.parametrize(("model", "key"), [
-    ({"arch": "resnet"}, "model.arch"),
+    ({"arch": "vit"}, "model.arch"),
     ({"arch": "cnn", "depth": 3}, "model.depth"),
     ({"cnn": {"channels": [4]}}, "model.cnn"),
     ({"arch": "cnn", "cnn": {"norm": "layer"}}, "model.cnn.norm"),
