@@ -17,6 +17,28 @@ from rsa_bias.config._base import (
 )
 
 
+def _check_conv_table(table, key: str, unit: str) -> None:
+    """The checks a CNN's and a ResNet's table share; ``unit`` names what each entry of
+    ``channels`` is (a CNN's block, a ResNet's stage)."""
+    table._check_finite(key)
+    if not table.channels or min(table.channels) < 1:
+        _fail(f"{key}.channels", f"needs at least one {unit} of >= 1 channels, got "
+              f"{list(table.channels)}")
+    if table.kernel_size < 1 or table.kernel_size % 2 == 0:
+        _fail(f"{key}.kernel_size", f"must be odd and >= 1, got {table.kernel_size}")
+    if table.norm not in NORMS:
+        _fail(f"{key}.norm", f"unknown normalisation {table.norm!r}; valid: {NORMS}")
+    if table.groups < 1:
+        _fail(f"{key}.groups", f"must be >= 1, got {table.groups}")
+    if table.norm == "group" and any(c % table.groups for c in table.channels):
+        _fail(f"{key}.groups", f"{table.groups} groups must divide every {unit}'s channels "
+              f"{list(table.channels)}")
+    if any(w < 1 for w in table.fc_widths):
+        _fail(f"{key}.fc_widths", f"widths must be >= 1, got {list(table.fc_widths)}")
+    if table.readout not in READOUTS:
+        _fail(f"{key}.readout", f"unknown readout {table.readout!r}; valid: {READOUTS}")
+
+
 @dataclass(frozen=True)
 class CNNConfig(Section):
     """Convolutional network: ``conv_i`` blocks, global average ``pool``, ``fc_i`` layers.
@@ -36,23 +58,7 @@ class CNNConfig(Section):
     readout: str = "gap"
 
     def validate(self, key: str = "model.cnn") -> None:
-        self._check_finite(key)
-        if not self.channels or min(self.channels) < 1:
-            _fail(f"{key}.channels", f"needs at least one block of >= 1 channels, got "
-                  f"{list(self.channels)}")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            _fail(f"{key}.kernel_size", f"must be odd and >= 1, got {self.kernel_size}")
-        if self.norm not in NORMS:
-            _fail(f"{key}.norm", f"unknown normalisation {self.norm!r}; valid: {NORMS}")
-        if self.groups < 1:
-            _fail(f"{key}.groups", f"must be >= 1, got {self.groups}")
-        if self.norm == "group" and any(c % self.groups for c in self.channels):
-            _fail(f"{key}.groups", f"{self.groups} groups must divide every block's channels "
-                  f"{list(self.channels)}")
-        if any(w < 1 for w in self.fc_widths):
-            _fail(f"{key}.fc_widths", f"widths must be >= 1, got {list(self.fc_widths)}")
-        if self.readout not in READOUTS:
-            _fail(f"{key}.readout", f"unknown readout {self.readout!r}; valid: {READOUTS}")
+        _check_conv_table(self, key, "block")
 
 
 @dataclass(frozen=True)
@@ -77,25 +83,9 @@ class ResNetConfig(Section):
     readout: str = "gap"
 
     def validate(self, key: str = "model.resnet") -> None:
-        self._check_finite(key)
-        if not self.channels or min(self.channels) < 1:
-            _fail(f"{key}.channels", f"needs at least one stage of >= 1 channels, got "
-                  f"{list(self.channels)}")
+        _check_conv_table(self, key, "stage")
         if self.blocks < 1:
             _fail(f"{key}.blocks", f"must be >= 1 residual block per stage, got {self.blocks}")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            _fail(f"{key}.kernel_size", f"must be odd and >= 1, got {self.kernel_size}")
-        if self.norm not in NORMS:
-            _fail(f"{key}.norm", f"unknown normalisation {self.norm!r}; valid: {NORMS}")
-        if self.groups < 1:
-            _fail(f"{key}.groups", f"must be >= 1, got {self.groups}")
-        if self.norm == "group" and any(c % self.groups for c in self.channels):
-            _fail(f"{key}.groups", f"{self.groups} groups must divide every stage's channels "
-                  f"{list(self.channels)}")
-        if any(w < 1 for w in self.fc_widths):
-            _fail(f"{key}.fc_widths", f"widths must be >= 1, got {list(self.fc_widths)}")
-        if self.readout not in READOUTS:
-            _fail(f"{key}.readout", f"unknown readout {self.readout!r}; valid: {READOUTS}")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,17 @@ class ConvBlock(nn.Module):
         return self.pool(self.act(self.norm(self.conv(x))))
 
 
+def _head_outputs(heads: nn.ModuleDict, n_values: Mapping[str, int],
+                 x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{head: logits}`` of the read-out heads on ``x``: ``(batch,)`` for a binary head,
+    ``(batch, n_values)`` otherwise."""
+    out = {}
+    for name, head in heads.items():
+        logits = head(x)
+        out[name] = logits.squeeze(-1) if n_values[name] == 2 else logits
+    return out
+
+
 class GlobalAveragePool(nn.Module):
     """``(batch, channel, y, x) -> (batch, channel)``: the mean of each channel over space."""
 
@@ -139,11 +150,7 @@ class CNN(nn.Module):
         x = self.pool(x)
         for layer in self.fc.values():
             x = layer(x)
-        out = {}
-        for name, head in self.heads.items():
-            logits = head(x)
-            out[name] = logits.squeeze(-1) if self.n_values[name] == 2 else logits
-        return out
+        return _head_outputs(self.heads, self.n_values, x)
 
 
 def build_cnn(in_channels: int, heads: Mapping[str, int] | Sequence[str],

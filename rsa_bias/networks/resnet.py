@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rsa_bias.config import ModelConfig
-from rsa_bias.networks.cnn import GlobalAveragePool, normalisation
+from rsa_bias.networks.cnn import GlobalAveragePool, _head_outputs, normalisation
 from rsa_bias.networks.init import initialise
 from rsa_bias.networks.mlp import HiddenLayer, activation
 
@@ -202,11 +202,7 @@ class ResNet(nn.Module):
         x = self.pool(x)
         for layer in self.fc.values():
             x = layer(x)
-        out = {}
-        for name, head in self.heads.items():
-            logits = head(x)
-            out[name] = logits.squeeze(-1) if self.n_values[name] == 2 else logits
-        return out
+        return _head_outputs(self.heads, self.n_values, x)
 
 
 def build_resnet(in_channels: int, heads: Mapping[str, int] | Sequence[str],

@@ -156,7 +156,9 @@ class StackedConv(nn.Module):
         return x
 
     def member(self, i: int, prefix: str) -> dict[str, torch.Tensor]:
-        out = {f"{prefix}conv.weight": self.weight[i], f"{prefix}conv.bias": self.bias[i]}
+        out = {f"{prefix}conv.weight": self.weight[i]}
+        if self.bias is not None:  # a conv followed by a norm may have none (the ResNet's)
+            out[f"{prefix}conv.bias"] = self.bias[i]
         if self.norm_kind in ("BatchNorm2d", "GroupNorm"):
             out[f"{prefix}norm.weight"] = self.norm_weight[i]
             out[f"{prefix}norm.bias"] = self.norm_bias[i]

@@ -69,18 +69,6 @@ class StackedConvNorm(StackedConv):
                      groups=1 if shared else k)
         return self.act(self._norm(x))
 
-    def member(self, i: int, prefix: str) -> dict[str, torch.Tensor]:
-        out = {f"{prefix}conv.weight": self.weight[i]}
-        if self.bias is not None:
-            out[f"{prefix}conv.bias"] = self.bias[i]
-        if self.norm_kind in ("BatchNorm2d", "GroupNorm"):
-            out[f"{prefix}norm.weight"] = self.norm_weight[i]
-            out[f"{prefix}norm.bias"] = self.norm_bias[i]
-        if self.norm_kind == "BatchNorm2d":
-            out.update({f"{prefix}norm.{n}": getattr(self, n)[i]
-                        for n in ("running_mean", "running_var", "num_batches_tracked")})
-        return out
-
 
 class StackedResidualBlock(nn.Module):
     """``k`` :class:`~rsa_bias.networks.resnet.ResidualBlock` s on
