@@ -159,6 +159,11 @@ EXEMPT: dict[str, str] = {
                                  "feature_variance_explained, which is fuzzed)",
     "normalise_by_final": "takes a result Dataset of feature_variance_explained",
     "AlphaGridWarning": "a warning class",
+    **{name: "takes functions on a grid, not stimulus-labelled data (bad values are tested "
+             "in test_complexity_measures)"
+       for name in ("fourier_frequency", "polynomial_order", "lz_complexity")},
+    "lz76": "takes one symbol sequence (bad values tested in test_complexity_measures)",
+    "random_reference": "takes a length and an alphabet size (numbers)",
 }
 
 

@@ -14,6 +14,13 @@ import xarray as xr
 import rsa_bias
 from rsa_bias.brain import factorial_stimuli, simulate_population
 
+
+def _functions(d):
+    """Three random functions on a 16 x 16 grid, labelled by ``network``."""
+    return xr.DataArray(d["rng"].normal(size=(3, 16, 16)), dims=("network", "y", "x"),
+                        coords={"network": [10, 11, 12]})
+
+
 REQUIRED = ("function", "method", "config_json", "rsa_bias_version", "created", "git_sha")
 
 
@@ -69,6 +76,9 @@ CALLS = {
     "class_mean_direction": lambda d: rsa_bias.class_mean_direction(d["x"], feature="a"),
     "pcs_needed": lambda d: rsa_bias.pcs_needed(d["x"]),
     "readout_reliance": lambda d: rsa_bias.readout_reliance(d["x"], a="a", b="b"),
+    "fourier_frequency": lambda d: rsa_bias.fourier_frequency(_functions(d)),
+    "polynomial_order": lambda d: rsa_bias.polynomial_order(_functions(d), max_order=4),
+    "lz_complexity": lambda d: rsa_bias.lz_complexity(_functions(d)),
 }
 #: Reshapes that keep their input's attrs rather than describing a computation.
 RESHAPES = {"condensed", "squareform", "stack_runs"}

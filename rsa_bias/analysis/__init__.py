@@ -1,6 +1,6 @@
 """Pure analysis functions over xarray / numpy (no torch, no plotting, no file I/O).
 
-Four measure families, each a subpackage whose private kernels stay inside it:
+Five measure families, each a subpackage whose private kernels stay inside it:
 
 ``rsa``          RDMs, crossnobis and noise precision, RDM comparisons, noise ceilings,
                  bootstrap / permutation inference, tests between models
@@ -10,6 +10,8 @@ Four measure families, each a subpackage whose private kernels stay inside it:
 ``features``     feature variance explained, PCA and tuning, feature subspaces,
                  attribution of scores to features, bias-controlled comparisons,
                  feature-model RDMs and RDM variance partitioning
+``complexity``   complexity of functions on a grid: Fourier mean frequency, Legendre
+                 polynomial order, LZ76 compressibility (Neural Redshift)
 
 The public API is the union of the families' ``__all__`` lists, in that order; each family
 is imported on first use (``import rsa_bias`` imports none of them, and neither scikit-learn
@@ -21,7 +23,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FAMILIES = ("rsa", "similarity", "encoding", "features")
+FAMILIES = ("rsa", "similarity", "encoding", "features", "complexity")
 
 
 def _family(name: str) -> ModuleType:
@@ -29,7 +31,7 @@ def _family(name: str) -> ModuleType:
 
 
 def public_names() -> list[str]:
-    """Every public analysis name, family by family (imports all four families)."""
+    """Every public analysis name, family by family (imports all five families)."""
     return [n for fam in FAMILIES for n in _family(fam).__all__]
 
 

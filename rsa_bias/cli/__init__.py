@@ -1,5 +1,6 @@
 """Command line: ``rsa-bias run``, ``sweep``, ``plot``, ``show``, ``causal``, ``compare``,
-``validate``, ``demo`` and ``brain``."""
+``validate``, ``demo``, ``brain``, and the simplicity-bias verbs ``redshift``, ``spectral`` and
+``init-gap`` (:mod:`rsa_bias.cli.simplicity`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from rsa_bias._cli_args import (
+from rsa_bias.cli._args import (
     BRAIN_IMAGE_SIZES,
     _check_folders,
     _grid_points,
@@ -19,6 +20,7 @@ from rsa_bias._cli_args import (
     _resources,
     _seed,
 )
+from rsa_bias.cli.simplicity import add_parsers
 from rsa_bias.config import ConfigError, load_config
 
 
@@ -320,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's)")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_brain)
+    add_parsers(sub, overrides)
     return p
 
 

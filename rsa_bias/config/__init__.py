@@ -261,6 +261,33 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         When ``path`` is a folder, cannot be read, is not UTF-8 or not TOML, or the config
         is invalid (the message names the key).
     """
+    return config_from_dict(read_toml(path, overrides))
+
+
+def read_toml(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a TOML config file as nested dicts and apply ``section.key=value`` overrides.
+
+    The reading half of :func:`load_config`, shared by the configs of every experiment.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.toml`` file (UTF-8).
+    overrides : list of str, optional
+        Assignments applied in order with :func:`apply_override`.
+
+    Returns
+    -------
+    dict
+        The config as nested dicts, not yet validated.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ConfigError
+        When ``path`` is a folder, cannot be read, is not UTF-8 or not TOML.
+    """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a config file; give a .toml file (the "
@@ -282,7 +309,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     for item in overrides or []:
         apply_override(data, item)
-    return config_from_dict(data)
+    return data
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

@@ -8,7 +8,8 @@ import math
 
 FEATURE_TYPES = ("linear", "threshold", "parity")
 CODINGS = ("pm1", "01")
-ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu", "elu", "linear")
+ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu", "elu", "selu", "gaussian",
+               "sine", "linear")
 OPTIMIZERS = ("adam", "sgd")
 ENUMERATE_MAX_BITS = 22  # tasks list the input space up to 4M inputs and sample beyond
 TASK_KINDS = ("binary", "images")

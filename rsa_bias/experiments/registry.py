@@ -9,6 +9,9 @@ it wrote, its summary table and how long it took. :func:`list_experiments` lists
     loud-feature     (rsa-bias demo NAME)    RSA / CKA / encoding rank models by a loud feature
     lampinen         (rsa-bias demo NAME)    same task, less similar (Lampinen et al. 2024)
     model-vs-brain   (rsa-bias brain)        CNNs vs human / monkey IT and V4
+    neural-redshift  (rsa-bias redshift CONFIG) complexity of random networks
+    spectral-bias    (rsa-bias spectral CONFIG) the frequencies a ReLU MLP fits first
+    init-gap         (rsa-bias init-gap CONFIG) complexity at init vs the R² gap after training
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ import xarray as xr
 
 from rsa_bias._api import choose
 from rsa_bias._atomic import remove_stale_tmp
-from rsa_bias.experiments import bias_demos, causal_checks, complexity_bias, model_vs_brain
+from rsa_bias.experiments import (
+    bias_demos,
+    causal_checks,
+    complexity_bias,
+    init_gap,
+    model_vs_brain,
+    redshift,
+    spectral,
+)
 
 
 @dataclass
@@ -63,7 +74,8 @@ class Experiment:
         What it shows, in one line.
     kind : str
         ``"config"`` (run from a TOML config), ``"causal"`` (the causal checks on a
-        config), ``"demo"`` or ``"brain"``: the CLI verb.
+        config), ``"demo"``, ``"brain"``, ``"redshift"``, ``"spectral"`` or ``"init-gap"``:
+        the CLI verb.
     run : callable
         ``run(out_dir, **options) -> (results, paths)``.
     table : callable
@@ -102,6 +114,17 @@ EXPERIMENTS: dict[str, Experiment] = {
         "CNNs (five random initialisations and one trained on Trifeature images) vs human and "
         "monkey IT (92 images) and V4 (640 images)", "brain", model_vs_brain.run_comparison,
         model_vs_brain.brain_table),
+    "neural-redshift": Experiment(
+        "Teney et al. (2024): the complexity of random MLPs on a 2D grid by activation, "
+        "weight scale, depth, residuals and layer norm, and of random Transformers' "
+        "generations", "redshift", redshift.run_redshift_config, redshift.redshift_table),
+    "spectral-bias": Experiment(
+        "Rahaman et al. (2019): a ReLU MLP fits the low frequencies of a sum of sinusoids "
+        "first", "spectral", spectral.run_spectral_config, spectral.spectral_table),
+    "init-gap": Experiment(
+        "complexity of an MLP at initialisation against its easy/hard R² gap after training, "
+        "per activation and init scale", "init-gap", init_gap.run_init_gap,
+        init_gap.init_gap_table),
 }
 
 

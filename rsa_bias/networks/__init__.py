@@ -6,7 +6,9 @@
 * :class:`Transformer` — GPT-style over the input bits as tokens, ``block_0 ...`` (the
   residual stream before the first output token), emitting the features in a set order;
 * :func:`build_model` — any of them, from a :class:`~rsa_bias.config.ModelConfig`;
-* :func:`initialise` — initialisation families for random-network comparisons.
+* :func:`initialise` — initialisation families for random-network comparisons;
+* :func:`random_mlp_outputs` — thousands of random MLPs on a grid as one batched computation;
+* :func:`random_gpt_generate` — tokens generated greedily by random GPT-style models.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from rsa_bias.config import ModelConfig
 from rsa_bias.networks.cnn import CNN, build_cnn, prepare_images, spatial_readout
 from rsa_bias.networks.init import FAMILIES, initialise
 from rsa_bias.networks.mlp import MLP, build_mlp
+from rsa_bias.networks.random_gpt import RandomGPT, random_gpt_generate
+from rsa_bias.networks.random_mlp import grid_points, random_mlp_outputs
 from rsa_bias.networks.resnet import ResNet, build_resnet
 from rsa_bias.networks.transformer import Transformer, build_transformer
 
@@ -89,4 +93,5 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
 
 __all__ = ["MLP", "CNN", "ResNet", "Transformer", "build_mlp", "build_cnn", "build_resnet",
            "build_transformer", "build_model", "initialise", "FAMILIES", "prepare_images",
-           "spatial_readout"]
+           "spatial_readout", "grid_points", "random_mlp_outputs", "RandomGPT",
+           "random_gpt_generate"]

@@ -7,6 +7,21 @@ from torch import nn
 
 from rsa_bias.config import ModelConfig
 
+
+class Gaussian(nn.Module):
+    """``exp(-x² / 2)``: the Gaussian activation of Teney et al. (2024)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * x * x)
+
+
+class Sine(nn.Module):
+    """``sin(x)``: the sine activation (as in SIREN, without its frequency factor)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -15,6 +30,9 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gaussian": Gaussian,
+    "sine": Sine,
     "linear": nn.Identity,
 }
 
@@ -59,7 +77,8 @@ class MLP(nn.Module):
         Units per hidden layer.
     activation : str, default "relu"
         Nonlinearity by name: ``"relu"``, ``"gelu"``, ``"tanh"``, ``"sigmoid"``,
-        ``"silu"``, ``"leaky_relu"``, ``"elu"`` or ``"linear"`` (none).
+        ``"silu"`` (Swish), ``"leaky_relu"``, ``"elu"``, ``"selu"``, ``"gaussian"``
+        (``exp(-x²/2)``), ``"sine"`` or ``"linear"`` (none).
     dropout : float, default 0.0
         Dropout probability after each hidden layer (0: no dropout layer).
     init_scale : float, default 1.0

@@ -1,5 +1,5 @@
 """Argument types, output-folder checks and sweep grids of the command line
-(:mod:`rsa_bias.cli`)."""
+(:mod:`rsa_bias.cli` and its verb modules)."""
 
 from __future__ import annotations
 
