@@ -182,9 +182,18 @@ def test_memory_limit_is_the_machines():
 def test_shipped_configs_fit(shipped_config):
     from rsa_bias.config.memory import estimate_bytes
 
+    from rsa_bias.config.redshift import load_redshift_config
+    from rsa_bias.config.spectral import load_spectral_config
+
+    # the experiments that train no task from an ExperimentConfig have loaders of their own
+    others = {"redshift.toml": load_redshift_config, "spectral_bias.toml": load_spectral_config}
     for path in sorted(shipped_config.parent.glob("*.toml")):
+        if path.name in others:
+            others.pop(path.name)(path)  # valid under its own loader
+            continue
         cfg = load_config(path)
         assert estimate_bytes(cfg).total < 2 ** 31, path
+    assert not others, f"shipped configs missing: {sorted(others)}"
 
 
 # --- unreadable config files -----------------------------------------------------------------
