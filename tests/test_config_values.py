@@ -181,7 +181,6 @@ def test_memory_limit_is_the_machines():
 
 def test_shipped_configs_fit(shipped_config):
     from rsa_bias.config.memory import estimate_bytes
-
     from rsa_bias.config.redshift import load_redshift_config
     from rsa_bias.config.spectral import load_spectral_config
 
