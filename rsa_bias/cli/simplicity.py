@@ -28,15 +28,20 @@ def _run(name: str, out: str, **options):
     return run_experiment(name, out, **options)
 
 
+def _start(args: argparse.Namespace, loader, name: str):
+    """Load and check the config of ``args``, then run experiment ``name`` on it."""
+    cfg = loader(args.config, args.set)
+    _check_folders(out=args.out)
+    _threads(args.threads)
+    return cfg, _run(name, args.out, config=cfg, progress=not args.no_progress,
+                     figures=not args.no_figures)
+
+
 def cmd_redshift(args: argparse.Namespace) -> int:
     from rsa_bias.config.redshift import load_redshift_config
     from rsa_bias.experiments.redshift import measure_agreement, variant_effect
 
-    cfg = load_redshift_config(args.config, args.set)
-    _check_folders(out=args.out)
-    _threads(args.threads)
-    run = _run("neural-redshift", args.out, config=cfg, progress=not args.no_progress,
-               figures=not args.no_figures)
+    cfg, run = _start(args, load_redshift_config, "neural-redshift")
     mlp = run.results["mlp"]
     print(f"\n{cfg.name}: {mlp.sizes['network']} random MLPs in each of "
           f"{mlp['fourier_frequency'].size // mlp.sizes['network']} cells (plain MLPs: mean "
@@ -53,11 +58,7 @@ def cmd_redshift(args: argparse.Namespace) -> int:
 def cmd_spectral(args: argparse.Namespace) -> int:
     from rsa_bias.config.spectral import load_spectral_config
 
-    cfg = load_spectral_config(args.config, args.set)
-    _check_folders(out=args.out)
-    _threads(args.threads)
-    run = _run("spectral-bias", args.out, config=cfg, progress=not args.no_progress,
-               figures=not args.no_figures)
+    cfg, run = _start(args, load_spectral_config, "spectral-bias")
     print(f"\n{cfg.name}: first step at which |f(k)| / A reaches {cfg.threshold} "
           f"({len(cfg.seeds)} repeats)")
     _report(run)

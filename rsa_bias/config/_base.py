@@ -67,3 +67,23 @@ class Section:
                     item._check_finite(where)
                 elif isinstance(item, float) and not math.isfinite(item):
                     _fail(where, f"must be a finite number, got {item}")
+
+
+def load_typed(cls: type, path, overrides: list[str] | None = None):
+    """Read a TOML config (with overrides) into the config dataclass ``cls``, validated.
+
+    Parameters
+    ----------
+    cls : type
+        A config dataclass whose ``validate()`` returns it (``RedshiftConfig``, ...).
+    path, overrides
+        As for :func:`rsa_bias.config.load_config`.
+
+    Returns
+    -------
+    object
+        The validated config.
+    """
+    from rsa_bias.config import _from_dict, read_toml
+
+    return _from_dict(cls, read_toml(path, overrides)).validate()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rsa_bias.config._base import ACTIVATIONS, ConfigError, Section, _check_seed, _fail
+from rsa_bias.config._base import ACTIVATIONS, Section, _check_seed, _fail, load_typed
 
 #: How the random MLPs' weights and biases are drawn (``rsa_bias.networks.random_mlp``).
 RANDOM_INITS = ("uniform", "normal", "scaled_normal")
@@ -173,9 +173,4 @@ def load_redshift_config(path: str | Path,
         When the file is unreadable or not TOML, or the config is invalid (the message
         names the key).
     """
-    from rsa_bias.config import _from_dict, read_toml
-
-    data = read_toml(path, overrides)
-    if not isinstance(data, dict):  # pragma: no cover - TOML always gives a table
-        raise ConfigError(f"{path}: expected a table")
-    return _from_dict(RedshiftConfig, data).validate()
+    return load_typed(RedshiftConfig, path, overrides)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rsa_bias.config._base import Section, _check_seed, _fail
+from rsa_bias.config._base import Section, _check_seed, _fail, load_typed
 
 #: The amplitude profiles: ``"equal"`` (every ``A_i = 1``) and ``"rising"`` (``A_i`` rising
 #: linearly with ``k_i`` from ``min_amplitude`` at the lowest frequency to 1 at the highest).
@@ -236,6 +236,4 @@ def load_spectral_config(path: str | Path,
         When the file is unreadable or not TOML, or the config is invalid (the message
         names the key).
     """
-    from rsa_bias.config import _from_dict, read_toml
-
-    return _from_dict(SpectralConfig, read_toml(path, overrides)).validate()
+    return load_typed(SpectralConfig, path, overrides)

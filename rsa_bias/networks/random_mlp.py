@@ -181,7 +181,7 @@ def random_mlp_outputs(points: np.ndarray | torch.Tensor, *, n_networks: int, ac
     with torch.no_grad():
         for start in range(0, n_networks, chunk):
             part = slice(start, start + chunk)
-            h = x.expand(len(range(*part.indices(n_networks))), -1, -1)
+            h = x.expand(layers[-1][0][part].shape[0], -1, -1)
             for i, (w, b) in enumerate(layers[:-1]):
                 pre = torch.baddbmm(b[part].unsqueeze(1), h, w[part].transpose(1, 2))
                 if layer_norm:
