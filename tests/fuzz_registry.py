@@ -106,6 +106,9 @@ CASES: dict[str, Case] = {
                                    ("act", "resp")),
     "cca_similarity": Case(lambda act, resp: an.cca_similarity(act, resp), ("act", "resp")),
     "svcca": Case(lambda act, resp: an.svcca(act, resp), ("act", "resp")),
+    "alignment_score": Case(lambda act, resp: an.alignment_score(act, resp, cv=2, n_perm=3,
+                                                                 n_boot=3),
+                            ("act", "resp"), seeded=True),
     "RidgeEncoder": Case(_fit_score, ("act", "resp")),
     "cross_validated_scores": Case(lambda act, resp_rep: an.cross_validated_scores(
         act, resp_rep, cv=3, n_splits=5), ("act", "resp_rep"), seeded=True),

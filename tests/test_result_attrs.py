@@ -51,6 +51,8 @@ CALLS = {
         rsa_bias.evaluate_models(d["rdms"], d["subjects"], n_boot=20)),
     "cka_matrix": lambda d: rsa_bias.cka_matrix({"x": d["x"], "y": d["y"]}),
     "cka_bootstrap": lambda d: rsa_bias.cka_bootstrap(d["x"], d["y"], n_boot=20),
+    "alignment_score": lambda d: rsa_bias.alignment_score(d["x"], d["y"], cv=2, n_perm=3,
+                                                          n_boot=3),
     "cka_permutation": lambda d: rsa_bias.cka_permutation(d["x"], d["y"], n_perm=20),
     "cross_validated_scores": lambda d: rsa_bias.cross_validated_scores(d["x"], d["responses"],
                                                                          cv=4),
