@@ -14,7 +14,9 @@ from rsa_bias._linalg import orthonormal_columns, project_out
 def feature_names(attrs: dict) -> list[str]:
     """``attrs["feature_names"]`` as a list (netCDF returns a one-element list as a str)."""
     names = attrs.get("feature_names", [])
-    return [names] if isinstance(names, str) else [str(n) for n in names]
+    if isinstance(names, str):  # "" is how a file stores stimuli without feature labels
+        return [names] if names else []
+    return [str(n) for n in names]
 
 
 def joint_cells(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

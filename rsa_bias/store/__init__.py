@@ -78,6 +78,20 @@ def _open(path: str | Path, opener, load: bool = True):
                          "regenerate it") from exc
 
 
+def _open_lazy(path: Path, chunks) -> xr.DataTree:
+    """The activation tree with Dask arrays over the file (kept open), for larger-than-memory
+    files."""
+    if not path.is_file():
+        raise StoreError(f"{path} does not exist" if not path.is_dir() else
+                         f"{path} is a folder, not a file; give the .nc file")
+    try:
+        return xr.open_datatree(path, engine=ENGINE, chunks=chunks)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise StoreError(f"{path} is not a readable netCDF-4 file (truncated or corrupt?): "
+                         f"{' '.join(str(exc).split())}. Re-run the extraction that wrote it "
+                         "to regenerate it") from exc
+
+
 def _check_kind(attrs: dict, kind: str, path: Path) -> None:
     found = attrs.get(FILE_KIND)
     if found != kind:
@@ -144,16 +158,26 @@ def read_attrs(path: str | Path, *, kind: str) -> dict:
     return attrs
 
 
-def read_activations(path: str | Path, *, layers: Sequence[str] | None = None) -> xr.DataTree:
+def read_activations(path: str | Path, *, layers: Sequence[str] | None = None,
+                     chunks: Mapping[str, int] | str | None = None) -> xr.DataTree:
     """Read an activation file, checking the schema.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        File written by :func:`write_activations`; it is loaded into memory and closed.
+        File written by :func:`write_activations` or
+        :class:`~rsa_bias.store.stream.ActivationWriter`.
     layers : sequence of str, optional
         Layers that must be present (a clear error names any missing one; a list, not a bare
         string); default no requirement.
+    chunks : mapping of dim to int, "auto" or {}, optional
+        Default ``None``: the file is loaded into memory and closed. Given, the activations
+        stay on disk as Dask arrays in these chunks (``{}``: the file's own chunks,
+        ``{"stimulus": 10000}``: 10 000 stimuli per chunk), for files larger than memory;
+        the analyses stream them (``feature_variance_explained``, linear ``cka``,
+        ``streamed_ridge_scores``, ``blocked_rdm_comparison``) and
+        :func:`layer_activation` keeps them lazy. The file stays open while the tree is used;
+        call ``tree.close()`` when done.
 
     Returns
     -------
@@ -167,7 +191,7 @@ def read_activations(path: str | Path, *, layers: Sequence[str] | None = None) -
         not follow the schema.
     """
     path = Path(path)
-    tree = _open(path, xr.open_datatree)
+    tree = _open(path, xr.open_datatree) if chunks is None else _open_lazy(path, chunks)
     _check_kind(tree.attrs, "activations", path)
     tree.attrs["feature_names"] = feature_names(tree.attrs)
     validate_activations(tree, where=str(path), layers=layers)

@@ -118,7 +118,7 @@ def validate_activations(tree: xr.DataTree, *, where: str = "<in memory>",
     if "stimulus" not in root.coords:
         raise StoreError(f"{where}: root has no 'stimulus' coordinate")
     names = feature_names(tree.attrs)
-    if not names:
+    if "feature_names" not in tree.attrs:
         raise StoreError(f"{where}: root attrs lack 'feature_names'")
     for n in names:
         if f"feature_{n}" not in root.coords:

@@ -1,0 +1,112 @@
+"""A folder of images as a stimulus set, read a batch at a time (Pillow reads the files).
+
+:func:`image_folder_stimuli` lists the images of a folder as a stimulus set without reading
+their pixels: the stimulus ids are the paths relative to the folder (``"faces/001.png"``), and
+when the images sit in subfolders, the first folder of each path is a feature
+(``feature_folder``), as in class-per-folder layouts. :func:`read_images` then reads the pixels
+of any batch of those ids, so a set of any size is read without holding it all in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.store.schema import StoreError
+
+#: File endings read as images (what Pillow reads without extra plug-ins).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def image_folder_stimuli(folder: str | Path) -> xr.Dataset:
+    """The images under ``folder`` (searched recursively, in sorted path order) as a stimulus
+    set without pixels.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        A folder holding image files (endings :data:`IMAGE_SUFFIXES`, any case), directly or
+        in subfolders; other files are ignored.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``stimulus`` with the paths relative to ``folder`` as ids (``/``-separated);
+        ``feature_folder`` (the first folder of each path) and ``attrs["feature_names"] ==
+        ["folder"]`` when every image sits in a subfolder, else no features; ``attrs
+        ["image_folder"]`` the folder's absolute path.
+
+    Raises
+    ------
+    StoreError
+        When ``folder`` is not a folder or holds no images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StoreError(f"{folder} is not a folder; give the folder that holds the images")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise StoreError(f"{folder} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    ids = np.array(files, dtype=str)
+    coords: dict = {"stimulus": ids}
+    names: list[str] = []
+    if all("/" in f for f in files):
+        coords["feature_folder"] = ("stimulus", np.array([f.split("/")[0] for f in files]))
+        names = ["folder"]
+    return xr.Dataset(coords=coords, attrs={"feature_names": names,
+                                            "image_folder": str(folder.resolve())})
+
+
+def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
+                size: int | None = None) -> np.ndarray:
+    """The pixels of some images of a folder, as uint8 ``(n, y, x, 3)`` RGB.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder of :func:`image_folder_stimuli`.
+    stimulus_ids : sequence of str
+        Paths relative to ``folder`` (ids of :func:`image_folder_stimuli`), in the order
+        wanted.
+    size : int, optional
+        Resize every image to ``size`` x ``size`` pixels (bicubic); default keep their size,
+        which must then be the same for all.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (n, y, x, 3)
+        Greyscale and palette images are converted to RGB, an alpha channel dropped.
+
+    Raises
+    ------
+    StoreError
+        An image that is missing or cannot be decoded (named), or images of different sizes
+        without ``size``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    out = []
+    for sid in stimulus_ids:
+        path = folder / str(sid)
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if size is not None:
+                    img = img.resize((int(size), int(size)), Image.Resampling.BICUBIC)
+                out.append(np.asarray(img, dtype=np.uint8))
+        except FileNotFoundError as exc:
+            raise StoreError(f"image {path} does not exist; the stimulus ids must be paths "
+                             f"relative to {folder}") from exc
+        except (UnidentifiedImageError, OSError) as exc:
+            raise StoreError(f"image {path} cannot be decoded ({exc}); remove or replace "
+                             "it") from exc
+    shapes = {a.shape for a in out}
+    if len(shapes) > 1:
+        raise StoreError(f"the images have different sizes {sorted(shapes)[:3]}; pass size= "
+                         "to resize them all to one")
+    return np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)
