@@ -178,3 +178,18 @@ def test_image_folder_errors(tmp_path):
         read_images(tmp_path, ["c.png"])
     with pytest.raises(StoreError, match="does not exist"):
         read_images(tmp_path, ["zz.png"])
+
+
+def test_array_stimuli_are_memory_mapped(tmp_path):
+    from rsa_bias.store.images import read_array_stimuli
+
+    arr = np.arange(24, dtype=np.float32).reshape(4, 6)
+    np.save(tmp_path / "x.npy", arr)
+    back = read_array_stimuli(tmp_path / "x.npy")
+    assert isinstance(back, np.memmap)
+    np.testing.assert_array_equal(back, arr)
+    (tmp_path / "bad.npy").write_bytes(b"nonsense")
+    with pytest.raises(StoreError, match="not a readable .npy"):
+        read_array_stimuli(tmp_path / "bad.npy")
+    with pytest.raises(StoreError, match="does not exist"):
+        read_array_stimuli(tmp_path / "none.npy")

@@ -20,6 +20,7 @@ from rsa_bias.cli._args import (
     _resources,
     _seed,
 )
+from rsa_bias.cli.own_model import add_parsers as add_own_model_parsers
 from rsa_bias.cli.simplicity import add_parsers
 from rsa_bias.config import ConfigError, load_config
 
@@ -144,6 +145,10 @@ def cmd_causal(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.dataset:
+        from rsa_bias.cli.own_model import compare_to_dataset
+
+        return compare_to_dataset(args)
     from rsa_bias.experiments.bias_suite import read_runs, runs_table
     from rsa_bias.plotting import plot_runs, save_figure
 
@@ -281,8 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     ca.set_defaults(func=cmd_causal)
 
     c = sub.add_parser("compare", help="R² per feature of finished runs side by side "
-                                       "(e.g. CNN vs ResNet), with 95%% intervals over seeds")
-    c.add_argument("runs", nargs="+", help="output folders of `rsa-bias run`")
+                                       "(e.g. CNN vs ResNet), with 95%% intervals over seeds; "
+                                       "with --dataset, an activation file against a brain "
+                                       "dataset")
+    c.add_argument("runs", nargs="+", help="output folders of `rsa-bias run`, or (with "
+                                           "--dataset) one activation file of "
+                                           "`rsa-bias extract`")
+    c.add_argument("--dataset", choices=("rsa92", "v4"),
+                   help="score the activation file's layers against human/monkey IT (rsa92) "
+                        "or V4 neurons (v4); --out is then the output folder")
+    c.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap replicates with --dataset (default 1000)")
+    c.add_argument("--seed", type=_seed, default=0, help="seed of the bootstraps and folds")
     c.add_argument("--labels", help="comma-separated label per run (default: folder names)")
     c.add_argument("--layers", help="comma-separated layer per run (default: each run's "
                                     "last layer)")
@@ -323,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_brain)
     add_parsers(sub, overrides)
+    add_own_model_parsers(sub)
     return p
 
 

@@ -164,8 +164,9 @@ def _zscored(a: xr.DataArray) -> xr.DataArray:
 def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None, *,
                    layers: Sequence[str] | None = None, image_size: int = 64,
                    readout: str = "gap", n_components: int | None = None, cv: int = 5,
-                   estimator=None, n_boot: int = 1000,
-                   seed: int = 0) -> xr.Dataset:
+                   estimator=None, n_boot: int = 1000, seed: int = 0,
+                   activations: Mapping[tuple[str, str], xr.DataArray] | None = None
+                   ) -> xr.Dataset:
     """Score every model x layer by cross-validated ridge encoding of the V4 neurons.
 
     Units are z-scored over the images (so one alpha grid suits every layer and
@@ -194,6 +195,9 @@ def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None
     seed : int, default 0
         Seeds the outer folds, the noise-ceiling half-splits, the bootstrap and the random
         projections.
+    activations : mapping of (str, str) to xarray.DataArray, optional
+        The ``{(model, layer): activation}`` of the V4 images when already computed (an
+        activation file of your own model, say), as in :func:`rsa_vs_it`.
 
     Returns
     -------
@@ -208,8 +212,9 @@ def encoding_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = None
 
     v4 = load_v4() if v4 is None else v4
     resp = v4_responses(v4).sortby("stimulus")  # folds independent of the data's order
-    acts = all_layer_activations(models, v4["image"], layers=layers, image_size=image_size,
-                                 readout=readout, n_components=n_components, seed=seed)
+    acts = activations if activations is not None else all_layer_activations(
+        models, v4["image"], layers=layers, image_size=image_size, readout=readout,
+        n_components=n_components, seed=seed)
     estimator = RidgeEncoder(ALPHAS) if estimator is None else estimator
     scores = {k: cross_validated_scores(_zscored(_in_order(a, resp)), resp, cv=cv,
                                         estimator=estimator, seed=seed)

@@ -270,6 +270,8 @@ def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,
         raise ValueError(f"expected images (n, y, x, 3); got shape {arr.shape}")
     if arr.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels (0-255); got {arr.dtype}")
+    if not arr.flags.writeable:  # a memory-mapped or read-only array: torch needs its own copy
+        arr = np.array(arr)
     x = torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2)
     x = x.to(torch.float32) / 255.0
     if size is not None and tuple(x.shape[-2:]) != (size, size):

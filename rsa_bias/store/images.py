@@ -110,3 +110,35 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
         raise StoreError(f"the images have different sizes {sorted(shapes)[:3]}; pass size= "
                          "to resize them all to one")
     return np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)
+
+
+def read_array_stimuli(path: str | Path) -> np.ndarray:
+    """The stimuli of a ``.npy`` file (images ``(n, y, x, 3)`` uint8 or inputs ``(n, ...)``),
+    memory-mapped, so a file larger than memory is read a batch at a time.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.npy`` file written by ``numpy.save``; its first axis is the stimuli.
+
+    Returns
+    -------
+    numpy.memmap or numpy.ndarray
+        The array, read-only.
+
+    Raises
+    ------
+    StoreError
+        A missing file, one that is not a ``.npy`` array (object arrays too), or a 0-d array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} does not exist")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} is not a readable .npy array ({exc}); write it with "
+                         "numpy.save") from exc
+    if not isinstance(arr, np.ndarray) or arr.ndim < 1:
+        raise StoreError(f"{path} holds no array with a stimulus axis")
+    return arr

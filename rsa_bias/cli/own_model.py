@@ -1,0 +1,134 @@
+"""The command-line verb for a user's own model: ``rsa-bias extract`` reads the named modules
+of any PyTorch model, defined in the user's Python file, on a folder of images, a ``.npy``
+array or a shipped image set, into an activation file written batch by batch."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rsa_bias.cli._args import _non_negative_int, _seed
+
+REDUCTIONS = ("mean", "max", "flatten", "random_projection")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _stimuli(spec: str):
+    """(stimuli, stimulus_ids) of ``--stimuli``: a shipped set, a folder or a .npy file."""
+    import numpy as np
+
+    from rsa_bias.experiments.extraction import NAMED_STIMULI, named_stimuli
+    from rsa_bias.store.images import read_array_stimuli
+
+    if spec in NAMED_STIMULI:
+        return named_stimuli(spec), None
+    path = Path(spec)
+    if path.is_dir():
+        return path, None
+    if path.suffix == ".npy":
+        arr = read_array_stimuli(path)
+        return arr, np.arange(len(arr))
+    raise ValueError(f"--stimuli {spec!r} is neither a shipped set {list(NAMED_STIMULI)}, a "
+                     "folder of images nor a .npy file")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    import torch
+
+    from rsa_bias.experiments.extraction import extract_to_file, load_factory
+    from rsa_bias.training.extract import module_layers
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_factory(args.model)()
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{args.model} returned a {type(model).__name__}, not a "
+                         "torch.nn.Module")
+    if args.list_layers:
+        print("\n".join(module_layers(model)))
+        return 0
+    if not args.layers or not args.stimuli or not args.out:
+        raise ValueError("give --stimuli, --layers and --out (or --list-layers to see the "
+                         "module paths)")
+    if Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give the .nc file to write")
+    model.to(args.device)
+    stimuli, ids = _stimuli(args.stimuli)
+    t0 = time.perf_counter()
+    path = extract_to_file(model, stimuli, args.out, layers=args.layers, stimulus_ids=ids,
+                           batch_size=args.batch_size, reduction=args.reduction,
+                           n_components=args.n_components, seed=args.seed,
+                           image_size=args.image_size, compression=args.compression,
+                           progress=not args.no_progress)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, layers "
+          f"{', '.join(args.layers)}) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def compare_to_dataset(args: argparse.Namespace) -> int:
+    """``rsa-bias compare ACTIVATIONS.nc --dataset D --out FOLDER``: the layers of an
+    activation file against a shipped brain dataset, as a table, a results file and a
+    figure."""
+    from rsa_bias.cli._args import _check_folders
+    from rsa_bias.experiments.own_vs_brain import brain_comparison_table, run_compare_to_brain
+
+    if len(args.runs) != 1 or not args.out:
+        raise ValueError("with --dataset, give one activation file and --out FOLDER")
+    if args.n_boot < 1:
+        raise ValueError(f"--n-boot must be >= 1, got {args.n_boot}")
+    layers = args.layers.split(",") if args.layers else None
+    _check_folders(out=args.out)
+    paths = run_compare_to_brain(args.runs[0], args.out, dataset=args.dataset, layers=layers,
+                                 n_boot=args.n_boot, seed=args.seed)
+    from rsa_bias.store import read_results
+
+    table = brain_comparison_table(read_results(paths["results"]))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add the ``extract`` verb to the subparsers ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse subparsers action
+        From ``ArgumentParser.add_subparsers``.
+    """
+    e = sub.add_parser("extract", help="read the named modules of your own PyTorch model on "
+                                       "your stimuli into an activation file (batch by batch)")
+    e.add_argument("model", help="FILE.py:FACTORY or module:FACTORY, a callable returning the "
+                                 "torch.nn.Module (e.g. my_models.py:make_resnet)")
+    e.add_argument("--stimuli", help="a folder of images, a .npy array (first axis: "
+                                     "stimuli) or a shipped set: rsa92, v4")
+    e.add_argument("--layers", nargs="+", help="module paths as named_modules() prints them, "
+                                               "e.g. layer4.1.relu (see --list-layers)")
+    e.add_argument("--out", help="the activation file to write (.nc)")
+    e.add_argument("--list-layers", action="store_true",
+                   help="print the model's module paths and exit")
+    e.add_argument("--reduction", choices=REDUCTIONS, default="mean",
+                   help="how a conv map (or sequence) becomes units (default mean)")
+    e.add_argument("--n-components", type=_positive_int, default=None,
+                   help="units of the random projection (with --reduction random_projection)")
+    e.add_argument("--seed", type=_seed, default=0, help="seed of the random projection")
+    e.add_argument("--batch-size", type=_positive_int, default=64)
+    e.add_argument("--image-size", type=_positive_int, default=None,
+                   help="resize images to this many pixels (a folder: default 224)")
+    e.add_argument("--compression", type=int, choices=range(10), default=0,
+                   help="zlib level of the stored activations (default 0: none)")
+    e.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    e.add_argument("--threads", type=_non_negative_int, default=0,
+                   help="torch CPU threads (default: torch's choice)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_extract)

@@ -1,0 +1,214 @@
+"""An activation file of your own model against a shipped brain dataset: one table, figures.
+
+:func:`compare_to_brain` scores every layer of an activation file (``rsa-bias extract`` on the
+dataset's images) against
+
+* ``"rsa92"`` — human IT (4 subjects, RSA with a stimulus-bootstrap interval and the noise
+  ceiling) and monkey IT on the 92 images (Kriegeskorte et al. 2008), as
+  :func:`rsa_bias.experiments.brain_scores.rsa_vs_it`;
+* ``"v4"`` — 50 V4 neurons on 640 images (Cowley et al. 2023): ridge encoding normalised by
+  each neuron's noise ceiling, as :func:`rsa_bias.experiments.brain_scores.encoding_vs_v4`,
+  RSA with the neurons' RDM (stimulus bootstrap) and linear CKA with the mean responses;
+
+and, when the file's stimuli carry feature labels, the share of each layer's variance each
+feature explains (:func:`rsa_bias.analysis.feature_variance_explained`, in sample), which says
+which feature is loud in the layer a score is computed on. :func:`run_compare_to_brain` writes
+the table (CSV), the results (netCDF) and the figures.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from rsa_bias.analysis import cka, evaluate_models, feature_variance_explained, rdm
+from rsa_bias.experiments.brain_scores import _rsa_scores, encoding_vs_v4, v4_responses
+from rsa_bias.provenance import provenance_attrs, result_attrs
+from rsa_bias.store import layer_activation, read_activations
+
+#: The datasets :func:`compare_to_brain` scores against.
+DATASETS = ("rsa92", "v4")
+
+
+def _activations(tree: xr.DataTree, layers: Sequence[str] | None) -> dict:
+    layers = list(layers) if layers is not None else list(tree.children)
+    missing = [n for n in layers if n not in tree.children]
+    if missing:
+        raise ValueError(f"layers {missing} are not in the activation file; it holds "
+                         f"{list(tree.children)}")
+    model = str(tree.attrs.get("model_class", "model")).rsplit(".", 1)[-1]
+    return {(model, n): layer_activation(tree, n).astype(np.float64).drop_vars(
+        [c for c in ("split",) if c in tree.to_dataset().coords]) for n in layers}
+
+
+def _need_ids(acts: dict, ids: np.ndarray, dataset: str) -> None:
+    have = next(iter(acts.values()))["stimulus"].values
+    missing = np.setdiff1d(ids, have)
+    if missing.size:
+        raise ValueError(f"the activation file lacks {missing.size} of the {len(ids)} "
+                         f"{dataset} stimuli (e.g. {missing[:3].tolist()}); extract on "
+                         f"`--stimuli {dataset}`")
+
+
+def _feature_shares(acts: dict, names: list[str]) -> xr.DataArray | None:
+    if not names:
+        return None
+    r2 = [feature_variance_explained(a, features=names, fit_split=None, eval_split=None)["r2"]
+          for a in acts.values()]
+    return xr.concat(r2, dim=xr.Variable("layer", [k[1] for k in acts]))
+
+
+def compare_to_brain(activations: xr.DataTree | str | Path, *, dataset: str = "rsa92",
+                     layers: Sequence[str] | None = None, n_boot: int = 1000, cv: int = 5,
+                     seed: int = 0) -> xr.Dataset:
+    """Score every layer of an activation file against a shipped brain dataset.
+
+    Parameters
+    ----------
+    activations : xarray.DataTree, str or pathlib.Path
+        An activation tree or file (``rsa-bias extract ... --stimuli rsa92`` or ``v4``),
+        holding at least the dataset's stimuli (matched by id).
+    dataset : {"rsa92", "v4"}, default "rsa92"
+        What to score against (see the module docstring).
+    layers : sequence of str, optional
+        Layers to score; default every layer of the file.
+    n_boot : int, default 1000
+        Bootstrap replicates of the intervals.
+    cv : int, default 5
+        Outer folds of the V4 encoding.
+    seed : int, default 0
+        Seeds the bootstraps and the folds.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``layer``: for rsa92 ``rsa_human_it``, ``rsa_human_it_ci_low``/``_high``,
+        ``rsa_monkey_it`` (with intervals) and the human-IT ``noise_ceiling_lower``/
+        ``_upper``; for v4 ``encoding_normalised_r`` (median over neurons, with interval),
+        ``encoding_r``, ``rsa_v4`` (with interval) and ``cka_v4``; ``feature_r2(layer,
+        feature)`` when the stimuli carry features; provenance attrs.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+    tree = read_activations(activations) if isinstance(activations, str | Path) \
+        else activations
+    acts = _activations(tree, layers)
+    names = list(tree.attrs.get("feature_names", []) or [])
+    names = [names] if isinstance(names, str) else names
+    layer_names = [k[1] for k in acts]
+    out = xr.Dataset(coords={"layer": layer_names})
+    if dataset == "rsa92":
+        from rsa_bias.brain import load_rsa92
+
+        rsa92 = load_rsa92(images=False)
+        _need_ids(acts, rsa92["stimulus"].values, dataset)
+        acts = {k: a.sel(stimulus=rsa92["stimulus"].values) for k, a in acts.items()}
+        res = _rsa_scores(acts, rsa92, image_size=0, readout="file", n_components=None,
+                          rdm_method="correlation", compare_method="spearman",
+                          n_boot=n_boot, seed=seed).isel(model=0, drop=True)
+        for target in ("human_it", "monkey_it"):
+            r = res.sel(target=target)
+            for v, name in (("score", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high")):
+                out[f"rsa_{target}{name}"] = ("layer", r[v].values)
+        for b in ("lower", "upper"):
+            out[f"noise_ceiling_{b}"] = float(res[f"noise_ceiling_{b}"].sel(target="human_it"))
+    else:
+        from rsa_bias.brain import load_v4
+
+        v4 = load_v4(images=False)
+        _need_ids(acts, v4["stimulus"].values, dataset)
+        enc = encoding_vs_v4({}, v4, activations=acts, cv=cv, n_boot=n_boot,
+                             seed=seed).isel(model=0, drop=True)
+        out["encoding_normalised_r"] = ("layer", enc["score"].values)
+        out["encoding_ci_low"] = ("layer", enc["ci_low"].values)
+        out["encoding_ci_high"] = ("layer", enc["ci_high"].values)
+        out["encoding_r"] = ("layer", enc["score_raw"].values)
+        resp = v4_responses(v4).mean("repeat").sortby("stimulus")
+        neural = rdm(resp.rename(neuron="unit")).expand_dims(subject=["v4"])
+        model_rdms = xr.concat([rdm(a.sel(stimulus=resp["stimulus"].values))
+                                for a in acts.values()], dim="model", coords="minimal",
+                               compat="override", join="exact")
+        ev = evaluate_models(model_rdms.assign_coords(model=layer_names), neural,
+                             bootstrap="stimulus", n_boot=n_boot, seed=seed)
+        out["rsa_v4"] = ("layer", ev["score"].values)
+        out["rsa_v4_ci_low"] = ("layer", ev["ci_low"].values)
+        out["rsa_v4_ci_high"] = ("layer", ev["ci_high"].values)
+        out["cka_v4"] = ("layer", [float(cka(a, resp.rename(neuron="unit")))
+                                   for a in acts.values()])
+    shares = _feature_shares(acts, names)
+    if shares is not None:
+        out["feature_r2"] = shares
+    out.attrs.update(result_attrs("compare_to_brain", dataset=dataset, n_boot=n_boot, cv=cv,
+                                  seed=seed, model_class=str(tree.attrs.get("model_class", "")),
+                                  reduction=str(tree.attrs.get("reduction", ""))))
+    return out
+
+
+def brain_comparison_table(result: xr.Dataset) -> pd.DataFrame:
+    """One row per layer, one column per score (the ``feature_r2`` shares as
+    ``r2_<feature>``)."""
+    cols = {v: result[v].values for v in result.data_vars if result[v].dims == ("layer",)}
+    table = pd.DataFrame({"layer": result["layer"].values, **cols})
+    for v in result.data_vars:  # the noise ceiling: one value for every layer
+        if result[v].dims == ():
+            table[v] = float(result[v])
+    if "feature_r2" in result:
+        for f in result["feature"].values:
+            table[f"r2_{f}"] = result["feature_r2"].sel(feature=f).values
+    return table
+
+
+def run_compare_to_brain(activations: str | Path, out_dir: str | Path, *,
+                         dataset: str = "rsa92", layers: Sequence[str] | None = None,
+                         n_boot: int = 1000, cv: int = 5, seed: int = 0) -> dict[str, Path]:
+    """:func:`compare_to_brain`, written: ``brain_<dataset>.nc``, ``brain_<dataset>.csv`` and
+    the figure ``brain_<dataset>.png`` (scores by layer with intervals and the ceiling).
+
+    Parameters
+    ----------
+    activations : str or pathlib.Path
+        The activation file.
+    out_dir : str or pathlib.Path
+        Folder for the files (created if missing).
+    dataset, layers, n_boot, cv, seed
+        As in :func:`compare_to_brain`.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"results", "table", "figure"}`` -> path.
+    """
+    from rsa_bias._atomic import atomic_path
+    from rsa_bias.plotting import save_figure
+    from rsa_bias.plotting.scores import plot_scores_with_ceiling
+    from rsa_bias.store import write_results
+
+    out_dir = Path(out_dir)
+    result = compare_to_brain(activations, dataset=dataset, layers=layers, n_boot=n_boot,
+                              cv=cv, seed=seed)
+    config = {"activations": str(activations), "dataset": dataset, "n_boot": n_boot,
+              "cv": cv, "seed": seed, "layers": list(layers) if layers else None}
+    result.attrs = {**provenance_attrs(config, seed=seed, method="compare_to_brain"),
+                    **result.attrs, "run_config_json": json.dumps(config)}
+    paths = {"results": write_results(result, out_dir / f"brain_{dataset}.nc")}
+    with atomic_path(out_dir / f"brain_{dataset}.csv") as tmp:
+        brain_comparison_table(result).to_csv(tmp, index=False)
+    paths["table"] = out_dir / f"brain_{dataset}.csv"
+    score = "rsa_human_it" if dataset == "rsa92" else "encoding_normalised_r"
+    low, high = ("rsa_human_it_ci_low", "rsa_human_it_ci_high") if dataset == "rsa92" \
+        else ("encoding_ci_low", "encoding_ci_high")
+    plot_ds = xr.Dataset({"score": result[score], "ci_low": result[low],
+                          "ci_high": result[high]})
+    if dataset == "rsa92":
+        plot_ds["noise_ceiling_lower"] = result["noise_ceiling_lower"]
+        plot_ds["noise_ceiling_upper"] = result["noise_ceiling_upper"]
+    ylabel = "Spearman ρ with human IT" if dataset == "rsa92" else "median normalised r (V4)"
+    fig = plot_scores_with_ceiling(plot_ds, panel=None, hue=None, ylabel=ylabel,
+                                   **({"ceiling": None} if dataset == "v4" else {}))
+    paths["figure"] = save_figure(fig, out_dir / f"brain_{dataset}.png", bbox_inches="tight")
+    return paths

@@ -1,0 +1,133 @@
+"""A user's model -> an activation file: extract_to_file and ``rsa-bias extract``."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rsa_bias.cli import main
+from rsa_bias.experiments.extraction import extract_to_file, load_factory, named_stimuli
+from rsa_bias.store import layer_activation, read_activations
+from rsa_bias.training.extract import module_activations
+
+MODEL_FILE = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 3, padding=1)
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.conv(x) + x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, stride=2)
+            self.layer1 = nn.Sequential(Block(4), Block(4))
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+        def forward(self, x):
+            return self.head(self.layer1(self.stem(x)))
+
+    def make_net():
+        torch.manual_seed(0)
+        return Net()
+""")
+
+
+@pytest.fixture()
+def model_file(tmp_path):
+    path = tmp_path / "user_models.py"
+    path.write_text(MODEL_FILE)
+    return path
+
+
+def test_file_equals_in_memory_extraction(tmp_path, model_file):
+    model = load_factory(f"{model_file}:make_net")()
+    stimuli = named_stimuli("rsa92").isel(stimulus=slice(0, 30))
+    layers = ["layer1.1.relu", "head.2"]
+    path = extract_to_file(model, stimuli, tmp_path / "a.nc", layers=layers, batch_size=7,
+                           image_size=16)
+    tree = read_activations(path, chunks={})
+    ref = module_activations(model, stimuli, layers=layers, image_size=16)
+    for name in layers:
+        act = layer_activation(tree, name)
+        np.testing.assert_array_equal(act.values, ref[name].values)
+        np.testing.assert_array_equal(act["stimulus"].values, stimuli["stimulus"].values)
+        np.testing.assert_array_equal(act["feature_face"].values, stimuli["feature_face"].values)
+    assert tree.attrs["model_class"].endswith("Net")
+    assert tree.attrs["layer_paths"] == "layer1.1.relu,head.2"
+    assert tree.attrs["reduction"] == "mean" and tree.attrs["method"] == "extract"
+    assert "git_sha" in tree.attrs and "config_json" in tree.attrs
+    tree.close()
+
+
+def test_folder_and_npy_stimuli(tmp_path, model_file):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (5, 12, 12, 3), dtype=np.uint8)
+    for i, img in enumerate(imgs):
+        (tmp_path / "imgs" / ("a" if i < 2 else "b")).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "imgs" / ("a" if i < 2 else "b") / f"{i}.png")
+    model = load_factory(f"{model_file}:make_net")()
+    path = extract_to_file(model, tmp_path / "imgs", tmp_path / "f.nc", layers=["stem"],
+                           image_size=12, read_batch=2)
+    act = layer_activation(read_activations(path), "stem")
+    ref = module_activations(model, imgs, stimulus_ids=np.arange(5), layers=["stem"])
+    # read two images at a time: float32 convolutions of other batch sizes differ in the last bit
+    np.testing.assert_allclose(act.values, ref["stem"].values, rtol=0, atol=1e-6)
+    assert act["feature_folder"].values.tolist() == ["a", "a", "b", "b", "b"]
+    np.save(tmp_path / "x.npy", imgs)
+    assert main(["extract", f"{model_file}:make_net", "--stimuli", str(tmp_path / "x.npy"),
+                 "--layers", "stem", "--out", str(tmp_path / "n.nc"), "--no-progress"]) == 0
+    act = layer_activation(read_activations(tmp_path / "n.nc"), "stem")
+    np.testing.assert_allclose(act.values, ref["stem"].values, rtol=0, atol=1e-6)
+    assert act["stimulus"].values.tolist() == list(range(5))
+
+
+def test_cli_random_projection_and_list_layers(tmp_path, model_file, capsys):
+    out = tmp_path / "p.nc"
+    assert main(["extract", f"{model_file}:make_net", "--stimuli", "rsa92", "--layers",
+                 "layer1.0.relu", "--out", str(out), "--reduction", "random_projection",
+                 "--n-components", "8", "--seed", "3", "--image-size", "16",
+                 "--no-progress"]) == 0
+    tree = read_activations(out)
+    assert layer_activation(tree, "layer1.0.relu").shape == (92, 8)
+    assert tree.attrs["n_components"] == 8 and tree.attrs["projection_seed"] == 3
+    assert main(["extract", f"{model_file}:make_net", "--list-layers"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "layer1.0.conv" in listed and "head.2" in listed
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["{m}:nope", "--list-layers"], "no callable 'nope'"),
+    (["{m}", "--list-layers"], "FILE.py:FACTORY"),
+    (["missing.py:make_net", "--list-layers"], "does not exist"),
+    (["{m}:make_net", "--stimuli", "rsa92", "--layers", "layer1.2.relu", "--out", "{o}"],
+     "close matches"),
+    (["{m}:make_net", "--stimuli", "nowhere", "--layers", "stem", "--out", "{o}"],
+     "neither a shipped set"),
+    (["{m}:make_net", "--layers", "stem"], "give --stimuli"),
+])
+def test_cli_errors_say_what_to_do(tmp_path, model_file, capsys, argv, match):
+    argv = [a.format(m=model_file, o=tmp_path / "o.nc") for a in argv]
+    assert main(["extract", *argv]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_unlabelled_array_needs_ids(tmp_path, model_file):
+    model = load_factory(f"{model_file}:make_net")()
+    x = torch.zeros(3, 3, 8, 8)
+    with pytest.raises(ValueError, match="stimulus_ids are required"):
+        extract_to_file(model, x, tmp_path / "a.nc", layers=["stem"])
+    with pytest.raises(ValueError, match="3 distinct ids"):
+        extract_to_file(model, x, tmp_path / "a.nc", layers=["stem"], stimulus_ids=[0, 0, 1])
+    assert not list(tmp_path.glob("*.nc"))

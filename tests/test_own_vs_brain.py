@@ -1,0 +1,110 @@
+"""An activation file against the shipped brain datasets: compare_to_brain and
+``rsa-bias compare FILE --dataset``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
+
+from rsa_bias.brain import load_rsa92, load_v4
+from rsa_bias.cli import main
+from rsa_bias.experiments.brain_scores import v4_responses
+from rsa_bias.experiments.extraction import named_stimuli
+from rsa_bias.experiments.own_vs_brain import compare_to_brain
+from rsa_bias.store import activation_tree, write_activations
+
+
+def _tree(stimuli: xr.Dataset, seed: int = 0) -> xr.DataTree:
+    rng = np.random.default_rng(seed)
+    n = stimuli.sizes["stimulus"]
+    face = stimuli["feature_face"].values[:, None] if "feature_face" in stimuli else 0.0
+    layers = {"block.1": rng.normal(size=(n, 12)) + 2.0 * face,
+              "head": rng.normal(size=(n, 5))}
+    tree = activation_tree(stimuli.drop_vars("image"), layers,
+                           attrs={"model_class": "user.Net"})
+    return tree
+
+
+@pytest.fixture(scope="module")
+def rsa92_tree():
+    return _tree(named_stimuli("rsa92"))
+
+
+def test_rsa92_scores_equal_scipy(rsa92_tree):
+    out = compare_to_brain(rsa92_tree, dataset="rsa92", n_boot=20, seed=1)
+    brain = load_rsa92(images=False)
+    x = rsa92_tree["block.1"]["activation"].values
+    model = pdist(x, "correlation")
+    iu = np.triu_indices(92, 1)
+    subj = brain["human_it"].mean("session").values
+    ref = np.mean([spearmanr(model, s[iu]).statistic for s in subj])
+    assert out["rsa_human_it"].sel(layer="block.1") == pytest.approx(ref, abs=1e-12)
+    mon = spearmanr(model, brain["monkey_it"].values[iu]).statistic
+    assert out["rsa_monkey_it"].sel(layer="block.1") == pytest.approx(mon, abs=1e-12)
+    lo, hi = out["rsa_human_it_ci_low"].values, out["rsa_human_it_ci_high"].values
+    assert np.all(lo <= hi)
+    assert 0 < float(out["noise_ceiling_lower"]) < float(out["noise_ceiling_upper"]) < 1
+    assert out.attrs["model_class"] == "user.Net"
+
+
+def test_feature_shares_equal_least_squares(rsa92_tree):
+    out = compare_to_brain(rsa92_tree, dataset="rsa92", n_boot=10)
+    x = rsa92_tree["block.1"]["activation"].values
+    xc = x - x.mean(0)
+    face = rsa92_tree.to_dataset()["feature_face"].values.astype(float)
+    f = (face - face.mean())[:, None]
+    fit = f @ np.linalg.lstsq(f, xc, rcond=None)[0]
+    ref = (fit ** 2).sum() / (xc ** 2).sum()
+    r2 = out["feature_r2"].sel(layer="block.1", feature="face")
+    assert float(r2) == pytest.approx(ref, abs=1e-12)
+    assert float(r2) > float(out["feature_r2"].sel(layer="block.1", feature="natural"))
+
+
+def test_v4_scores(tmp_path):
+    v4 = load_v4(images=False)
+    stimuli = xr.Dataset(coords={"stimulus": v4["stimulus"].values[::-1]},
+                         attrs={"feature_names": []})  # another order: matched by id
+    rng = np.random.default_rng(2)
+    resp = v4_responses(v4).mean("repeat")
+    signal = resp.sel(stimulus=stimuli["stimulus"].values).values @ rng.normal(size=(50, 8))
+    tree = activation_tree(stimuli, {"good": signal + rng.normal(size=(640, 8)),
+                                     "noise": rng.normal(size=(640, 8))})
+    out = compare_to_brain(tree, dataset="v4", n_boot=20, cv=3)
+    assert float(out["encoding_normalised_r"].sel(layer="good")) > \
+        float(out["encoding_normalised_r"].sel(layer="noise")) + 0.2
+    # linear CKA by hand, in the sorted-id order of the responses
+    x = tree["good"]["activation"].values[::-1]
+    y = resp.sortby("stimulus").values
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    ref = np.linalg.norm(xc.T @ yc) ** 2 / (np.linalg.norm(xc.T @ xc) *
+                                            np.linalg.norm(yc.T @ yc))
+    assert float(out["cka_v4"].sel(layer="good")) == pytest.approx(ref, abs=1e-10)
+    assert "feature_r2" not in out
+
+
+def test_errors(rsa92_tree):
+    with pytest.raises(ValueError, match="unknown dataset 'haxby'"):
+        compare_to_brain(rsa92_tree, dataset="haxby")
+    with pytest.raises(ValueError, match="not in the activation file"):
+        compare_to_brain(rsa92_tree, layers=["fc9"])
+    with pytest.raises(ValueError, match="lacks 640 of the 640 v4 stimuli"):
+        compare_to_brain(rsa92_tree, dataset="v4")
+
+
+def test_cli_compare_with_dataset(tmp_path, rsa92_tree, capsys):
+    path = write_activations(rsa92_tree, tmp_path / "acts.nc")
+    out = tmp_path / "out"
+    assert main(["compare", str(path), "--dataset", "rsa92", "--out", str(out),
+                 "--n-boot", "10", "--layers", "head"]) == 0
+    table = pd.read_csv(out / "brain_rsa92.csv")
+    assert table["layer"].tolist() == ["head"]
+    assert {"rsa_human_it", "noise_ceiling_upper", "r2_face"} <= set(table.columns)
+    assert (out / "brain_rsa92.png").stat().st_size > 0
+    assert "rsa_human_it" in capsys.readouterr().out
+    assert main(["compare", str(path), str(path), "--dataset", "rsa92", "--out",
+                 str(out)]) == 2
+    assert "one activation file" in capsys.readouterr().err
