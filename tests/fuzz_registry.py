@@ -83,6 +83,8 @@ CASES: dict[str, Case] = {
     "compare_rdms": Case(lambda rdm_a, rdm_b: an.compare_rdms(rdm_a, rdm_b),
                          ("rdm_a", "rdm_b"), nan_ok=("rdm_a", "rdm_b")),
     "rdm_noise_ceiling": Case(lambda data: an.rdm_noise_ceiling(data), ("data",)),
+    "blocked_rdm_comparison": Case(lambda act, resp: an.blocked_rdm_comparison(
+        act, resp, block_size=7), ("act", "resp")),
     "evaluate_models": Case(lambda models, data: an.evaluate_models(models, data, n_boot=40),
                             ("models", "data"), seeded=True),
     "permutation_test": Case(lambda models, data: an.permutation_test(models, data, n_perm=40),
@@ -112,6 +114,8 @@ CASES: dict[str, Case] = {
     "RidgeEncoder": Case(_fit_score, ("act", "resp")),
     "cross_validated_scores": Case(lambda act, resp_rep: an.cross_validated_scores(
         act, resp_rep, cv=3, n_splits=5), ("act", "resp_rep"), seeded=True),
+    "streamed_ridge_scores": Case(lambda act, resp: an.streamed_ridge_scores(
+        act, resp, cv=3, alphas=[0.1, 10.0]), ("act", "resp"), seeded=True),
     "response_noise_ceiling": Case(lambda resp_rep: an.response_noise_ceiling(
         resp_rep, n_splits=5), ("resp_rep",), seeded=True),
     "feature_variance_explained": Case(lambda act: an.feature_variance_explained(act),

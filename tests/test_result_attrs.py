@@ -45,6 +45,8 @@ CALLS = {
     "rdm": lambda d: rsa_bias.rdm(d["x"]),
     "compare_rdms": lambda d: rsa_bias.compare_rdms(d["rdms"], d["subjects"]),
     "rdm_noise_ceiling": lambda d: rsa_bias.rdm_noise_ceiling(d["subjects"]),
+    "blocked_rdm_comparison": lambda d: rsa_bias.blocked_rdm_comparison(d["x"], d["y"],
+                                                                        block_size=5),
     "evaluate_models": lambda d: rsa_bias.evaluate_models(d["rdms"], d["subjects"], n_boot=20),
     "permutation_test": lambda d: rsa_bias.permutation_test(d["rdms"], d["subjects"], n_perm=20),
     "pairwise_model_tests": lambda d: rsa_bias.pairwise_model_tests(
@@ -57,6 +59,7 @@ CALLS = {
     "cross_validated_scores": lambda d: rsa_bias.cross_validated_scores(d["x"], d["responses"],
                                                                          cv=4),
     "response_noise_ceiling": lambda d: rsa_bias.response_noise_ceiling(d["responses"]),
+    "streamed_ridge_scores": lambda d: rsa_bias.streamed_ridge_scores(d["x"], d["y"], cv=4),
     "feature_variance_explained": lambda d: rsa_bias.feature_variance_explained(d["x"]),
     "normalise_by_final": lambda d: rsa_bias.normalise_by_final(
         rsa_bias.feature_variance_explained(xr.concat([d["x"], 2 * d["x"]], dim="step"))),

@@ -15,6 +15,7 @@ from rsa_bias.analysis.encoding.scores import (  # noqa: F401 - helpers for othe
     outer_splitter,
     ridge_from_options,
 )
+from rsa_bias.analysis.encoding.streamed import streamed_ridge_scores
 
 __all__ = ["RidgeEncoder", "AlphaGridWarning", "cross_validated_scores",
-           "response_noise_ceiling", "spearman_brown"]
+           "response_noise_ceiling", "spearman_brown", "streamed_ridge_scores"]

@@ -3,6 +3,7 @@ bootstrap and permutation inference, and tests between models."""
 
 from __future__ import annotations
 
+from rsa_bias.analysis.rsa.blocked import blocked_rdm_comparison
 from rsa_bias.analysis.rsa.ceilings import rdm_noise_ceiling
 from rsa_bias.analysis.rsa.compare import compare_rdms
 from rsa_bias.analysis.rsa.crossnobis import noise_precision, stack_runs
@@ -13,4 +14,4 @@ from rsa_bias.analysis.rsa.rdms import rdm
 
 __all__ = ["rdm", "condensed", "squareform", "noise_precision", "stack_runs", "compare_rdms",
            "rdm_noise_ceiling", "evaluate_models", "permutation_test", "pairwise_model_tests",
-           "correct_pvalues"]
+           "correct_pvalues", "blocked_rdm_comparison"]
