@@ -58,7 +58,6 @@ def test_streamed_file_equals_the_in_memory_writer(tmp_path, batch):
     assert "inputs" not in streamed.to_dataset()  # pixels / inputs are not copied
 
 
-@pytest.mark.filterwarnings("ignore:The specified chunks separate")
 def test_lazy_read_keeps_dask_arrays_and_equals_eager(tmp_path):
     stimuli, layers = _stimuli(), _layers()
     _write_in_batches(tmp_path / "s.nc", stimuli, layers, 5)

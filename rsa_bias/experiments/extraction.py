@@ -91,7 +91,8 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
         path = Path(where)
         if not path.is_file():
             raise ValueError(f"model file {path} does not exist")
-        mod_name = f"rsa_bias_user_{abs(hash(path.resolve()))}"
+        mod_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules \
+            else f"rsa_bias_user_{abs(hash(path.resolve()))}"  # never shadow a loaded module
         spec_ = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec_)
         sys.modules[mod_name] = module

@@ -11,6 +11,7 @@ another on the same file (interleaved HDF5 handles on one file make later opens 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -85,7 +86,9 @@ def _open_lazy(path: Path, chunks) -> xr.DataTree:
         raise StoreError(f"{path} does not exist" if not path.is_dir() else
                          f"{path} is a folder, not a file; give the .nc file")
     try:
-        return xr.open_datatree(path, engine=ENGINE, chunks=chunks)
+        with warnings.catch_warnings():  # chunks that split the stored ones are the caller's
+            warnings.filterwarnings("ignore", "The specified chunks separate", UserWarning)
+            return xr.open_datatree(path, engine=ENGINE, chunks=chunks)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise StoreError(f"{path} is not a readable netCDF-4 file (truncated or corrupt?): "
                          f"{' '.join(str(exc).split())}. Re-run the extraction that wrote it "
