@@ -26,6 +26,7 @@ import xarray as xr
 from rsa_bias._api import legacy_call
 from rsa_bias._values import check_count, check_flag, numeric_values
 from rsa_bias.analysis._inputs import check_finite
+from rsa_bias.analysis.features import _streamed_variance as streamed
 from rsa_bias.analysis.features._labels import (
     feature_names_of,
     labelled_activation,
@@ -156,15 +157,19 @@ def _kernel(phi_fit: np.ndarray, f_fit: np.ndarray, phi_eval: np.ndarray,
     total = float(np.einsum("ij,ij->", p_eval, p_eval))
     # Sufficient statistics: every fit and residual below needs only these
     # (n_columns x n_units) cross-products, never an (n x n_units) residual.
-    a = x_fit.T @ (phi_fit - mu)            # X_fit' P_fit
-    b = x_eval.T @ p_eval                   # X_eval' P_eval
-    g_fit = x_fit.T @ x_fit
-    g_eval = x_eval.T @ x_eval
+    a, b = x_fit.T @ (phi_fit - mu), x_eval.T @ p_eval  # X_fit' P_fit, X_eval' P_eval
+    dead = not np.any(np.ptp(phi_eval, axis=0) > 0)  # nothing to explain: a dead layer
+    return _from_statistics(a, b, x_fit.T @ x_fit, x_eval.T @ x_eval, total, dead, groups)
+
+
+def _from_statistics(a: np.ndarray, b: np.ndarray, g_fit: np.ndarray, g_eval: np.ndarray,
+                     total: float, dead: bool, groups: list[list[int]]) -> dict[str, np.ndarray]:
+    """:func:`_kernel` from its sufficient statistics (or ``_streamed_variance``'s)."""
     constant = [i for i, g in enumerate(groups) if np.all(np.diag(g_fit)[list(g)] == 0)]
     if constant:
         raise ValueError(f"feature(s) {constant} are constant on the fitting split; they "
                          "explain nothing")
-    if not np.any(np.ptp(phi_eval, axis=0) > 0):  # nothing to explain: a dead layer
+    if dead:
         nan = np.full(len(groups), np.nan)
         return {"r2": nan, "r2_joint": np.float64(np.nan), "explained": nan.copy(),
                 "explained_joint": np.float64(np.nan), "total": np.float64(total),
@@ -230,7 +235,8 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
         The layer's activations. Extra dims (``seed``, ``step``, ...) are looped over. Needs
         ``feature_<name>`` and ``split`` coords on ``stimulus`` unless ``stimuli`` supplies
         them. A numpy array (stimulus, unit) carries no labels: it needs ``stimuli``, and its
-        rows are the stimulus ids ``0..n-1``.
+        rows are the stimulus ids ``0..n-1``. A Dask-backed (chunked) DataArray is streamed:
+        two passes of reductions over its chunks, never loaded as a whole.
     stimuli : xarray.Dataset, optional
         Stimulus set (``feature_<name>`` coords on its ``stimulus`` dim) to take the feature
         coords from, aligned to ``x`` by stimulus id; here also its ``split`` coord. Default:
@@ -292,7 +298,7 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
     """
     if categorical is not None:
         categorical = check_flag(categorical, "categorical")
-    activation = labelled_activation(x, stimuli)
+    activation = labelled_activation(streamed.as_lazy_labelled(x), stimuli)
     if "unit" not in activation.dims:
         raise ValueError(f"activation has dims {activation.dims}; a 'unit' dim is required")
     names = feature_names_of(activation, features)
@@ -302,9 +308,14 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
     design, groups, cat = _design(fvals, names, categorical)
     trailing = {"r2": ("feature",), "explained": ("feature",), "r2_joint": (),
                 "explained_joint": (), "total": (), "constant": ()}
-    ds = map_over_extra_dims(
-        activation, lambda phi: _kernel(phi[fit], design[fit], phi[ev], design[ev], groups),
-        trailing, {"feature": names})
+    if streamed.is_dask_backed(activation):  # chunked input: streamed, never loaded whole
+        ds = streamed.map_over_slices(activation, lambda phi: _from_statistics(
+            **streamed.streamed_statistics(phi, fit, ev, design), groups=groups),
+            trailing, {"feature": names})
+    else:
+        ds = map_over_extra_dims(
+            activation, lambda phi: _kernel(phi[fit], design[fit], phi[ev], design[ev], groups),
+            trailing, {"feature": names})
     constant = ds["constant"].values.astype(bool)
     ds = ds.drop_vars("constant")
     if constant.any():

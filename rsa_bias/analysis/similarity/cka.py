@@ -57,6 +57,11 @@ from rsa_bias.analysis.similarity._hsic import (
     _in_input_units,
     _prepared_pair,
 )
+from rsa_bias.analysis.similarity._streamed_cka import (
+    is_dask_backed,
+    streamed_cka,
+    streamed_hsic,
+)
 
 
 def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "biased",
@@ -83,7 +88,8 @@ def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bia
     ------
     ValueError
         As in :func:`cka`; also when the HSIC itself over- or underflows (e.g. inputs
-        of magnitude 1e100 each, whose HSIC is ~1e400).
+        of magnitude 1e100 each, whose HSIC is ~1e400), and for Dask-backed (chunked)
+        input with a kernel other than ``"linear"``, the only one that streams.
 
     Examples
     --------
@@ -95,6 +101,8 @@ def hsic(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bia
     >>> round(hsic(x, z, hsic="unbiased"), 3)  # ~0 for independent inputs
     -0.115
     """
+    if is_dask_backed(x) or is_dask_backed(y):  # chunked input: streamed (linear only)
+        return streamed_hsic(x, y, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
     xv, yv = paired_values(x, y)
     a, b = _prepared_pair(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
     return _in_input_units(_hsic(a, b, hsic), a, b)
@@ -113,7 +121,9 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
         Representations of the same stimuli, ``(n, p)`` and ``(n, q)`` arrays for numpy.
         Any name works for the second dim (``unit``, ``voxel``, ``neuron``).
         Labelled inputs are aligned on stimulus ids; differing id sets are
-        refused with an error naming the missing ids.
+        refused with an error naming the missing ids. Dask-backed (chunked) DataArrays
+        are streamed, linear kernel only: two passes of feature-space reductions over
+        the chunks, never loading the data (memory O(pq + p² + q²), never n × n).
     kernel : {"linear", "rbf"}, default "linear"
         The kernel of both Gram matrices.
     hsic : {"biased", "unbiased"}, default "biased"
@@ -139,7 +149,8 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
         Unknown kernel/estimator (listing valid ones), complex, empty or NaN/inf values,
         mismatched stimuli or stimulus ids of different types, too few stimuli, a
         degenerate RBF bandwidth, or a non-positive self-HSIC (constant input; too few
-        stimuli for the unbiased estimator).
+        stimuli for the unbiased estimator); Dask-backed input with a kernel other than
+        ``"linear"`` (the only one that streams; the others need the n × n Gram matrix).
 
     See Also
     --------
@@ -157,5 +168,7 @@ def cka(x: ArrayLike, y: ArrayLike, *, kernel: str = "linear", hsic: str = "bias
     >>> abs(cka(x, rng.normal(size=(200, 10)), hsic="unbiased")) < 0.05
     True
     """
+    if is_dask_backed(x) or is_dask_backed(y):  # chunked input: streamed (linear only)
+        return streamed_cka(x, y, kernel=kernel, hsic=hsic, bandwidth=bandwidth)
     xv, yv = paired_values(x, y)
     return _cka_arrays(xv, yv, kernel=kernel, hsic=hsic, bandwidth=bandwidth)

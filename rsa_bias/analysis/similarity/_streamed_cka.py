@@ -1,0 +1,183 @@
+"""Linear CKA and HSIC streamed over chunked (Dask-backed) representations.
+
+For Dask-backed ``x`` (n × p) and ``y`` (n × q) — aligned on stimulus ids exactly as the
+in-memory path aligns them — every term of both HSIC estimators of the linear kernel is a
+feature-space reduction over the stimulus chunks (the formulas are in
+:mod:`~rsa_bias.analysis.similarity.cka`). With Xc, Yc the centred inputs and
+k_i = ||xc_i||², l_i = ||yc_i||² (the diagonals of K and L):
+
+* tr(K H L H) = ||Xc'Yc||²_F, and likewise ||Xc'Xc||²_F, ||Yc'Yc||²_F;
+* unbiased: tr(K̃L̃) = ||Xc'Yc||²_F − k·l, 1'K̃1 = −Σk and 1'K̃L̃1 = k·l (centred inputs),
+  so HSIC_u = [||Xc'Yc||²_F − k·l + Σk Σl / ((n−1)(n−2)) − 2 k·l / (n−2)] / (n(n−3)).
+
+Two passes over the data: the first for the column means, the largest magnitude (the same
+power-of-two rescaling as the in-memory path) and a count of NaN/inf values; the second
+for the sums above on chunks centred by those means, exactly as the in-memory path centres.
+Chunks are cast to float64 inside the graph.
+
+Memory: a few stimulus chunks of each input per worker thread (rechunked to span all units:
+with unit blocks Dask was seen to hold every chunk's partial product, growing with n), the
+n-vectors k and l chunk by chunk, and a few partial sums of the products Xc'Yc, Xc'Xc, Yc'Yc
+in the tree reduction — O(p q + p² + q²) floats (200 MB each for p = q = 5000 in float64),
+independent of n. Never an n × n matrix.
+With a ``dask.distributed`` Client active the reductions run on its cluster. Only the linear
+kernel streams: the others need the n × n Gram matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from rsa_bias.analysis._inputs import ArrayLike, labelled_pair
+from rsa_bias.analysis.similarity._hsic import (
+    _in_input_units,
+    _normalise,
+    _Rep,
+    _validate,
+)
+
+
+def is_dask_backed(x) -> bool:
+    """Whether ``x`` (a DataArray or an array) holds a lazy Dask array."""
+    data = getattr(x, "data", x)
+    graph = getattr(data, "__dask_graph__", None)
+    return callable(graph) and graph() is not None
+
+
+def as_lazy_labelled(x, name: str):
+    """A bare Dask array as a ``(stimulus, unit)`` DataArray with ids ``0..n-1`` (as numpy
+    input is read), without computing it; anything else unchanged."""
+    if isinstance(x, xr.DataArray) or not is_dask_backed(x):
+        return x
+    if x.ndim != 2:
+        raise ValueError(f"{name} has shape {x.shape}; expected 2 dims ('stimulus', 'unit')")
+    return xr.DataArray(x, dims=("stimulus", "unit"),
+                        coords={"stimulus": np.arange(x.shape[0])})
+
+
+def _chunks(x: xr.DataArray, name: str):
+    """The float64 ``(stimulus, unit)`` Dask array of a labelled input (refusing complex,
+    non-numeric, empty or more than 2-D values)."""
+    import dask.array as da
+
+    other = [d for d in x.dims if d != "stimulus"]
+    if len(other) != 1:
+        raise ValueError(f"{name} has dims {x.dims}; expected (stimulus, unit)"
+                         + (f": select or stack the extra dims {other[1:]} first"
+                            if other else ""))
+    data = da.asarray(x.transpose("stimulus", *other).data)
+    if data.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} is {data.dtype}; the measures "
+                         "are defined for real values: pass its real part, modulus or stacked "
+                         "(real, imag) parts")
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has non-numeric values ({data.dtype}); pass real numbers")
+    if data.size == 0:
+        raise ValueError(f"{name} is empty (shape {data.shape}); it needs at least one "
+                         "stimulus and one unit")
+    # one chunk across units: Dask then reduces the per-chunk products as it goes (with
+    # unit blocks it was seen to hold every chunk's partial product, memory growing with n)
+    return data.astype(np.float64).rechunk({1: -1})
+
+
+def _exponent(top: float, size: int, power: int = 8) -> int:
+    """log2 of the power of two ``_values.safe_scale`` divides by (0: no rescaling), from the
+    streamed largest magnitude; degree 8 as in ``_hsic._scaled_centred``."""
+    info = np.finfo(np.float64)
+    if top == 0.0:
+        return 0
+    limit_hi = (float(info.max) / (16 * size)) ** (1 / power)
+    limit_lo = (float(info.tiny) * size) ** (1 / power) * 2**26
+    return 0 if limit_lo <= top <= limit_hi else round(math.log2(top))
+
+
+def _first_pass(data) -> tuple:
+    """Per-unit sums, minima and maxima, the largest magnitude and the NaN/inf count."""
+    import dask.array as da
+
+    return (data.sum(axis=0), data.min(axis=0), data.max(axis=0), abs(data).max(),
+            (~da.isfinite(data)).sum())
+
+
+def _centred(data, first: tuple, name: str):
+    """The chunks centred by the streamed mean (and rescaled), their exponent, and whether
+    the input is constant over stimuli (it then centres to exact zeros, as in memory)."""
+    total, low, high, top, bad = first
+    if int(bad):
+        raise ValueError(f"{name} contains {int(bad)} NaN/inf values; drop those "
+                         "stimuli/units or impute them first")
+    exponent = _exponent(float(top), data.size)
+    scale = 2.0 ** exponent  # exact; 1 for all but extreme magnitudes
+    mean = total / scale / data.shape[0]
+    return data / scale - mean, exponent, bool(np.all(high == low))
+
+
+def streamed_terms(a: xr.DataArray, b: xr.DataArray) -> dict:
+    """Feature-space sums of Dask-backed ``a`` and ``b``, aligned on stimulus ids (two
+    passes).
+
+    Returns
+    -------
+    dict
+        ``n``, the squared Frobenius norms ``xy``, ``xx``, ``yy`` of Xc'Yc, Xc'Xc, Yc'Yc,
+        the row-norm sums ``kl``, ``kk``, ``ll``, ``k``, ``l`` (Σ k_i l_i, ..., Σ k_i) and the
+        rescaling exponents ``ex``, ``ey``.
+    """
+    import dask
+
+    xd, yd = _chunks(a, "x"), _chunks(b, "y")
+    fx, fy = dask.compute(_first_pass(xd), _first_pass(yd))
+    xc, ex, cx = _centred(xd, fx, "x")
+    yc, ey, cy = _centred(yd, fy, "y")
+    k, l = (xc * xc).sum(axis=1), (yc * yc).sum(axis=1)
+    sums = dask.compute({"xy": ((xc.T @ yc) ** 2).sum(), "xx": ((xc.T @ xc) ** 2).sum(),
+                         "yy": ((yc.T @ yc) ** 2).sum(), "kl": (k * l).sum(),
+                         "kk": (k * k).sum(), "ll": (l * l).sum(), "k": k.sum(),
+                         "l": l.sum()})[0]
+    out = {key: float(v) for key, v in sums.items()}
+    owned = {"x": ("xy", "xx", "kl", "kk", "k"), "y": ("xy", "yy", "kl", "ll", "l")}
+    for side, const in (("x", cx), ("y", cy)):  # a constant input centres to exact zeros
+        if const:
+            out.update(dict.fromkeys(owned[side], 0.0))
+    return {**out, "n": xd.shape[0], "ex": ex, "ey": ey}
+
+
+def _hsic_of(t: dict, pair: str, hsic: str) -> float:
+    """HSIC of the (rescaled) inputs ``pair`` ("xy", "xx" or "yy") from the streamed sums."""
+    n = t["n"]
+    if hsic == "biased":
+        return t[pair] / (n - 1) ** 2
+    rows = t[{"xy": "kl", "xx": "kk", "yy": "ll"}[pair]]  # 1'K̃L̃1 = k·l
+    norms = {"x": "k", "y": "l"}
+    totals = t[norms[pair[0]]] * t[norms[pair[1]]]  # 1'K̃1 · 1'L̃1 = Σk Σl
+    return (t[pair] - rows + totals / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / \
+        (n * (n - 3))
+
+
+def _checked(x, y, kernel: str, hsic: str, bandwidth: float) -> dict:
+    a, b = labelled_pair(as_lazy_labelled(x, "x"), as_lazy_labelled(y, "y"))  # lazily
+    _validate(a.sizes["stimulus"], kernel=kernel, hsic=hsic, bandwidth=bandwidth)
+    if kernel != "linear":
+        raise ValueError(f"kernel={kernel!r} needs the n × n Gram matrix, which chunked (Dask) "
+                         "input cannot stream; only kernel='linear' streams. Load the data "
+                         "(x.compute()) or use kernel='linear'")
+    return streamed_terms(a, b)
+
+
+def streamed_cka(x: ArrayLike, y: ArrayLike, *, kernel: str, hsic: str,
+                 bandwidth: float) -> float:
+    """:func:`~rsa_bias.analysis.similarity.cka` of Dask-backed input, streamed."""
+    t = _checked(x, y, kernel, hsic, bandwidth)
+    return _normalise(_hsic_of(t, "xy", hsic), _hsic_of(t, "xx", hsic),
+                      _hsic_of(t, "yy", hsic))
+
+
+def streamed_hsic(x: ArrayLike, y: ArrayLike, *, kernel: str, hsic: str,
+                  bandwidth: float) -> float:
+    """:func:`~rsa_bias.analysis.similarity.hsic` of Dask-backed input, streamed."""
+    t = _checked(x, y, kernel, hsic, bandwidth)
+    return _in_input_units(_hsic_of(t, "xy", hsic), _Rep(t["n"], log2_scale=t["ex"]),
+                           _Rep(t["n"], log2_scale=t["ey"]))
