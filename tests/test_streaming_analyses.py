@@ -155,7 +155,9 @@ def test_cka_and_hsic_streamed_equal_in_memory(no_loading, estimator):
     lazy_x, lazy_y = x.copy(data=xd), y.copy(data=yd)
     memory = cka(x, y, hsic=estimator)
     assert cka(lazy_x, lazy_y, hsic=estimator) == pytest.approx(memory, **APPROX)
-    assert set(x_counts.values()) == set(y_counts.values()) == {2}  # two passes
+    assert set(x_counts.values()) == {2}  # two passes
+    # y's rows come in another order: each round of x chunks reads the y chunks it needs
+    assert set(y_counts.values()) <= set(range(2, 2 + 10 // 2))
     assert len(x_counts) == 10 and len(y_counts) == 3
     assert hsic(lazy_x, lazy_y, hsic=estimator) == pytest.approx(hsic(x, y, hsic=estimator),
                                                                 rel=1e-10)

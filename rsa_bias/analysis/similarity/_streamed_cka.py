@@ -15,12 +15,13 @@ power-of-two rescaling as the in-memory path) and a count of NaN/inf values; the
 for the sums above on chunks centred by those means, exactly as the in-memory path centres.
 Chunks are cast to float64 inside the graph.
 
-Memory: a few stimulus chunks of each input per worker thread (rechunked to span all units:
-with unit blocks Dask was seen to hold every chunk's partial product, growing with n), the
-n-vectors k and l chunk by chunk, and a few partial sums of the products Xc'Yc, Xc'Xc, Yc'Yc
-in the tree reduction — O(p q + p² + q²) floats (200 MB each for p = q = 5000 in float64),
-independent of n. Never an n × n matrix.
-With a ``dask.distributed`` Client active the reductions run on its cluster. Only the linear
+Memory: the second pass takes ``CHUNKS_AT_ONCE`` stimulus chunks at a time (rechunked to
+span all units), computes their products Xc'Yc, Xc'Xc, Yc'Yc and row norms in one Dask
+computation, and adds them to running sums: O(p q + p² + q²) floats per chunk in the round
+(128 MB each for p = 4000 in float64) plus the chunks themselves, independent of n. Never an
+n × n matrix. When y's stimuli are stored in another order than x's, each round reads the y
+chunks that hold its rows (more reads, same memory).
+With a ``dask.distributed`` Client active each round runs on its cluster. Only the linear
 kernel streams: the others need the n × n Gram matrix.
 """
 
@@ -132,17 +133,52 @@ def streamed_terms(a: xr.DataArray, b: xr.DataArray) -> dict:
     fx, fy = dask.compute(_first_pass(xd), _first_pass(yd))
     xc, ex, cx = _centred(xd, fx, "x")
     yc, ey, cy = _centred(yd, fy, "y")
-    k, l = (xc * xc).sum(axis=1), (yc * yc).sum(axis=1)
-    sums = dask.compute({"xy": ((xc.T @ yc) ** 2).sum(), "xx": ((xc.T @ xc) ** 2).sum(),
-                         "yy": ((yc.T @ yc) ** 2).sum(), "kl": (k * l).sum(),
-                         "kk": (k * k).sum(), "ll": (l * l).sum(), "k": k.sum(),
-                         "l": l.sum()})[0]
+    sums = _accumulated(xc, yc)
     out = {key: float(v) for key, v in sums.items()}
     owned = {"x": ("xy", "xx", "kl", "kk", "k"), "y": ("xy", "yy", "kl", "ll", "l")}
     for side, const in (("x", cx), ("y", cy)):  # a constant input centres to exact zeros
         if const:
             out.update(dict.fromkeys(owned[side], 0.0))
     return {**out, "n": xd.shape[0], "ex": ex, "ey": ey}
+
+
+#: Chunks whose products are computed at once (in parallel, on the Dask scheduler in use):
+#: memory holds this many per-chunk (p, p), (p, q), (q, q) products and the running sums,
+#: whatever the number of chunks.
+CHUNKS_AT_ONCE = 2
+
+
+def _block_terms(u: np.ndarray, v: np.ndarray) -> dict:
+    """One chunk's products and row-norm sums."""
+    k, l = np.einsum("ij,ij->i", u, u), np.einsum("ij,ij->i", v, v)
+    return {"xy": u.T @ v, "xx": u.T @ u, "yy": v.T @ v, "kl": k @ l, "kk": k @ k,
+            "ll": l @ l, "k": k.sum(), "l": l.sum()}
+
+
+def _accumulated(xc, yc) -> dict:
+    """The streamed sums, :data:`CHUNKS_AT_ONCE` chunks at a time: each round is one Dask
+    computation (on a cluster when a Client is active) of those chunks' products, added to
+    the running sums here. Memory is bounded by the round, whatever the number of chunks
+    (one graph over all chunks, Dask's ``a.T @ b`` included, was seen to load chunks ahead
+    and hold many per-chunk products: ~2 GB for p = 4000)."""
+    import dask
+
+    yc = yc.rechunk({0: xc.chunks[0]})
+    xs, ys = xc.to_delayed().ravel(), yc.to_delayed().ravel()
+    step = dask.delayed(_block_terms, pure=True)
+    total: dict | None = None
+    for start in range(0, len(xs), CHUNKS_AT_ONCE):
+        parts = dask.compute(*[step(xs[i], ys[i]) for i in
+                               range(start, min(len(xs), start + CHUNKS_AT_ONCE))])
+        for part in parts:
+            if total is None:
+                total = part
+            else:
+                for key, value in part.items():
+                    total[key] += value
+    for key in ("xy", "xx", "yy"):
+        total[key] = float(np.einsum("ij,ij->", total[key], total[key]))
+    return total
 
 
 def _hsic_of(t: dict, pair: str, hsic: str) -> float:
