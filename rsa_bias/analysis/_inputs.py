@@ -179,3 +179,38 @@ def paired_values(x: ArrayLike, y: ArrayLike, names: tuple[str, str] = ("x", "y"
     """Float64 ``(stimulus, unit)`` arrays of ``x`` and ``y``, aligned on stimulus ids."""
     a, b = labelled_pair(x, y, names)
     return stimulus_matrix(a, names[0]), stimulus_matrix(b, names[1])
+
+
+def is_dask_backed(x) -> bool:
+    """Whether ``x`` (a DataArray or an array) holds a lazy Dask array (its measures then
+    stream it instead of loading it)."""
+    data = getattr(x, "data", x)
+    graph = getattr(data, "__dask_graph__", None)
+    return callable(graph) and graph() is not None
+
+
+def as_lazy_labelled(x, name: str = "x"):
+    """A bare Dask array as a ``(stimulus, unit)`` DataArray with ids ``0..n-1`` (as numpy
+    input is read), without computing it; anything else unchanged."""
+    if isinstance(x, xr.DataArray) or not is_dask_backed(x):
+        return x
+    if x.ndim != 2:
+        raise ValueError(f"{name} has shape {x.shape}; expected 2 dims ('stimulus', 'unit')")
+    return xr.DataArray(x, dims=("stimulus", "unit"), coords={"stimulus": np.arange(x.shape[0])})
+
+
+def float64_rows(data, name: str):
+    """A ``(stimulus, unit)`` Dask array as float64 chunks that each span all units, refusing
+    complex, non-numeric or empty values with the in-memory path's errors. One chunk across
+    units lets the streamed measures reduce per-chunk products as they go (with unit blocks
+    Dask was seen to hold every chunk's partial product, memory growing with n)."""
+    if data.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} is {data.dtype}; the measures "
+                         "are defined for real values: pass its real part, modulus or stacked "
+                         "(real, imag) parts")
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has non-numeric values ({data.dtype}); pass real numbers")
+    if data.size == 0:
+        raise ValueError(f"{name} is empty (shape {data.shape}); it needs at least one "
+                         "stimulus and one unit")
+    return data.astype(np.float64).rechunk({1: -1})

@@ -22,14 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsa_bias.analysis._inputs import is_dask_backed  # noqa: F401 - used by streamed.py
+
 SHIFT_ROWS = 64  # rows whose mean is the common centre of the statistics
 
 
-def is_dask_backed(x) -> bool:
-    """Whether ``x`` (a DataArray or an array) holds a lazy Dask array."""
-    data = getattr(x, "data", x)
-    graph = getattr(data, "__dask_graph__", None)
-    return callable(graph) and graph() is not None
 
 
 def _block_sums(block: np.ndarray, shift: np.ndarray, *, k: int, p: int) -> np.ndarray:

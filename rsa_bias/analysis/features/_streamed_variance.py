@@ -28,23 +28,11 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-
-def is_dask_backed(x) -> bool:
-    """Whether ``x`` (a DataArray or an array) holds a lazy Dask array."""
-    data = getattr(x, "data", x)
-    graph = getattr(data, "__dask_graph__", None)
-    return callable(graph) and graph() is not None
-
-
-def as_lazy_labelled(x, name: str = "x"):
-    """A bare Dask array as a ``(stimulus, unit)`` DataArray with ids ``0..n-1`` (as numpy
-    input is read), without computing it; anything else unchanged."""
-    if isinstance(x, xr.DataArray) or not is_dask_backed(x):
-        return x
-    if x.ndim != 2:
-        raise ValueError(f"{name} has shape {x.shape}; expected 2 dims ('stimulus', 'unit')")
-    return xr.DataArray(x, dims=("stimulus", "unit"),
-                        coords={"stimulus": np.arange(x.shape[0])})
+from rsa_bias.analysis._inputs import (  # noqa: F401 - re-used by variance.py
+    as_lazy_labelled,
+    float64_rows,
+    is_dask_backed,
+)
 
 
 def float64_chunks(phi: xr.DataArray, name: str = "activation"):
@@ -60,18 +48,7 @@ def float64_chunks(phi: xr.DataArray, name: str = "activation"):
     import dask.array as da
 
     data = da.asarray(phi.transpose("stimulus", "unit").data)
-    if data.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} is {data.dtype}; the measures "
-                         "are defined for real values: pass its real part, modulus or stacked "
-                         "(real, imag) parts")
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has non-numeric values ({data.dtype}); pass real numbers")
-    if data.size == 0:
-        raise ValueError(f"{name} is empty (shape {data.shape}); it needs at least one "
-                         "stimulus and one unit")
-    # one chunk across units: Dask then reduces the per-chunk products as it goes (with
-    # unit blocks it was seen to hold every chunk's partial product, memory growing with n)
-    return data.astype(np.float64).rechunk({1: -1})
+    return float64_rows(data, name)
 
 
 def refuse_nonfinite(count, name: str = "activation") -> None:
