@@ -64,6 +64,11 @@ class Case:
     nan_ok: tuple[str, ...] = ()       # inputs where NaN is a missing value, kept by design
 
 
+def _spheres():
+    """Searchlight spheres over the 9 units of ``act`` as a 3 x 3 x 1 mask."""
+    return an.searchlight_spheres(np.ones((3, 3, 1), bool), np.eye(4), radius_mm=1.5)
+
+
 def _fit_score(act, resp):
     enc = an.RidgeEncoder(alphas=np.logspace(-2, 4, 7)).fit(act, resp)
     return {"score": enc.score(act, resp), "pred": enc.predict(act), "alpha": enc.alpha_}
@@ -85,6 +90,9 @@ CASES: dict[str, Case] = {
     "rdm_noise_ceiling": Case(lambda data: an.rdm_noise_ceiling(data), ("data",)),
     "blocked_rdm_comparison": Case(lambda act, resp: an.blocked_rdm_comparison(
         act, resp, block_size=7), ("act", "resp")),
+    "searchlight_rdms": Case(lambda act: an.searchlight_rdms(act, spheres=_spheres()), ("act",)),
+    "searchlight_rsa": Case(lambda act, models: an.searchlight_rsa(
+        act, models, spheres=_spheres(), chunk_size=4), ("act", "models"), nan_ok=("models",)),
     "evaluate_models": Case(lambda models, data: an.evaluate_models(models, data, n_boot=40),
                             ("models", "data"), seeded=True),
     "permutation_test": Case(lambda models, data: an.permutation_test(models, data, n_perm=40),
@@ -170,6 +178,9 @@ EXEMPT: dict[str, str] = {
              "in test_complexity_measures)"
        for name in ("fourier_frequency", "polynomial_order", "lz_complexity")},
     "lz76": "takes one symbol sequence (bad values tested in test_complexity_measures)",
+    "searchlight_spheres": "takes a mask and its affine (geometry; bad values tested in "
+                           "test_searchlight)",
+    "searchlight_to_nifti": "takes a searchlight_rsa result (tested in test_searchlight)",
     "random_reference": "takes a length and an alphabet size (numbers)",
 }
 

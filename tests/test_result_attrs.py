@@ -21,6 +21,11 @@ def _functions(d):
                         coords={"network": [10, 11, 12]})
 
 
+def _spheres():
+    """Searchlight spheres over the 8 units of ``x`` as a 2 x 2 x 2 mask."""
+    return rsa_bias.searchlight_spheres(np.ones((2, 2, 2), bool), np.eye(4), radius_mm=1.5)
+
+
 REQUIRED = ("function", "method", "config_json", "rsa_bias_version", "created", "git_sha")
 
 
@@ -47,6 +52,8 @@ CALLS = {
     "rdm_noise_ceiling": lambda d: rsa_bias.rdm_noise_ceiling(d["subjects"]),
     "blocked_rdm_comparison": lambda d: rsa_bias.blocked_rdm_comparison(d["x"], d["y"],
                                                                         block_size=5),
+    "searchlight_rdms": lambda d: rsa_bias.searchlight_rdms(d["x"], spheres=_spheres()),
+    "searchlight_rsa": lambda d: rsa_bias.searchlight_rsa(d["x"], d["rdms"], spheres=_spheres()),
     "evaluate_models": lambda d: rsa_bias.evaluate_models(d["rdms"], d["subjects"], n_boot=20),
     "permutation_test": lambda d: rsa_bias.permutation_test(d["rdms"], d["subjects"], n_perm=20),
     "pairwise_model_tests": lambda d: rsa_bias.pairwise_model_tests(

@@ -15,6 +15,7 @@ from rsa_bias.experiments.registry import (
     run_demo,
     run_experiment,
 )
+from rsa_bias.experiments.searchlight import haxby_searchlight, run_haxby_searchlight
 from rsa_bias.experiments.trifeature_cnn import (
     random_models,
     train_trifeature_cnn,
@@ -26,4 +27,5 @@ from rsa_bias.training.activations import layer_activations
 __all__ = ["EXPERIMENTS", "Experiment", "ExperimentRun", "list_experiments", "run_experiment",
            "run_demo", "loud_feature", "lampinen", "run_complexity_bias", "summary_table",
            "run_model_vs_brain", "layer_activations", "rsa_vs_it", "encoding_vs_v4",
-           "random_models", "train_trifeature_cnn", "trifeature_task", "trifeature_variance"]
+           "random_models", "train_trifeature_cnn", "trifeature_task", "trifeature_variance",
+           "haxby_searchlight", "run_haxby_searchlight"]

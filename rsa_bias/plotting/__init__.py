@@ -16,6 +16,8 @@
   similarity matrices.
 * :mod:`~rsa_bias.plotting.brain_maps` — voxel scores as a nilearn map (nilearn is imported
   only when :func:`plot_voxel_map` runs).
+* :mod:`~rsa_bias.plotting.searchlight` — a searchlight score map (:func:`plot_searchlight_map`,
+  through :func:`plot_voxel_map`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from rsa_bias.plotting.redshift import (
     save_redshift_figures,
 )
 from rsa_bias.plotting.scores import plot_scores_with_ceiling
+from rsa_bias.plotting.searchlight import plot_searchlight_map
 from rsa_bias.plotting.spectral import plot_spectral, save_spectral_figure
 from rsa_bias.plotting.suite import (
     condition_labels,
@@ -66,4 +69,4 @@ __all__ = ["save_figure", "plot_pca", "plot_r2_by_layer", "plot_training_curves"
            "plot_position_effect", "runs_frame", "plot_runs", "save_sweep_figures",
            "plot_causal", "plot_complexity_heatmaps", "plot_random_functions",
            "plot_gpt_complexity", "plot_init_gap", "save_redshift_figures", "plot_spectral",
-           "save_spectral_figure"]
+           "save_spectral_figure", "plot_searchlight_map"]

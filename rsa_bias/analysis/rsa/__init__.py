@@ -1,5 +1,5 @@
 """RSA: RDMs (with crossnobis and noise precision), their comparison, noise ceilings,
-bootstrap and permutation inference, and tests between models."""
+bootstrap and permutation inference, tests between models, and searchlights over a mask."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from rsa_bias.analysis.rsa.forms import condensed, squareform
 from rsa_bias.analysis.rsa.inference import evaluate_models, permutation_test
 from rsa_bias.analysis.rsa.model_tests import correct_pvalues, pairwise_model_tests
 from rsa_bias.analysis.rsa.rdms import rdm
+from rsa_bias.analysis.rsa.searchlight import (
+    searchlight_rdms,
+    searchlight_rsa,
+    searchlight_spheres,
+    searchlight_to_nifti,
+)
 
 __all__ = ["rdm", "condensed", "squareform", "noise_precision", "stack_runs", "compare_rdms",
            "rdm_noise_ceiling", "evaluate_models", "permutation_test", "pairwise_model_tests",
-           "correct_pvalues", "blocked_rdm_comparison"]
+           "correct_pvalues", "blocked_rdm_comparison", "searchlight_spheres", "searchlight_rdms",
+           "searchlight_rsa", "searchlight_to_nifti"]
