@@ -21,6 +21,7 @@ from rsa_bias.cli._args import (
     _seed,
 )
 from rsa_bias.cli.own_model import add_parsers as add_own_model_parsers
+from rsa_bias.cli.searchlight import add_parsers as add_searchlight_parsers
 from rsa_bias.cli.simplicity import add_parsers
 from rsa_bias.config import ConfigError, load_config
 
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_brain)
     add_parsers(sub, overrides)
     add_own_model_parsers(sub)
+    add_searchlight_parsers(sub)
     return p
 
 
