@@ -5,8 +5,9 @@ module docstring describes the method): a :class:`_Problem` holds the model and
 data RDM vectors over their shared stimuli; :func:`_draw_counts` turns random or
 given resamples into how often each stimulus and subject is drawn, and
 :func:`_replicates` computes every replicate's scores and noise ceilings from
-those counts, in closed form for the linear and rank methods and by building the
-resampled RDMs (as rsatoolbox) for Kendall's.
+those counts, in closed form for the linear and rank methods, by exact weighted pair
+counts for Kendall's τ-a (:mod:`rsa_bias.analysis.rsa._weighted_pairs`) and by
+building the resampled RDMs (as rsatoolbox) for τ-b.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from rsa_bias._values import check_count
 from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis._rdm_vectors import common_ids, pair_index, select_pairs
+from rsa_bias.analysis.rsa import _weighted_pairs
 from rsa_bias.analysis.rsa.ceilings import (
     _ceiling_per_group,
     _nc_from_gram,
@@ -310,10 +312,12 @@ def _rank_floats(p: _Problem) -> int:
 _LINEAR = _Family(_prepare_linear, _run_linear, _linear_floats)
 _RANKED = _Family(_prepare_ranked, _run_ranked, _rank_floats)
 _EXPLICIT = _Family(lambda p: p, _run_explicit, lambda p: 1)
+_TAU_A = _Family(lambda p: _weighted_pairs.prepare(p.x, p.y), _weighted_pairs.run,
+                 lambda p: 2 * p.x.shape[1])
 _FAMILIES: dict[str, _Family] = {
     "pearson": _LINEAR, "cosine": _LINEAR, "cosine_cov": _LINEAR, "corr_cov": _LINEAR,
     "spearman": _RANKED, "rho_a": _RANKED,
-    "kendall_tau_a": _EXPLICIT, "kendall_tau_b": _EXPLICIT,
+    "kendall_tau_a": _TAU_A, "kendall_tau_b": _EXPLICIT,
 }
 
 

@@ -39,6 +39,7 @@ from rsa_bias.analysis._rdm_vectors import (
     n_stimuli_from_pairs,
     select_pairs,
 )
+from rsa_bias.analysis.rsa._pair_counts import tau_a_rows
 from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- kernels
@@ -132,6 +133,8 @@ def _tied_pairs(v: np.ndarray) -> np.ndarray:
 
 
 def _kendall(x: np.ndarray, y: np.ndarray, *, variant_a: bool) -> np.ndarray:
+    """scipy's τ_b for every pair of rows; ``variant_a``: the τ-a derived from it (the
+    previous τ-a, rounded differently from the exact counts; kept as a reference)."""
     m = x.shape[1]
     total = m * (m - 1) / 2
     tx, ty = _tied_pairs(x), _tied_pairs(y)
@@ -148,7 +151,7 @@ def _kendall(x: np.ndarray, y: np.ndarray, *, variant_a: bool) -> np.ndarray:
 
 
 def _kendall_tau_a(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
-    return _kendall(x, y, variant_a=True)
+    return tau_a_rows(x, y)  # exact pair counts, as rsatoolbox
 
 
 def _kendall_tau_b(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
@@ -310,9 +313,11 @@ def compare_rdms(a: xr.DataArray | np.ndarray, b: xr.DataArray | np.ndarray, *,
     Deliberate differences: a full ``sigma_k`` covariance matrix is refused
     (rsatoolbox solves that case iteratively, to about 1e-5); ``kendall_tau_b``
     is rsatoolbox's ``"kendall"``. As in rsatoolbox, a constant RDM has
-    similarity 0 (not NaN) except under ``kendall_tau_b``. The Kendall measures
-    loop over pairs of RDMs (scipy's O(m log m) ``kendalltau`` each); all other
-    measures are one matrix product for the whole stack.
+    similarity 0 (not NaN) except under ``kendall_tau_b``. ``kendall_tau_a``
+    counts concordant and discordant pairs exactly, in integers (equal to
+    rsatoolbox bit for bit), for all pairs of RDMs together in O(m log m) numpy
+    work each; ``kendall_tau_b`` loops over pairs of RDMs (scipy's
+    ``kendalltau``); all other measures are one matrix product for the whole stack.
 
     Examples
     --------

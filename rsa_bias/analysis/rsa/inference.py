@@ -19,8 +19,11 @@ from the weights* instead of building the resampled RDMs:
   weighted least-squares centring of the resampled RDM;
 * ``spearman``/``rho_a``: ranks of the expanded vector from cumulative weights
   in each RDM's fixed sort order (ties averaged exactly);
-* ``kendall_tau_a``/``kendall_tau_b``: resampled vectors are built and
-  compared one replicate at a time (slow, as in rsatoolbox).
+* ``kendall_tau_a``: concordant minus discordant pairs of the weighted entries,
+  counted exactly in integers (a radix-partition inversion count, built once per
+  model-subject pair and counted for all replicates together);
+* ``kendall_tau_b``: resampled vectors are built and compared one replicate at a
+  time (slow, as in rsatoolbox).
 
 Replicates with fewer than 3 distinct stimuli are NaN (as rsatoolbox). They are
 computed in :mod:`rsa_bias.analysis.rsa._resample`; tests between models and p-value

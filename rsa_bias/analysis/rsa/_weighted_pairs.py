@@ -1,0 +1,217 @@
+"""Bootstrap replicates of Kendall τ-a scores and noise ceilings, from the draw weights.
+
+In a stimulus bootstrap (rsatoolbox's ``bootstrap_sample_pattern``) stimulus ``i``
+drawn ``w_i`` times fills ``w_i`` positions of the resampled RDM, and the pairs of a
+stimulus with its own copies are missing: the resampled vector holds entry ``(i, j)``
+of the original RDM ``w_i w_j`` times and nothing else. Its τ-a is therefore τ-a of
+the original vectors with those integer *weights* (copies), which
+:mod:`rsa_bias.analysis.rsa._pair_counts` counts exactly, in integers, without
+building the resampled vectors:
+
+* scores: the partition of every (model, subject) pair is built once
+  (:class:`FixedPair`) and counted for all replicates at once (only the weights
+  change between replicates);
+* noise ceilings: the pooled RDM is the mean of the subjects' average ranks, which
+  for weighted entries are the weighted ranks of
+  :func:`rsa_bias.analysis.rsa.ceilings.sorted_ranks` (multiples of 1/2, so their
+  sums, and the ties between them, are exact: they are kept doubled, as integers);
+  the pooled RDMs change with each
+  replicate and are compared with each subject one replicate at a time, over the
+  entries drawn (weight > 0) only.
+
+Every replicate equals τ-a of the resampled RDMs built as rsatoolbox does (the
+``kendall_tau_a`` comparison, which counts the same integers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rsa_bias.analysis.rsa._pair_counts import (
+    _flat_keys,
+    _Level,
+    _levels,
+    _starts,
+    _tied,
+    concordance,
+    dense_ranks,
+    sorted_dense,
+)
+from rsa_bias.analysis.rsa.ceilings import _mean_over_drawn, sorted_ranks, tie_ends
+
+
+@dataclass
+class FixedPair:
+    """The partition of one pair of rows, reused for many weight vectors.
+
+    Counting with a new weight vector is then a few gathers and cumulative sums per
+    level, without sorting or partitioning again.
+    """
+
+    order: np.ndarray      # a-order of the entries
+    first_a: np.ndarray    # a-tie runs in a-order
+    final: np.ndarray      # final arrangement (original positions)
+    first_b: np.ndarray    # b-tie runs in the final arrangement
+    first_ab: np.ndarray   # joint-tie runs in the final arrangement
+    counts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+    @classmethod
+    def build(cls, a_order: np.ndarray, a_ranks: np.ndarray, b_ranks: np.ndarray,
+              ) -> FixedPair:
+        """Partition for rows ``a`` (:func:`sorted_dense`) and ``b`` (dense ranks), (m,)."""
+        m = b_ranks.size
+        key, ad, nbits, rows = _flat_keys(a_order[None], a_ranks[None], b_ranks[None])
+        counts = []
+        for lv in _levels(key, ad, nbits, [a_order]):
+            if not isinstance(lv, _Level):
+                (entries,), final, ad_final = lv
+                break
+            zero = ~lv.bit
+            entries = lv.carried[0]  # original positions, in this level's arrangement
+            counts.append((entries[lv.bit], entries[zero], lv.ones_before_run()[zero],
+                           lv.base[zero]))
+        first_a = _starts(m, rows, a_ranks)
+        first_b = _starts(m, rows, final)
+        first_ab = (np.ones(m, dtype=bool) if ad is None
+                    else first_b | _starts(m, rows, ad_final))
+        return cls(a_order, first_a, entries, first_b, first_ab, counts)
+
+    def numerator(self, w: np.ndarray, product: type | None = None) -> np.ndarray:
+        """``C - D`` for every column of the integer weights ``w (m, B)``.
+
+        ``w``'s dtype must hold every column's total (the cumulative sums), ``product``
+        (default ``w``'s) every weight times that total; :func:`counting_dtypes` picks
+        the narrowest (narrow integers halve the memory traffic).
+        """
+        disc = np.zeros(w.shape[1], dtype=np.int64)
+        for ones, zeros, before_run, before_group in self.counts:
+            cs = np.zeros((ones.size + 1, w.shape[1]), dtype=w.dtype)
+            np.cumsum(w[ones], axis=0, out=cs[1:])
+            disc += np.sum(np.multiply(w[zeros], cs[before_run] - cs[before_group],
+                                       dtype=product or w.dtype), axis=0, dtype=np.int64)
+        row0 = np.zeros(1, dtype=np.intp)
+        w64 = w.astype(np.int64)
+        own = np.sum(w64 * (w64 - 1) // 2, axis=0)  # pairs of copies of one entry
+        ta = _tied(w[self.order], self.first_a, row0)[0] if not self.first_a.all() else own
+        wf = w[self.final] if not self.first_b.all() else None
+        tb = own if wf is None else _tied(wf, self.first_b, row0)[0]
+        tab = own if wf is None or self.first_ab.all() else _tied(wf, self.first_ab, row0)[0]
+        copies = w64.sum(axis=0)
+        return copies * (copies - 1) // 2 - ta - tb + tab - 2 * disc
+
+
+def counting_dtypes(w: np.ndarray) -> tuple[type, type]:
+    """Narrowest integer dtypes for :meth:`FixedPair.numerator` of weights ``w (m, B)``.
+
+    Returns the dtype of the weights and cumulative sums (holds every column's total)
+    and that of their products (holds max weight x total).
+    """
+    total = int(w.sum(axis=0).max(initial=0))
+    bound = int(w.max(initial=0)) * total
+
+    def narrowest(x: int) -> type:
+        return next(t for t in (np.int16, np.int32, np.int64) if x < np.iinfo(t).max)
+
+    return narrowest(total), narrowest(bound)
+
+
+@dataclass
+class TauA:
+    """Models and subjects, sorted and ranked once for every replicate."""
+
+    x_ranks: np.ndarray   # (K, m) dense ranks of the model RDMs
+    y_order: np.ndarray   # (S, m) sort order of the subject RDMs
+    y_ranks: np.ndarray   # (S, m) their dense ranks in that order
+
+
+def prepare(x: np.ndarray, y: np.ndarray) -> TauA:
+    """Sort orders and ranks of models ``x (K, m)`` and subjects ``y (S, m)``."""
+    y_order, y_ranks = sorted_dense(y)
+    return TauA(dense_ranks(x), y_order, y_ranks)
+
+
+def pair_weights(w: np.ndarray) -> np.ndarray:
+    """Copies ``w_i w_j (B, m)`` of every pair from stimulus draw counts ``w (B, n)``."""
+    i, j = np.triu_indices(w.shape[1], 1)
+    counts = w.astype(np.int64)
+    return counts[:, i] * counts[:, j]
+
+
+def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6) -> np.ndarray:
+    """Mean over subjects (weighted by their draws) of each model's τ-a, ``(B, K)``.
+
+    Each (model, subject) partition is built once and counted for the replicates in
+    column blocks of at most ``max_entries`` weights.
+    """
+    copies = wp.sum(axis=1)
+    total = copies * (copies - 1) // 2
+    store, product = counting_dtypes(wp.T)
+    wt = np.ascontiguousarray(wp.T.astype(store))
+    step = int(max(1, max_entries // wp.shape[1]))
+    k, s = t.x_ranks.shape[0], t.y_order.shape[0]
+    out = np.zeros((wp.shape[0], k))
+    for js in range(s):
+        drawn = v[:, js] > 0
+        if not drawn.any():
+            continue
+        for jk in range(k):
+            fp = FixedPair.build(t.y_order[js], t.y_ranks[js], t.x_ranks[jk])
+            num = np.concatenate([fp.numerator(wt[:, c:c + step], product)
+                                  for c in range(0, wt.shape[1], step)])
+            tau = np.clip(num / total, -1.0, 1.0)
+            out[:, jk] += np.where(drawn, v[:, js] * tau, 0.0)
+    return out / s
+
+
+def _doubled_ranks(ws: np.ndarray, a_ranks: np.ndarray) -> np.ndarray:
+    """Twice the average ranks (integers) of entries repeated ``ws`` times, in sorted order.
+
+    ``a_ranks`` are the (non-decreasing) ranks of the sorted values, giving the ties.
+    """
+    if np.all(a_ranks[:, 1:] != a_ranks[:, :-1]):
+        return 2 * np.cumsum(ws, axis=1) - ws + 1
+    return np.rint(2 * sorted_ranks(ws, tie_ends(a_ranks))).astype(np.int64)
+
+
+def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Lower and upper noise ceiling ``(B, 2)``: pooled ranks compared with each subject.
+
+    One replicate at a time, over the entries drawn: the subjects' (doubled) average
+    ranks, their sum over subjects (the pooled RDM: the same order as the mean) and the
+    sums leaving each subject out, each compared with the subject by exact counts.
+    """
+    s = v.shape[1]
+    lower, upper = np.zeros((wp.shape[0], s)), np.zeros((wp.shape[0], s))
+    for b in range(wp.shape[0]):
+        subj = np.flatnonzero(v[b] > 0)
+        keep = wp[b] > 0
+        new = np.cumsum(keep) - 1                   # positions among the drawn entries
+        order = t.y_order[subj]
+        inside = keep[order]                        # (s', m) in each subject's order
+        entries = order[inside].reshape(subj.size, -1)
+        a_order = new[entries]
+        a_ranks = t.y_ranks[subj][inside].reshape(subj.size, -1)
+        ranks = np.empty_like(a_order)
+        np.put_along_axis(ranks, a_order, _doubled_ranks(wp[b][entries], a_ranks), axis=1)
+        counts = v[b, subj].astype(np.int64)[:, None]
+        total = np.sum(counts * ranks, axis=0)      # the pooled RDM's order: exact
+        b_ranks = np.concatenate([np.broadcast_to(dense_ranks(total), ranks.shape),
+                                  dense_ranks(total - counts * ranks)])
+        weights = np.broadcast_to(wp[b, keep], b_ranks.shape)
+        num, pairs = concordance(np.tile(a_order, (2, 1)), np.tile(a_ranks, (2, 1)),
+                                 b_ranks, weights)
+        tau = np.clip(num / pairs, -1.0, 1.0)
+        upper[b, subj], lower[b, subj] = tau[:subj.size], tau[subj.size:]
+    return _mean_over_drawn(lower, upper, v)
+
+
+def run(t: TauA, w: np.ndarray, v: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``(B, K)`` and noise ceilings ``(B, 2)`` of replicates with draw counts.
+
+    ``w (B, n)``: stimulus draw counts; ``v (B, S)``: subject draw counts; ``method``
+    is ``"kendall_tau_a"``.
+    """
+    wp = pair_weights(w)
+    return _scores(t, wp, v), _ceilings(t, wp, v)

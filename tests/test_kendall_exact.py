@@ -1,0 +1,189 @@
+"""Exact Kendall τ-a (integer pair counts) and the weighted bootstrap built on it.
+
+References: a brute-force O(m²) count of concordant minus discordant pairs written
+here (numpy broadcasting), rsatoolbox's ``compare_kendall_tau_a`` (which counts the
+same integers, so the floats must be identical), and the package's own materialising
+path (build each resampled RDM, as rsatoolbox, and compare it) kept as
+``_resample._EXPLICIT``; the old scipy-τ_b-derived τ-a (``compare._kendall``) is the
+reference for "results unchanged".
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from rsa_bias.analysis.rsa import _resample, compare
+from rsa_bias.analysis.rsa._pair_counts import (
+    concordance,
+    dense_ranks,
+    sorted_dense,
+    tau_a_rows,
+)
+from rsa_bias.analysis.rsa._weighted_pairs import FixedPair, counting_dtypes
+from rsa_bias.analysis.rsa.compare import compare_rdms
+from rsa_bias.analysis.rsa.inference import evaluate_models, permutation_test
+
+pytest.importorskip("rsatoolbox.rdm.compare")
+# the module, not rsatoolbox.rdm.compare (the package re-exports a function of that name)
+rt_compare = sys.modules["rsatoolbox.rdm.compare"].compare_kendall_tau_a
+
+
+def brute_counts(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = None) -> tuple[int, int]:
+    """``C - D`` over pairs of copies (an entry of weight w is w copies) and all pairs."""
+    w = np.ones(a.size, dtype=np.int64) if w is None else w.astype(np.int64)
+    signs = np.sign(a[:, None] - a[None]) * np.sign(b[:, None] - b[None])
+    num = int(np.sum(np.triu(signs, 1).astype(np.int64) * np.outer(w, w)))
+    copies = int(w.sum())
+    return num, copies * (copies - 1) // 2
+
+
+def vectors(kind: str, rng: np.random.Generator, k: int, m: int) -> np.ndarray:
+    if kind == "continuous":
+        return rng.random((k, m))
+    if kind == "tied":
+        return rng.integers(0, 4, (k, m)).astype(float)
+    if kind == "constant":
+        return np.full((k, m), 0.7)
+    return rng.integers(0, 2, (k, m)).astype(float)  # binary: a categorical model
+
+
+KINDS = ["continuous", "tied", "constant", "binary"]
+
+
+@pytest.mark.parametrize("kind_b", KINDS)
+@pytest.mark.parametrize("kind_a", KINDS)
+def test_tau_a_equals_brute_force_and_rsatoolbox(kind_a: str, kind_b: str) -> None:
+    rng = np.random.default_rng(KINDS.index(kind_a) * 4 + KINDS.index(kind_b))
+    for m in (2, 3, 17, 300):
+        x, y = vectors(kind_a, rng, 3, m), vectors(kind_b, rng, 2, m)
+        ours = tau_a_rows(x, y)
+        ref = rt_compare(x, y)  # rsatoolbox takes vectors as they are
+        assert np.array_equal(ours, ref), (m, ours, ref)
+        for i, j in np.ndindex(ours.shape):
+            num, total = brute_counts(x[i], y[j])
+            assert ours[i, j] == num / total
+
+
+def test_tau_a_of_constant_vectors_is_zero_and_m2_is_the_sign() -> None:
+    assert tau_a_rows(np.ones((1, 5)), np.arange(5.0)[None])[0, 0] == 0.0
+    assert tau_a_rows(np.array([[1.0, 2.0]]), np.array([[5.0, 3.0]]))[0, 0] == -1.0
+    assert tau_a_rows(np.array([[1.0, 2.0]]), np.array([[3.0, 3.0]]))[0, 0] == 0.0
+
+
+def test_compare_rdms_tau_a_equals_rsatoolbox_bit_for_bit() -> None:
+    """Through compare_rdms on a stack; the old scipy-derived τ-a differs in the last bits."""
+    rng = np.random.default_rng(5)
+    x, y = rng.random((4, 190)), np.round(rng.random((3, 190)) * 6)
+    ours = compare_rdms(x, y, method="kendall_tau_a").values
+    assert np.array_equal(ours, rt_compare(x, y))
+    old = compare._kendall(x, y, variant_a=True)
+    np.testing.assert_allclose(ours, old, rtol=0, atol=1e-14)
+
+
+def test_large_vectors_count_beyond_int32_pairs() -> None:
+    """m = 70 000: 2.4e9 pairs, past int32; still equal to rsatoolbox."""
+    rng = np.random.default_rng(6)
+    a = rng.random((1, 70_000))
+    b = np.round(a + rng.random((1, 70_000)), 2)
+    assert np.array_equal(tau_a_rows(a, b), rt_compare(a, b))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_weighted_counts_equal_brute_force_and_expanded_vectors(kind: str) -> None:
+    rng = np.random.default_rng(KINDS.index(kind))
+    m = 40
+    x, y = vectors(kind, rng, 4, m), vectors("tied", rng, 4, m)
+    w = rng.integers(0, 4, (4, m))
+    ox, rx = sorted_dense(x)
+    num, total = concordance(ox, rx, dense_ranks(y), w)
+    fixed = FixedPair.build(ox[0], rx[0], dense_ranks(y[0]))
+    fixed_num = fixed.numerator(np.ascontiguousarray(w.T))
+    for r in range(4):
+        assert (num[r], total[r]) == brute_counts(x[r], y[r], w[r])
+        expanded = tau_a_rows(np.repeat(x[r], w[r])[None], np.repeat(y[r], w[r])[None])
+        assert num[r] / total[r] == expanded[0, 0]
+        assert fixed_num[r] == brute_counts(x[0], y[0], w[r])[0]
+
+
+def test_narrow_integer_weights_count_the_same() -> None:
+    """int16 sums with int32 products (picked by counting_dtypes) equal int64 counts."""
+    rng = np.random.default_rng(8)
+    m = 2000
+    x, y = np.round(rng.random(m) * 50), rng.random(m)
+    w = rng.integers(0, 12, (m, 6))  # totals ~11 000 (int16), weight x total > 2**15
+    store, product = counting_dtypes(w)
+    assert (store, product) == (np.int16, np.int32)
+    ox, rx = sorted_dense(x)
+    fixed = FixedPair.build(ox, rx, dense_ranks(y))
+    narrow = fixed.numerator(w.astype(store), product)
+    assert np.array_equal(narrow, fixed.numerator(w))
+    num, _ = concordance(np.tile(ox, (6, 1)), np.tile(rx, (6, 1)),
+                         np.tile(dense_ranks(y), (6, 1)), np.ascontiguousarray(w.T))
+    assert np.array_equal(narrow, num)
+
+
+# ----------------------------------------------------------------- bootstrap replicates
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("method", ["kendall_tau_a", "spearman"])
+def test_weighted_replicates_equal_resampled_rdms(method: str, seed: int) -> None:
+    """Weighted counts / ranks equal building and comparing every resampled RDM."""
+    rng = np.random.default_rng(seed)
+    n = 7 + seed
+    m = n * (n - 1) // 2
+    x, y = rng.random((3, m)), rng.random((5, m))
+    if seed % 2:  # ties: a categorical model, coarse data, a constant subject
+        x[0], x[2], y[1] = rng.integers(0, 2, m), np.round(x[2] * 3), np.round(y[1] * 4)
+        y[3] = 1.0
+    p = _resample._problem(x, y, method, "exact")
+    draws = rng.integers(0, n, (10, n))
+    draws[0] = 0  # one distinct stimulus: NaN
+    draws[1, :3] = draws[1, 3]  # duplicates
+    w = _resample._counts(draws, n)
+    v = _resample._counts(rng.integers(0, 5, (10, 5)), 5) if seed >= 3 else np.ones((10, 5))
+    fast = _resample._replicates(p, w, v)
+    slow = _resample._replicates(p, w, v, family=_resample._EXPLICIT)
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert np.isnan(fast[0][0]).all() and np.isfinite(fast[0][2:]).all()
+
+
+def old_tau_a(x, y, keep, sigma_k):
+    return compare._kendall(x, y, variant_a=True)
+
+
+@pytest.mark.parametrize("bootstrap", ["stimulus", "both"])
+@pytest.mark.parametrize("method", ["kendall_tau_a", "spearman"])
+def test_evaluate_models_unchanged_from_the_materialising_path(monkeypatch, method: str,
+                                                               bootstrap: str) -> None:
+    rng = np.random.default_rng(11)
+    m = 12 * 11 // 2
+    models = np.stack([rng.random(m), rng.integers(0, 3, m).astype(float), rng.random(m)])
+    data = models[0] + rng.random((4, m))
+    new = evaluate_models(models, data, method=method, bootstrap=bootstrap, n_boot=30,
+                          seed=2)
+    monkeypatch.setitem(_resample._FAMILIES, method, _resample._EXPLICIT)
+    if method == "kendall_tau_a":
+        monkeypatch.setitem(compare._METHODS, method, old_tau_a)
+    old = evaluate_models(models, data, method=method, bootstrap=bootstrap, n_boot=30, seed=2)
+    for name in ("score", "score_bootstrap", "noise_ceiling_bootstrap", "standard_error",
+                 "ci_low", "ci_high", "noise_ceiling_lower", "noise_ceiling_upper"):
+        np.testing.assert_allclose(new[name].values, old[name].values, rtol=0, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_permutation_test_tau_a_unchanged(monkeypatch) -> None:
+    rng = np.random.default_rng(12)
+    m = 10 * 9 // 2
+    models = np.stack([rng.random(m), rng.integers(0, 2, m).astype(float)])
+    data = models[0] + rng.random((3, m))
+    new = permutation_test(models, data, method="kendall_tau_a", n_perm=25, seed=1)
+    monkeypatch.setitem(compare._METHODS, "kendall_tau_a", old_tau_a)
+    old = permutation_test(models, data, method="kendall_tau_a", n_perm=25, seed=1)
+    np.testing.assert_allclose(new.null.values, old.null.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(new.score.values, old.score.values, rtol=0, atol=1e-12)
+    assert np.array_equal(new.p_value.values, old.p_value.values)
