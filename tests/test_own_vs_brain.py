@@ -108,3 +108,40 @@ def test_cli_compare_with_dataset(tmp_path, rsa92_tree, capsys):
     assert main(["compare", str(path), str(path), "--dataset", "rsa92", "--out",
                  str(out)]) == 2
     assert "one activation file" in capsys.readouterr().err
+
+
+def test_own_recordings_with_repeats_and_from_csv(tmp_path, capsys):
+    from rsa_bias.brain import dataset_from_arrays
+
+    rng = np.random.default_rng(3)
+    n, units = 60, 6
+    ids = np.arange(500, 500 + n)
+    latent = rng.normal(size=(n, 4))
+    reps = latent @ rng.normal(size=(4, units)) + 0.5 * rng.normal(size=(3, n, units))
+    rec = dataset_from_arrays(np.moveaxis(reps, 0, -1), stimulus_ids=ids,
+                              dims=("stimulus", "neuron", "repeat"))
+    stimuli = xr.Dataset(coords={"stimulus": ids[::-1]}, attrs={"feature_names": []})
+    acts = {"good": latent[::-1] @ rng.normal(size=(4, 10)) + 0.1 * rng.normal(size=(n, 10)),
+            "noise": rng.normal(size=(n, 10))}
+    tree = activation_tree(stimuli, acts)
+    out = compare_to_brain(tree, dataset=rec, n_boot=20, cv=3)
+    mean = reps.mean(axis=0)
+    ref = spearmanr(pdist(acts["good"][::-1], "correlation"), pdist(mean, "correlation"))
+    assert float(out["rsa"].sel(layer="good")) == pytest.approx(ref.statistic, abs=1e-12)
+    assert float(out["encoding_normalised_r"].sel(layer="good")) > 0.8
+    assert float(out["encoding_normalised_r"].sel(layer="noise")) < 0.3
+    assert float(out["cka"].sel(layer="good")) > float(out["cka"].sel(layer="noise"))
+    # the same recordings averaged, as a CSV, through the command line
+    cols = {f"n{j}": mean[:, j] for j in range(units)}
+    pd.DataFrame({"image": ids, **cols}).to_csv(tmp_path / "my_neurons.csv", index=False)
+    path = write_activations(tree, tmp_path / "acts.nc")
+    assert main(["compare", str(path), "--responses", str(tmp_path / "my_neurons.csv"),
+                 "--stimulus-column", "image", "--out", str(tmp_path / "o"),
+                 "--n-boot", "10"]) == 0
+    table = pd.read_csv(tmp_path / "o" / "brain_my_neurons.csv")
+    assert table.loc[table.layer == "good", "rsa"].item() == pytest.approx(ref.statistic,
+                                                                           abs=1e-12)
+    assert "encoding_normalised_r" not in table  # no repeats in the CSV
+    assert main(["compare", str(path), "--responses", str(tmp_path / "my_neurons.csv"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--stimulus-column" in capsys.readouterr().err

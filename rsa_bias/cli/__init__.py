@@ -146,7 +146,7 @@ def cmd_causal(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    if args.dataset:
+    if args.dataset or args.responses:
         from rsa_bias.cli.own_model import compare_to_dataset
 
         return compare_to_dataset(args)
@@ -296,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", choices=("rsa92", "v4"),
                    help="score the activation file's layers against human/monkey IT (rsa92) "
                         "or V4 neurons (v4); --out is then the output folder")
+    c.add_argument("--responses", help="score the activation file's layers against your "
+                                       "own recordings: a CSV, one row per stimulus, one "
+                                       "column per neuron/voxel (with --stimulus-column)")
+    c.add_argument("--stimulus-column", help="the CSV column of the stimulus ids")
     c.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates with --dataset (default 1000)")
     c.add_argument("--seed", type=_seed, default=0, help="seed of the bootstraps and folds")

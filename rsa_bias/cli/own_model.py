@@ -76,19 +76,32 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def compare_to_dataset(args: argparse.Namespace) -> int:
-    """``rsa-bias compare ACTIVATIONS.nc --dataset D --out FOLDER``: the layers of an
-    activation file against a shipped brain dataset, as a table, a results file and a
-    figure."""
+    """``rsa-bias compare ACTIVATIONS.nc --dataset D --out FOLDER`` (or ``--responses
+    FILE.csv --stimulus-column C``): the layers of an activation file against a shipped brain
+    dataset or your own recordings, as a table, a results file and a figure."""
     from rsa_bias.cli._args import _check_folders
     from rsa_bias.experiments.own_vs_brain import brain_comparison_table, run_compare_to_brain
 
     if len(args.runs) != 1 or not args.out:
-        raise ValueError("with --dataset, give one activation file and --out FOLDER")
+        raise ValueError("with --dataset or --responses, give one activation file and --out "
+                         "FOLDER")
+    if args.dataset and args.responses:
+        raise ValueError("give --dataset (a shipped dataset) or --responses (your CSV), not "
+                         "both")
+    dataset = args.dataset
+    if args.responses:
+        from rsa_bias.brain import dataset_from_csv
+
+        if not args.stimulus_column:
+            raise ValueError("--responses needs --stimulus-column, the CSV column of the "
+                             "stimulus ids")
+        dataset = dataset_from_csv(args.responses, stimulus_column=args.stimulus_column)
+        dataset.attrs["dataset"] = Path(args.responses).stem
     if args.n_boot < 1:
         raise ValueError(f"--n-boot must be >= 1, got {args.n_boot}")
     layers = args.layers.split(",") if args.layers else None
     _check_folders(out=args.out)
-    paths = run_compare_to_brain(args.runs[0], args.out, dataset=args.dataset, layers=layers,
+    paths = run_compare_to_brain(args.runs[0], args.out, dataset=dataset, layers=layers,
                                  n_boot=args.n_boot, seed=args.seed)
     from rsa_bias.store import read_results
 

@@ -63,7 +63,49 @@ def _feature_shares(acts: dict, names: list[str]) -> xr.DataArray | None:
     return xr.concat(r2, dim=xr.Variable("layer", [k[1] for k in acts]))
 
 
-def compare_to_brain(activations: xr.DataTree | str | Path, *, dataset: str = "rsa92",
+def _score_recordings(out: xr.Dataset, acts: dict, rec: xr.Dataset, *, n_boot: int, cv: int,
+                      seed: int) -> xr.Dataset:
+    """RSA (stimulus bootstrap), encoding (noise-normalised with repeats) and linear CKA of
+    every layer against a user's ``response(stimulus, unit[, repeat])``."""
+    from rsa_bias.analysis import RidgeEncoder, cross_validated_scores
+    from rsa_bias.experiments.brain_scores import ALPHAS, _zscored
+
+    if "response" not in rec:
+        raise ValueError(f"the recordings hold {sorted(map(str, rec.data_vars))}; they need a "
+                         "'response' variable (stimulus, neuron[, repeat])")
+    resp = rec["response"]
+    unit = [d for d in resp.dims if d not in ("stimulus", "repeat")]
+    if "stimulus" not in resp.dims or len(unit) != 1:
+        raise ValueError(f"response has dims {resp.dims}; expected (stimulus, <unit>"
+                         "[, repeat]), e.g. from rsa_bias.brain.dataset_from_arrays")
+    ids = np.sort(resp["stimulus"].values)
+    _need_ids(acts, ids, "recorded")
+    resp = resp.sel(stimulus=ids)
+    mean = (resp.mean("repeat") if "repeat" in resp.dims else resp).transpose("stimulus",
+                                                                                unit[0])
+    acts = {k: a.sel(stimulus=ids) for k, a in acts.items()}
+    layer_names = [k[1] for k in acts]
+    neural = rdm(mean.rename({unit[0]: "unit"})).expand_dims(subject=["recordings"])
+    models = xr.concat([rdm(a) for a in acts.values()], dim="model", coords="minimal",
+                       compat="override", join="exact").assign_coords(model=layer_names)
+    ev = evaluate_models(models, neural, bootstrap="stimulus", n_boot=n_boot, seed=seed)
+    for v, name in (("score", "rsa"), ("ci_low", "rsa_ci_low"), ("ci_high", "rsa_ci_high")):
+        out[name] = ("layer", ev[v].values)
+    target = resp.transpose("stimulus", unit[0], *(["repeat"] if "repeat" in resp.dims else []))
+    enc = [cross_validated_scores(_zscored(a), target, cv=cv, estimator=RidgeEncoder(ALPHAS),
+                                  seed=seed) for a in acts.values()]
+    key = "pearson_r_normalised" if "pearson_r_normalised" in enc[0] else "pearson_r"
+    out["encoding_r"] = ("layer", [float(e["pearson_r"].median()) for e in enc])
+    if key != "pearson_r":
+        out["encoding_normalised_r"] = ("layer", [float(e[key].where(
+            np.isfinite(e[key])).median()) for e in enc])
+    out["cka"] = ("layer", [float(cka(a, mean.rename({unit[0]: "unit"})))
+                            for a in acts.values()])
+    return out
+
+
+def compare_to_brain(activations: xr.DataTree | str | Path, *,
+                     dataset: str | xr.Dataset = "rsa92",
                      layers: Sequence[str] | None = None, n_boot: int = 1000, cv: int = 5,
                      seed: int = 0) -> xr.Dataset:
     """Score every layer of an activation file against a shipped brain dataset.
@@ -73,8 +115,13 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *, dataset: str = "r
     activations : xarray.DataTree, str or pathlib.Path
         An activation tree or file (``rsa-bias extract ... --stimuli rsa92`` or ``v4``),
         holding at least the dataset's stimuli (matched by id).
-    dataset : {"rsa92", "v4"}, default "rsa92"
-        What to score against (see the module docstring).
+    dataset : {"rsa92", "v4"} or xarray.Dataset, default "rsa92"
+        What to score against (see the module docstring), or your own recordings:
+        ``response(stimulus, <unit>[, repeat])`` (:func:`rsa_bias.brain.dataset_from_arrays`,
+        :func:`~rsa_bias.brain.dataset_from_csv`), scored by RSA of the mean responses'
+        correlation RDM (Spearman, stimulus bootstrap), cross-validated ridge encoding
+        (median Pearson r over units, normalised by each unit's split-half ceiling when there
+        are repeats) and linear CKA.
     layers : sequence of str, optional
         Layers to score; default every layer of the file.
     n_boot : int, default 1000
@@ -90,11 +137,15 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *, dataset: str = "r
         Over ``layer``: for rsa92 ``rsa_human_it``, ``rsa_human_it_ci_low``/``_high``,
         ``rsa_monkey_it`` (with intervals) and the human-IT ``noise_ceiling_lower``/
         ``_upper``; for v4 ``encoding_normalised_r`` (median over neurons, with interval),
-        ``encoding_r``, ``rsa_v4`` (with interval) and ``cka_v4``; ``feature_r2(layer,
+        ``encoding_r``, ``rsa_v4`` (with interval) and ``cka_v4``; for recordings ``rsa``
+        (with interval), ``encoding_r`` (and ``encoding_normalised_r`` with repeats) and
+        ``cka``; ``feature_r2(layer,
         feature)`` when the stimuli carry features; provenance attrs.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+    if not isinstance(dataset, xr.Dataset) and dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}, or "
+                         "pass your recordings as an xarray.Dataset with response(stimulus, "
+                         "neuron[, repeat]) (rsa_bias.brain.dataset_from_arrays / _from_csv)")
     tree = read_activations(activations) if isinstance(activations, str | Path) \
         else activations
     acts = _activations(tree, layers)
@@ -102,7 +153,10 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *, dataset: str = "r
     names = [names] if isinstance(names, str) else names
     layer_names = [k[1] for k in acts]
     out = xr.Dataset(coords={"layer": layer_names})
-    if dataset == "rsa92":
+    if isinstance(dataset, xr.Dataset):
+        out = _score_recordings(out, acts, dataset, n_boot=n_boot, cv=cv, seed=seed)
+        dataset = str(dataset.attrs.get("dataset", "recordings"))
+    elif dataset == "rsa92":
         from rsa_bias.brain import load_rsa92
 
         rsa92 = load_rsa92(images=False)
@@ -164,10 +218,11 @@ def brain_comparison_table(result: xr.Dataset) -> pd.DataFrame:
 
 
 def run_compare_to_brain(activations: str | Path, out_dir: str | Path, *,
-                         dataset: str = "rsa92", layers: Sequence[str] | None = None,
+                         dataset: str | xr.Dataset = "rsa92", layers: Sequence[str] | None = None,
                          n_boot: int = 1000, cv: int = 5, seed: int = 0) -> dict[str, Path]:
     """:func:`compare_to_brain`, written: ``brain_<dataset>.nc``, ``brain_<dataset>.csv`` and
-    the figure ``brain_<dataset>.png`` (scores by layer with intervals and the ceiling).
+    the figure ``brain_<dataset>.png`` (scores by layer with intervals and the ceiling; for
+    recordings ``<dataset>`` is their ``attrs["dataset"]``, else ``recordings``).
 
     Parameters
     ----------
@@ -191,24 +246,26 @@ def run_compare_to_brain(activations: str | Path, out_dir: str | Path, *,
     out_dir = Path(out_dir)
     result = compare_to_brain(activations, dataset=dataset, layers=layers, n_boot=n_boot,
                               cv=cv, seed=seed)
-    config = {"activations": str(activations), "dataset": dataset, "n_boot": n_boot,
+    name = dataset if isinstance(dataset, str) else result.attrs["dataset"]
+    config = {"activations": str(activations), "dataset": name, "n_boot": n_boot,
               "cv": cv, "seed": seed, "layers": list(layers) if layers else None}
     result.attrs = {**provenance_attrs(config, seed=seed, method="compare_to_brain"),
                     **result.attrs, "run_config_json": json.dumps(config)}
-    paths = {"results": write_results(result, out_dir / f"brain_{dataset}.nc")}
-    with atomic_path(out_dir / f"brain_{dataset}.csv") as tmp:
+    paths = {"results": write_results(result, out_dir / f"brain_{name}.nc")}
+    with atomic_path(out_dir / f"brain_{name}.csv") as tmp:
         brain_comparison_table(result).to_csv(tmp, index=False)
-    paths["table"] = out_dir / f"brain_{dataset}.csv"
-    score = "rsa_human_it" if dataset == "rsa92" else "encoding_normalised_r"
-    low, high = ("rsa_human_it_ci_low", "rsa_human_it_ci_high") if dataset == "rsa92" \
-        else ("encoding_ci_low", "encoding_ci_high")
-    plot_ds = xr.Dataset({"score": result[score], "ci_low": result[low],
-                          "ci_high": result[high]})
-    if dataset == "rsa92":
+    paths["table"] = out_dir / f"brain_{name}.csv"
+    score, ylabel = {"rsa92": ("rsa_human_it", "Spearman ρ with human IT"),
+                     "v4": ("encoding", "median normalised r (V4)")}.get(
+        name, ("rsa", f"Spearman ρ with {name}"))
+    low, high = (f"{score}_ci_low", f"{score}_ci_high")
+    plot_ds = xr.Dataset({"score": result[score if score != "encoding" else
+                                          "encoding_normalised_r"],
+                          "ci_low": result[low], "ci_high": result[high]})
+    if name == "rsa92":
         plot_ds["noise_ceiling_lower"] = result["noise_ceiling_lower"]
         plot_ds["noise_ceiling_upper"] = result["noise_ceiling_upper"]
-    ylabel = "Spearman ρ with human IT" if dataset == "rsa92" else "median normalised r (V4)"
     fig = plot_scores_with_ceiling(plot_ds, panel=None, hue=None, ylabel=ylabel,
-                                   **({"ceiling": None} if dataset == "v4" else {}))
-    paths["figure"] = save_figure(fig, out_dir / f"brain_{dataset}.png", bbox_inches="tight")
+                                   **({} if name == "rsa92" else {"ceiling": None}))
+    paths["figure"] = save_figure(fig, out_dir / f"brain_{name}.png", bbox_inches="tight")
     return paths
