@@ -238,10 +238,10 @@ def run_compare_to_brain(activations: str | Path, out_dir: str | Path, *,
     dict of str to pathlib.Path
         ``{"results", "table", "figure"}`` -> path.
     """
-    from rsa_bias._atomic import atomic_path
     from rsa_bias.plotting import save_figure
     from rsa_bias.plotting.scores import plot_scores_with_ceiling
     from rsa_bias.store import write_results
+    from rsa_bias.store.tables import write_table
 
     out_dir = Path(out_dir)
     result = compare_to_brain(activations, dataset=dataset, layers=layers, n_boot=n_boot,
@@ -252,9 +252,7 @@ def run_compare_to_brain(activations: str | Path, out_dir: str | Path, *,
     result.attrs = {**provenance_attrs(config, seed=seed, method="compare_to_brain"),
                     **result.attrs, "run_config_json": json.dumps(config)}
     paths = {"results": write_results(result, out_dir / f"brain_{name}.nc")}
-    with atomic_path(out_dir / f"brain_{name}.csv") as tmp:
-        brain_comparison_table(result).to_csv(tmp, index=False)
-    paths["table"] = out_dir / f"brain_{name}.csv"
+    paths["table"] = write_table(brain_comparison_table(result), out_dir / f"brain_{name}.csv")
     score, ylabel = {"rsa92": ("rsa_human_it", "Spearman ρ with human IT"),
                      "v4": ("encoding", "median normalised r (V4)")}.get(
         name, ("rsa", f"Spearman ρ with {name}"))

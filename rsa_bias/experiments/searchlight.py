@@ -17,7 +17,6 @@ from the GLM residuals (unbiased: 0 on average where faces and houses do not dif
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from rsa_bias.analysis.rsa.searchlight import (
     searchlight_to_nifti,
 )
 from rsa_bias.provenance import provenance_attrs
+from rsa_bias.store.tables import write_nifti
 
 #: Groups of the face_vs_house model.
 FACE_HOUSE_GROUPS = {"face": 0, "house": 1}
@@ -107,14 +107,6 @@ def haxby_searchlight(*, radius_mm: float = 8.0, rdm_method: str = "correlation"
     return result
 
 
-def _write_nifti(img: Any, path: Path) -> Path:
-    from rsa_bias._atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(gzip.compress(img.to_bytes(), mtime=0))
-    return path
-
-
 def run_haxby_searchlight(out_dir: str | Path, *, radius_mm: float = 8.0,
                           rdm_method: str = "correlation", compare_method: str = "spearman",
                           chunk_size: int = 1024, progress: bool = False, client: Any = None,
@@ -151,11 +143,11 @@ def run_haxby_searchlight(out_dir: str | Path, *, radius_mm: float = 8.0,
     result.attrs = {**provenance_attrs(config, method="haxby_searchlight"), **result.attrs,
                     "run_config_json": json.dumps(config)}
     paths = {"results": write_results(result, out / "haxby_searchlight.nc")}
-    paths["nifti"] = _write_nifti(searchlight_to_nifti(result, model="face_vs_house"),
+    paths["nifti"] = write_nifti(searchlight_to_nifti(result, model="face_vs_house"),
                                   out / "haxby_searchlight_face_vs_house.nii.gz")
     cn = result["face_house_crossnobis"].expand_dims(model=["face_house_crossnobis"])
     cn.attrs = dict(result.attrs)
-    paths["crossnobis_nifti"] = _write_nifti(searchlight_to_nifti(cn),
+    paths["crossnobis_nifti"] = write_nifti(searchlight_to_nifti(cn),
                                              out / "haxby_searchlight_face_house_crossnobis"
                                                    ".nii.gz")
     ds = load_haxby(path)

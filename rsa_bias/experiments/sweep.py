@@ -19,13 +19,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rsa_bias._atomic import atomic_path, remove_stale_tmp
+from rsa_bias._atomic import remove_stale_tmp
 from rsa_bias.config import load_config
 from rsa_bias.executors import executor
 from rsa_bias.experiments.complexity_bias import stored_run, summary_table
 from rsa_bias.experiments.sweep_groups import group_checkpoint, group_points, run_group
 from rsa_bias.experiments.sweep_result import sweep_dataset
 from rsa_bias.store import write_sweep
+from rsa_bias.store.tables import write_table
 
 
 def sweep_row(name: str, overrides: Sequence[str], table: pd.DataFrame,
@@ -184,8 +185,7 @@ def run_sweep(config: str | Path, out: str | Path,
         table, elapsed = stored[name] if stored[name] is not None else done[name]
         rows.append(sweep_row(name, overrides, table, elapsed))
     df = pd.DataFrame(rows)
-    with atomic_path(out / "sweep.csv") as tmp:
-        df.to_csv(tmp, index=False)
+    write_table(df, out / "sweep.csv")
     ds = sweep_dataset(out, [(name, factors[name]) for name, _ in points], config=config,
                        one_at_a_time=one_at_a_time)
     ds.attrs["overrides_json"] = json.dumps({name: list(ov) for name, ov in points})
