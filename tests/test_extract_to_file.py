@@ -131,3 +131,23 @@ def test_unlabelled_array_needs_ids(tmp_path, model_file):
     with pytest.raises(ValueError, match="3 distinct ids"):
         extract_to_file(model, x, tmp_path / "a.nc", layers=["stem"], stimulus_ids=[0, 0, 1])
     assert not list(tmp_path.glob("*.nc"))
+
+
+def test_compare_from_a_model_in_one_command(tmp_path, model_file, capsys):
+    import pandas as pd
+
+    out = tmp_path / "out"
+    assert main(["compare", f"{model_file}:make_net", "--dataset", "rsa92", "--layers",
+                 "layer1.1.relu,head.2", "--image-size", "16", "--out", str(out),
+                 "--n-boot", "10", "--no-progress"]) == 0
+    tree = read_activations(out / "activations.nc")
+    model = load_factory(f"{model_file}:make_net")()
+    ref = module_activations(model, named_stimuli("rsa92"), layers=["layer1.1.relu"],
+                             image_size=16)
+    np.testing.assert_array_equal(layer_activation(tree, "layer1.1.relu").values,
+                                  ref["layer1.1.relu"].values)
+    table = pd.read_csv(out / "brain_rsa92.csv")
+    assert table["layer"].tolist() == ["layer1.1.relu", "head.2"]
+    assert main(["compare", f"{model_file}:make_net", "--dataset", "rsa92", "--out",
+                 str(tmp_path / "o2")]) == 2
+    assert "--layers" in capsys.readouterr().err

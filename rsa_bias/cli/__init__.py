@@ -145,6 +145,17 @@ def cmd_causal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_pixels(text: str) -> int:
+    """argparse type of ``compare --image-size``: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 pixel, got {n}")
+    return n
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.dataset or args.responses:
         from rsa_bias.cli.own_model import compare_to_dataset
@@ -291,8 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "with --dataset, an activation file against a brain "
                                        "dataset")
     c.add_argument("runs", nargs="+", help="output folders of `rsa-bias run`, or (with "
-                                           "--dataset) one activation file of "
-                                           "`rsa-bias extract`")
+                                           "--dataset / --responses) one activation file of "
+                                           "`rsa-bias extract` or a model FILE.py:FACTORY "
+                                           "(with --layers)")
     c.add_argument("--dataset", choices=("rsa92", "v4"),
                    help="score the activation file's layers against human/monkey IT (rsa92) "
                         "or V4 neurons (v4); --out is then the output folder")
@@ -300,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "own recordings: a CSV, one row per stimulus, one "
                                        "column per neuron/voxel (with --stimulus-column)")
     c.add_argument("--stimulus-column", help="the CSV column of the stimulus ids")
+    c.add_argument("--stimuli", help="with a model (FILE.py:FACTORY in place of the file) and "
+                                     "--responses: the images the recordings saw (a folder "
+                                     "or a .npy array); with --dataset its own images")
+    c.add_argument("--image-size", type=_positive_pixels, default=None,
+                   help="with a model: resize the images to this many pixels")
+    c.add_argument("--no-progress", action="store_true", help="with a model: no progress bar")
     c.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates with --dataset (default 1000)")
     c.add_argument("--seed", type=_seed, default=0, help="seed of the bootstraps and folds")

@@ -75,6 +75,28 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extract_for(args: argparse.Namespace, spec: str, layers: list[str], dataset) -> Path:
+    """``OUT/activations.nc`` of the model ``spec`` on the dataset's images (``--stimuli``
+    for your own recordings)."""
+    import torch
+
+    from rsa_bias.experiments.extraction import extract_to_file, load_factory
+
+    stimuli_spec = args.stimuli or (args.dataset if args.dataset else None)
+    if stimuli_spec is None:
+        raise ValueError("with a model and --responses, give the stimuli the recordings saw "
+                         "with --stimuli (a folder of images or a .npy array)")
+    model = load_factory(spec)()
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
+    stimuli, ids = _stimuli(stimuli_spec)
+    path = extract_to_file(model, stimuli, Path(args.out) / "activations.nc", layers=layers,
+                           stimulus_ids=ids, image_size=args.image_size,
+                           progress=not args.no_progress)
+    print(f"extracted {', '.join(layers)} of {spec} on {stimuli_spec} into {path}")
+    return path
+
+
 def compare_to_dataset(args: argparse.Namespace) -> int:
     """``rsa-bias compare ACTIVATIONS.nc --dataset D --out FOLDER`` (or ``--responses
     FILE.csv --stimulus-column C``): the layers of an activation file against a shipped brain
@@ -100,8 +122,15 @@ def compare_to_dataset(args: argparse.Namespace) -> int:
     if args.n_boot < 1:
         raise ValueError(f"--n-boot must be >= 1, got {args.n_boot}")
     layers = args.layers.split(",") if args.layers else None
+    source = args.runs[0]
+    model_given = ":" in source and not Path(source).exists()
+    if model_given and not layers:
+        raise ValueError(f"{source} names a model: give the module paths to read with "
+                         "--layers a,b,c (rsa-bias extract MODEL --list-layers lists them)")
     _check_folders(out=args.out)
-    paths = run_compare_to_brain(args.runs[0], args.out, dataset=dataset, layers=layers,
+    if model_given:  # a model and stimuli: extract first, into the output folder
+        source = _extract_for(args, source, layers, dataset)
+    paths = run_compare_to_brain(source, args.out, dataset=dataset, layers=layers,
                                  n_boot=args.n_boot, seed=args.seed)
     from rsa_bias.store import read_results
 
