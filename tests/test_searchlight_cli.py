@@ -27,3 +27,11 @@ def test_searchlight_command_writes_the_map(tmp_path, capsys):
     assert f"peak {np.nanmax(score):.3f}" in printed
     for name in ("haxby_searchlight_face_vs_house.nii.gz", "haxby_searchlight.png"):
         assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv", [["--n-perm", "0"], ["--jobs", "0"], ["--image-size", "2"]])
+def test_alignment_verb_refuses_bad_options(tmp_path, argv, capsys):
+    with pytest.raises(SystemExit):
+        main(["alignment", "--out", str(tmp_path / "o"), *argv])
+    assert "must be" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

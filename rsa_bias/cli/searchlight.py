@@ -1,13 +1,14 @@
-"""The searchlight verb of the command line: ``rsa-bias searchlight`` maps where the shipped
+"""Brain-analysis verbs of the command line: ``rsa-bias searchlight`` maps where the shipped
 Haxby slice tells faces from houses (a model-RDM searchlight, and the crossnobis face-house
-distance per sphere)."""
+distance per sphere); ``rsa-bias alignment`` scores how one-to-one random CNN units map onto
+the V4 neurons (Higgins et al. 2021), beside simulated neurons with a known answer."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from rsa_bias.cli._args import _check_folders
+from rsa_bias.cli._args import _check_folders, _image_size, _non_negative_int, _seed
 
 RDM_METHODS = ("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis",
                "crossnobis")
@@ -49,8 +50,38 @@ def cmd_searchlight(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
+        return n
+    return parse
+
+
+def cmd_alignment(args: argparse.Namespace) -> int:
+    from rsa_bias.experiments.alignment_v4 import run_alignment
+
+    _check_folders(out=args.out)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    table, paths, elapsed = run_alignment(args.out, seed=args.seed, image_size=args.image_size,
+                                          n_perm=args.n_perm, n_boot=args.n_boot,
+                                          n_jobs=args.jobs, trained=args.trained,
+                                          progress=not args.no_progress)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    print(f"total time: {elapsed:.1f} s")
+    return 0
+
+
 def add_parsers(sub) -> None:
-    """Add the ``searchlight`` verb to the subparsers ``sub``.
+    """Add the ``searchlight`` and ``alignment`` verbs to the subparsers ``sub``.
 
     Parameters
     ----------
@@ -66,3 +97,22 @@ def add_parsers(sub) -> None:
     s.add_argument("--compare-method", choices=COMPARE_METHODS, default="spearman")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_searchlight)
+    a = sub.add_parser("alignment", help="unit-neuron alignment (Higgins et al. 2021) of the "
+                                         "random CNNs with 50 V4 neurons, and on simulated "
+                                         "neurons with a known answer")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--seed", type=_seed, default=0)
+    a.add_argument("--image-size", type=_image_size, default=64,
+                   help="pixels the V4 images are resized to (default 64)")
+    a.add_argument("--n-perm", type=_at_least(1), default=50,
+                   help="neuron permutations of the null (default 50)")
+    a.add_argument("--n-boot", type=_at_least(1), default=100,
+                   help="bootstrap replicates of the interval (default 100)")
+    a.add_argument("--jobs", type=_at_least(1), default=1,
+                   help="layers scored in parallel processes (default 1)")
+    a.add_argument("--trained", action="store_true", help="also train and score the "
+                                                           "Trifeature CNN")
+    a.add_argument("--threads", type=_non_negative_int, default=0,
+                   help="torch CPU threads (default: torch's choice)")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.set_defaults(func=cmd_alignment)
