@@ -151,3 +151,24 @@ def test_compare_from_a_model_in_one_command(tmp_path, model_file, capsys):
     assert main(["compare", f"{model_file}:make_net", "--dataset", "rsa92", "--out",
                  str(tmp_path / "o2")]) == 2
     assert "--layers" in capsys.readouterr().err
+
+
+def test_model_file_imports_its_neighbours_and_stale_temporaries_go(tmp_path, capsys):
+    from rsa_bias._atomic import _HOST
+
+    (tmp_path / "my_blocks.py").write_text("from torch import nn\n\n"
+                                           "def block():\n    return nn.Conv2d(3, 2, 3)\n")
+    (tmp_path / "net_with_helper.py").write_text(
+        "from torch import nn\nfrom my_blocks import block\n\n"
+        "def make():\n    return nn.Sequential(block(), nn.ReLU())\n")
+    stale = tmp_path / f".a.nc.{_HOST}.999999999.abc123.tmp"  # its writer is long dead
+    stale.write_bytes(b"half")
+    model = load_factory(f"{tmp_path / 'net_with_helper.py'}:make")()
+    extract_to_file(model, torch.zeros(2, 3, 6, 6), tmp_path / "a.nc", layers=["1"],
+                    stimulus_ids=[0, 1])
+    assert not stale.exists() and (tmp_path / "a.nc").exists()
+    assert main(["compare", str(tmp_path / "a.nc")]) == 2
+    assert "add --dataset" in capsys.readouterr().err
+    assert main(["extract", f"{tmp_path / 'net_with_helper.py'}:make", "--stimuli", "rsa92",
+                 "--layers", "1", "--out", str(tmp_path / "b.nc"), "--device", "gpu7"]) == 2
+    assert "--device 'gpu7' cannot be used" in capsys.readouterr().err

@@ -145,3 +145,20 @@ def test_own_recordings_with_repeats_and_from_csv(tmp_path, capsys):
     assert main(["compare", str(path), "--responses", str(tmp_path / "my_neurons.csv"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "--stimulus-column" in capsys.readouterr().err
+
+
+def test_text_labels_enter_as_categories():
+    from rsa_bias.analysis import feature_variance_explained
+
+    rng = np.random.default_rng(5)
+    names = np.array(["cats", "dogs", "owls"])[rng.integers(0, 3, 90)]
+    x = rng.normal(size=(90, 6)) + (names == "owls")[:, None] * 2.0
+    coded = np.unique(names, return_inverse=True)[1]
+    text = xr.DataArray(x, dims=("stimulus", "unit"), coords={"feature_folder": (
+        "stimulus", names)}, attrs={"feature_names": ["folder"]})
+    ints = text.assign_coords(feature_folder=("stimulus", coded))
+    a = feature_variance_explained(text, fit_split=None, eval_split=None)
+    b = feature_variance_explained(ints, fit_split=None, eval_split=None)
+    r2a, r2b = float(a.r2.squeeze()), float(b.r2.squeeze())
+    assert r2a == pytest.approx(r2b, abs=1e-12) and r2a > 0.2
+    assert a.attrs["categorical_features"] == "folder"

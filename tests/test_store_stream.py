@@ -192,3 +192,23 @@ def test_array_stimuli_are_memory_mapped(tmp_path):
         read_array_stimuli(tmp_path / "bad.npy")
     with pytest.raises(StoreError, match="does not exist"):
         read_array_stimuli(tmp_path / "none.npy")
+
+
+def test_deep_images_and_repeated_ids_are_refused(tmp_path):
+    Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(
+        tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    with pytest.raises(StoreError, match="more than 8 bits"):
+        read_images(tmp_path, ["deep.png"])
+    stimuli = _stimuli(4).assign_coords(stimulus=[1, 2, 2, 3])
+    with pytest.raises(StoreError, match=r"ids repeat \(e.g. \[2\]\)"):
+        ActivationWriter(tmp_path / "a.nc", stimuli)
+    assert not (tmp_path / "a.nc").exists()
+
+
+@pytest.mark.parametrize("chunks", [{"stimulus": -5}, {"stimulus": 0}, {"neuron": 5}])
+def test_bad_chunks_are_refused(tmp_path, chunks):
+    stimuli, layers = _stimuli(), _layers()
+    _write_in_batches(tmp_path / "s.nc", stimuli, layers, 23)
+    with pytest.raises(ValueError, match="positive sizes"):
+        read_activations(tmp_path / "s.nc", chunks=chunks)

@@ -132,7 +132,8 @@ def align_stimuli(*arrays: xr.DataArray, names: Sequence[str] | None = None,
                 parts.append(f"{extra.size} ids of {nm} are missing from {names[0]} "
                              f"(e.g. {extra[:3].tolist()})")
             raise ValueError("stimuli differ: " + "; ".join(parts) +
-                             "; align them or pass join='inner'")
+                             "; select the stimuli both share first, e.g. "
+                             "x.sel(stimulus=shared) and y.sel(stimulus=shared)")
         out.append(a.sel(stimulus=ref))
     return out
 

@@ -162,6 +162,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         return compare_to_dataset(args)
     from rsa_bias.experiments.bias_suite import read_runs, runs_table
+
+    files = [r for r in args.runs if Path(r).is_file() or ":" in r]
+    if files:
+        raise ValueError(f"{files[0]} is not a run folder; to score an activation file or a "
+                         "model against brain data, add --dataset rsa92|v4 or --responses "
+                         "FILE.csv")
     from rsa_bias.plotting import plot_runs, save_figure
 
     labels = args.labels.split(",") if args.labels else None
@@ -312,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "own recordings: a CSV, one row per stimulus, one "
                                        "column per neuron/voxel (with --stimulus-column)")
     c.add_argument("--stimulus-column", help="the CSV column of the stimulus ids")
+    c.add_argument("--feature-columns", help="comma-separated CSV columns that label the "
+                                             "stimuli (not responses)")
     c.add_argument("--stimuli", help="with a model (FILE.py:FACTORY in place of the file) and "
                                      "--responses: the images the recordings saw (a folder "
                                      "or a .npy array); with --dataset its own images")
@@ -319,12 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with a model: resize the images to this many pixels")
     c.add_argument("--no-progress", action="store_true", help="with a model: no progress bar")
     c.add_argument("--n-boot", type=int, default=1000,
-                   help="bootstrap replicates with --dataset (default 1000)")
+                   help="bootstrap replicates with --dataset / --responses (default 1000)")
     c.add_argument("--seed", type=_seed, default=0, help="seed of the bootstraps and folds")
     c.add_argument("--labels", help="comma-separated label per run (default: folder names)")
     c.add_argument("--layers", help="comma-separated layer per run (default: each run's "
-                                    "last layer)")
-    c.add_argument("--out", help="also draw the figure into this PNG file")
+                                    "last layer); with --dataset / --responses the layers to "
+                                    "score (default: every layer of the file; required for a "
+                                    "model)")
+    c.add_argument("--out", help="also draw the figure into this PNG file; with --dataset / "
+                                 "--responses the output folder")
     c.set_defaults(func=cmd_compare)
 
     v = sub.add_parser("validate", help="check a config and print it with all defaults")

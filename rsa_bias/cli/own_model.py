@@ -62,7 +62,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
                          "module paths)")
     if Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a folder; give the .nc file to write")
-    model.to(args.device)
+    try:
+        model.to(torch.device(args.device))
+    except (RuntimeError, AssertionError) as exc:  # a malformed name, or no such device here
+        raise ValueError(f"--device {args.device!r} cannot be used here ({exc}); use cpu, or "
+                         "cuda on a machine with a CUDA build of torch") from exc
     stimuli, ids = _stimuli(args.stimuli)
     t0 = time.perf_counter()
     path = extract_to_file(model, stimuli, args.out, layers=args.layers, stimulus_ids=ids,
@@ -117,7 +121,9 @@ def compare_to_dataset(args: argparse.Namespace) -> int:
         if not args.stimulus_column:
             raise ValueError("--responses needs --stimulus-column, the CSV column of the "
                              "stimulus ids")
-        dataset = dataset_from_csv(args.responses, stimulus_column=args.stimulus_column)
+        labels = args.feature_columns.split(",") if args.feature_columns else ()
+        dataset = dataset_from_csv(args.responses, stimulus_column=args.stimulus_column,
+                                   feature_columns=labels)
         dataset.attrs["dataset"] = Path(args.responses).stem
     if args.n_boot < 1:
         raise ValueError(f"--n-boot must be >= 1, got {args.n_boot}")
@@ -166,7 +172,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--seed", type=_seed, default=0, help="seed of the random projection")
     e.add_argument("--batch-size", type=_positive_int, default=64)
     e.add_argument("--image-size", type=_positive_int, default=None,
-                   help="resize images to this many pixels (a folder: default 224)")
+                   help="resize images to this many pixels, stretched to a square and "
+                        "scaled to [-1, 1] (no ImageNet normalisation: put it in your model); "
+                        "a folder: default 224")
     e.add_argument("--compression", type=int, choices=range(10), default=0,
                    help="zlib level of the stored activations (default 0: none)")
     e.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 from torch import nn
 
+from rsa_bias._atomic import remove_stale_tmp
 from rsa_bias.provenance import provenance_attrs
 from rsa_bias.store.images import image_folder_stimuli, read_images
 from rsa_bias.store.stream import ActivationWriter
@@ -71,7 +72,8 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     ----------
     spec : str
         A Python file (or importable module) and the name of a callable in it that returns
-        the ``torch.nn.Module`` to read, joined by ``:``.
+        the ``torch.nn.Module`` to read, joined by ``:``. The file's folder is put on
+        ``sys.path``, so it may import modules next to it.
 
     Returns
     -------
@@ -93,6 +95,9 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
             raise ValueError(f"model file {path} does not exist")
         mod_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules \
             else f"rsa_bias_user_{abs(hash(path.resolve()))}"  # never shadow a loaded module
+        folder = str(path.resolve().parent)  # so the file can import its own helper modules
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         spec_ = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec_)
         sys.modules[mod_name] = module
@@ -190,6 +195,7 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
         settings as ``config_json``) and :func:`~rsa_bias.training.extract.
         extraction_provenance` (``model_class``, ``layer_paths``, ``reduction``, ...).
     """
+    remove_stale_tmp(Path(path).parent)  # of extractions killed before they could clean up
     st, pieces = _sources(stimuli, stimulus_ids, read_batch, image_size)
     options = dict(layers=list(layers), batch_size=batch_size, reduction=reduction,
                    n_components=n_components, seed=seed, channel_axis=channel_axis,

@@ -50,9 +50,11 @@ def _need_ids(acts: dict, ids: np.ndarray, dataset: str) -> None:
     have = next(iter(acts.values()))["stimulus"].values
     missing = np.setdiff1d(ids, have)
     if missing.size:
+        how = f"extract on `--stimuli {dataset}`" if dataset in DATASETS else \
+            "the recordings' stimulus ids must be the activation file's ids (file ids e.g. " \
+            f"{have[:3].tolist()}, of type {have.dtype}; recording ids of type {ids.dtype})"
         raise ValueError(f"the activation file lacks {missing.size} of the {len(ids)} "
-                         f"{dataset} stimuli (e.g. {missing[:3].tolist()}); extract on "
-                         f"`--stimuli {dataset}`")
+                         f"{dataset} stimuli (e.g. {missing[:3].tolist()}); {how}")
 
 
 def _feature_shares(acts: dict, names: list[str]) -> xr.DataArray | None:
@@ -79,7 +81,7 @@ def _score_recordings(out: xr.Dataset, acts: dict, rec: xr.Dataset, *, n_boot: i
         raise ValueError(f"response has dims {resp.dims}; expected (stimulus, <unit>"
                          "[, repeat]), e.g. from rsa_bias.brain.dataset_from_arrays")
     ids = np.sort(resp["stimulus"].values)
-    _need_ids(acts, ids, "recorded")
+    _need_ids(acts, ids, "recorded")  # not a shipped name: the hint compares the ids
     resp = resp.sel(stimulus=ids)
     mean = (resp.mean("repeat") if "repeat" in resp.dims else resp).transpose("stimulus",
                                                                                 unit[0])

@@ -194,6 +194,12 @@ def read_activations(path: str | Path, *, layers: Sequence[str] | None = None,
         not follow the schema.
     """
     path = Path(path)
+    if isinstance(chunks, Mapping):
+        bad = {k: v for k, v in chunks.items() if k not in ("stimulus", "unit", "seed", "step")
+               or not (v == -1 or (isinstance(v, int) and v > 0))}
+        if bad:
+            raise ValueError(f"chunks {bad}: give positive sizes (or -1: whole) of the dims "
+                             "stimulus, unit, seed or step, e.g. {'stimulus': 10000}")
     tree = _open(path, xr.open_datatree) if chunks is None else _open_lazy(path, chunks)
     _check_kind(tree.attrs, "activations", path)
     tree.attrs["feature_names"] = feature_names(tree.attrs)

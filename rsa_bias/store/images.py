@@ -17,6 +17,11 @@ import xarray as xr
 
 from rsa_bias.store.schema import StoreError
 
+#: Pillow modes read as 8-bit images (converted to RGB); 16-bit and float images are refused,
+#: since converting them would clip or binarise their values.
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK",
+                   "YCbCr", "LAB", "HSV")
+
 #: File endings read as images (what Pillow reads without extra plug-ins).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -95,6 +100,10 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
         path = folder / str(sid)
         try:
             with Image.open(path) as img:
+                if img.mode not in EIGHT_BIT_MODES:
+                    raise StoreError(f"image {path} has mode {img.mode!r} (more than 8 bits per "
+                                     "channel, or floats); convert it to 8-bit RGB first, "
+                                     "scaling its range as your model expects")
                 img = img.convert("RGB")
                 if size is not None:
                     img = img.resize((int(size), int(size)), Image.Resampling.BICUBIC)

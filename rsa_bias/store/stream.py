@@ -83,6 +83,12 @@ class ActivationWriter:
             raise ValueError(f"compression must be a zlib level 0..9; got {compression}")
         if Path(path).is_dir():
             raise IsADirectoryError(f"{path} is a folder; give the path of the .nc file")
+        ids = stimuli["stimulus"].values
+        if len(np.unique(ids)) != len(ids):
+            values, counts = np.unique(ids, return_counts=True)
+            raise StoreError(f"stimulus ids repeat (e.g. {values[counts > 1][:3].tolist()}); "
+                             "every stimulus "
+                             "needs its own id, or the analyses cannot align it")
         self.path = Path(path)
         self.n = int(stimuli.sizes["stimulus"])
         self.dtype = np.dtype(dtype)

@@ -93,8 +93,8 @@ def batch_source(inputs, *, image_size: int | None
                              f"{arr.shape}; pass float inputs as float arrays")
         return len(arr), lambda a, b: prepare_images(arr[a:b], size=image_size)
     if np.issubdtype(arr.dtype, np.floating):
-        return len(arr), lambda a, b: torch.from_numpy(
-            np.ascontiguousarray(arr[a:b], dtype=np.float32))
+        return len(arr), lambda a, b: torch.from_numpy(  # a copy: memory-mapped files are
+            np.array(arr[a:b], dtype=np.float32))       # read-only, torch wants writable
     raise TypeError(f"numpy inputs must be float (used as float32) or uint8 images; got "
                     f"dtype {arr.dtype}; pass a torch.Tensor for other input types")
 

@@ -303,7 +303,8 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
         raise ValueError(f"activation has dims {activation.dims}; a 'unit' dim is required")
     names = feature_names_of(activation, features)
     fit, ev = split_mask(activation, fit_split), split_mask(activation, eval_split)
-    fvals = np.stack([activation[f"feature_{n}"].values for n in names], axis=1).astype(float)
+    fvals = np.stack([_numeric_codes(activation[f"feature_{n}"].values) for n in names],
+                     axis=1)
     check_finite(fvals, "feature values")
     design, groups, cat = _design(fvals, names, categorical)
     trailing = {"r2": ("feature",), "explained": ("feature",), "r2_joint": (),
@@ -324,6 +325,14 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
                                  fit_split=fit_split, eval_split=eval_split,
                                  categorical=categorical, categorical_features=",".join(cat)))
     return ds
+
+
+def _numeric_codes(values: np.ndarray) -> np.ndarray:
+    """Feature values as floats; text labels (``"cats"``, ``"dogs"``) as the integer codes of
+    their sorted values, so that they enter as categories."""
+    if values.dtype.kind in "OUS":
+        return np.unique(values.astype(str), return_inverse=True)[1].astype(float).ravel()
+    return values.astype(float)
 
 
 def _warn_constant(ds: xr.Dataset, constant: np.ndarray, eval_split: str | None) -> None:
