@@ -5,6 +5,7 @@ hooked forward pass that leaves the model as it found it."""
 from __future__ import annotations
 
 import difflib
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -131,10 +132,16 @@ def channel_of(ndim: int, channel_axis: int | None, path: str) -> int:
     return axis % ndim
 
 
+def path_key(path: str) -> int:
+    """The number a layer's projection is seeded with: the CRC-32 of its module path."""
+    return zlib.crc32(path.encode())
+
+
 def projection_matrix(n_units: int, n_components: int, *, seed: int, index: int,
                       device: torch.device) -> torch.Tensor:
     """The float32 Gaussian matrix ``(n_units, n_components)``, entries N(0, 1/n_components),
-    of the ``index``-th layer: drawn by a ``torch.Generator`` on ``device`` seeded with
+    of the layer with key ``index`` (:func:`path_key`): drawn by a ``torch.Generator`` on
+    ``device`` seeded with
     ``numpy.random.SeedSequence([seed, index]).generate_state(1, numpy.uint64)[0]``."""
     state = int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
     gen = torch.Generator(device=device)

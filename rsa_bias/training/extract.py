@@ -39,6 +39,7 @@ from rsa_bias.training._extract import (
     hooked_forward,
     input_ids,
     model_device,
+    path_key,
     resolve_layers,
 )
 
@@ -134,9 +135,10 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
         for the whole run: ``units * n_components * 4`` bytes per layer (a 256 x 56 x 56
         feature map to 1000 components: 3.2 GB).
     seed : int, default 0
-        The ``i``-th layer's projection matrix is drawn by a ``torch.Generator`` on the
-        model's device seeded with ``numpy.random.SeedSequence([seed, i])`` (its first
-        uint64), so it is the same for every batch size and run, and differs by layer. CPU
+        A layer's projection matrix is drawn by a ``torch.Generator`` on the model's device
+        seeded with ``numpy.random.SeedSequence([seed, zlib.crc32(path.encode())])`` (its
+        first uint64), so it is the same for every batch size, run and choice of the other
+        layers, and differs by layer. CPU
         and CUDA generators draw different numbers: the matrices depend on the device type.
     channel_axis : int, optional
         The channel axis kept by ``"mean"`` / ``"max"``; default 1 for outputs with four or
@@ -187,7 +189,8 @@ def _batches(model, n, take, modules, *, batch_size, progress, output_index,
              **reduce) -> Iterator[dict[str, np.ndarray]]:
     """The generator behind :func:`iter_module_activations` (its options checked)."""
     device = model_device(model)
-    reducers = {p: Reducer(p, i, device=device, **reduce) for i, p in enumerate(modules)}
+    # each layer's projection is seeded by its path, so adding a layer changes no other one
+    reducers = {p: Reducer(p, path_key(p), device=device, **reduce) for p in modules}
     bar = tqdm(total=-(-n // batch_size), desc="batches", disable=not progress, leave=False,
                dynamic_ncols=True)
     try:

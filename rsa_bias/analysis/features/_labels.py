@@ -121,3 +121,30 @@ def map_over_extra_dims(activation: xr.DataArray, fn, trailing: dict[str, tuple[
     all_coords.update(coords)
     return xr.Dataset({k: ((*extra, *trailing[k]), v) for k, v in outs.items()},
                       coords=all_coords)
+
+
+def numeric_codes(values: np.ndarray) -> np.ndarray:
+    """Feature values as floats; text labels (``"cats"``, ``"dogs"``) as the integer codes of
+    their sorted values, so that they enter as categories."""
+    if values.dtype.kind in "OUS":
+        return np.unique(values.astype(str), return_inverse=True)[1].astype(float).ravel()
+    return values.astype(float)
+
+
+def feature_design(fvals: np.ndarray, names: list[str], categorical: bool | None
+            ) -> tuple[np.ndarray, list[list[int]], list[str]]:
+    """Design columns and their groups: a categorical feature becomes indicators of all but
+    its first value. ``None``: categorical when its values are integers with > 2 levels."""
+    cols, groups, cat = [], [], []
+    for j, name in enumerate(names):
+        v = fvals[:, j]
+        levels = np.unique(v)
+        is_cat = categorical if categorical is not None else (
+            levels.size > 2 and np.all(levels == np.round(levels)))
+        block = (v[:, None] == levels[None, 1:]).astype(float) if is_cat and levels.size > 2 \
+            else v[:, None]
+        groups.append(list(range(len(cols), len(cols) + block.shape[1])))
+        cols.extend(block.T)
+        if is_cat:
+            cat.append(name)
+    return np.stack(cols, axis=1), groups, cat

@@ -28,9 +28,11 @@ from rsa_bias._values import check_count, check_flag, numeric_values
 from rsa_bias.analysis._inputs import check_finite
 from rsa_bias.analysis.features import _streamed_variance as streamed
 from rsa_bias.analysis.features._labels import (
+    feature_design,
     feature_names_of,
     labelled_activation,
     map_over_extra_dims,
+    numeric_codes,
     split_mask,
 )
 from rsa_bias.analysis.features.subspaces import _caller_stacklevel
@@ -198,25 +200,6 @@ def _explained(a: np.ndarray, b: np.ndarray, g_fit: np.ndarray, g_eval: np.ndarr
     return float(2 * np.sum(w * b) - np.sum(w * (g_eval @ w)))
 
 
-def _design(fvals: np.ndarray, names: list[str], categorical: bool | None
-            ) -> tuple[np.ndarray, list[list[int]], list[str]]:
-    """Design columns and their groups: a categorical feature becomes indicators of all but
-    its first value. ``None``: categorical when its values are integers with > 2 levels."""
-    cols, groups, cat = [], [], []
-    for j, name in enumerate(names):
-        v = fvals[:, j]
-        levels = np.unique(v)
-        is_cat = categorical if categorical is not None else (
-            levels.size > 2 and np.all(levels == np.round(levels)))
-        block = (v[:, None] == levels[None, 1:]).astype(float) if is_cat and levels.size > 2 \
-            else v[:, None]
-        groups.append(list(range(len(cols), len(cols) + block.shape[1])))
-        cols.extend(block.T)
-        if is_cat:
-            cat.append(name)
-    return np.stack(cols, axis=1), groups, cat
-
-
 @legacy_call(positional=("features",), renamed={"activation": "x"})
 def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = None,
                                features: Sequence[str] | None = None, fit_split: str = "val",
@@ -303,10 +286,10 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
         raise ValueError(f"activation has dims {activation.dims}; a 'unit' dim is required")
     names = feature_names_of(activation, features)
     fit, ev = split_mask(activation, fit_split), split_mask(activation, eval_split)
-    fvals = np.stack([_numeric_codes(activation[f"feature_{n}"].values) for n in names],
+    fvals = np.stack([numeric_codes(activation[f"feature_{n}"].values) for n in names],
                      axis=1)
     check_finite(fvals, "feature values")
-    design, groups, cat = _design(fvals, names, categorical)
+    design, groups, cat = feature_design(fvals, names, categorical)
     trailing = {"r2": ("feature",), "explained": ("feature",), "r2_joint": (),
                 "explained_joint": (), "total": (), "constant": ()}
     if streamed.is_dask_backed(activation):  # chunked input: streamed, never loaded whole
@@ -325,14 +308,6 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
                                  fit_split=fit_split, eval_split=eval_split,
                                  categorical=categorical, categorical_features=",".join(cat)))
     return ds
-
-
-def _numeric_codes(values: np.ndarray) -> np.ndarray:
-    """Feature values as floats; text labels (``"cats"``, ``"dogs"``) as the integer codes of
-    their sorted values, so that they enter as categories."""
-    if values.dtype.kind in "OUS":
-        return np.unique(values.astype(str), return_inverse=True)[1].astype(float).ravel()
-    return values.astype(float)
 
 
 def _warn_constant(ds: xr.Dataset, constant: np.ndarray, eval_split: str | None) -> None:
