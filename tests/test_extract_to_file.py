@@ -67,6 +67,8 @@ def test_file_equals_in_memory_extraction(tmp_path, model_file):
     assert tree.attrs["layer_paths"] == "layer1.1.relu,head.2"
     assert tree.attrs["reduction"] == "mean" and tree.attrs["method"] == "extract"
     assert "git_sha" in tree.attrs and "config_json" in tree.attrs
+    assert tree.attrs["stimuli_source"] == "rsa92" and tree.attrs["torch_version"]
+    assert "batch_size" not in tree.attrs["config_json"]  # the numbers do not depend on it
     tree.close()
 
 
@@ -87,7 +89,10 @@ def test_folder_and_npy_stimuli(tmp_path, model_file):
     np.save(tmp_path / "x.npy", imgs)
     assert main(["extract", f"{model_file}:make_net", "--stimuli", str(tmp_path / "x.npy"),
                  "--layers", "stem", "--out", str(tmp_path / "n.nc"), "--no-progress"]) == 0
-    act = layer_activation(read_activations(tmp_path / "n.nc"), "stem")
+    tree = read_activations(tmp_path / "n.nc")
+    assert tree.attrs["stimuli_source"] == f"array file {tmp_path / 'x.npy'}"
+    assert tree.attrs["model_source"] == f"{model_file}:make_net"
+    act = layer_activation(tree, "stem")
     np.testing.assert_allclose(act.values, ref["stem"].values, rtol=0, atol=1e-6)
     assert act["stimulus"].values.tolist() == list(range(5))
 

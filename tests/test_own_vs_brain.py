@@ -96,12 +96,18 @@ def test_errors(rsa92_tree):
 
 
 def test_cli_compare_with_dataset(tmp_path, rsa92_tree, capsys):
-    path = write_activations(rsa92_tree, tmp_path / "acts.nc")
+    tree = rsa92_tree.copy()
+    tree.attrs["git_sha"] = "abc123"  # carried into the results as activations_git_sha
+    path = write_activations(tree, tmp_path / "acts.nc")
     out = tmp_path / "out"
     assert main(["compare", str(path), "--dataset", "rsa92", "--out", str(out),
                  "--n-boot", "10", "--layers", "head"]) == 0
     table = pd.read_csv(out / "brain_rsa92.csv")
     assert table["layer"].tolist() == ["head"]
+    from rsa_bias.store import read_results
+
+    assert read_results(out / "brain_rsa92.nc").attrs["activations_git_sha"] == "abc123"
+
     assert {"rsa_human_it", "noise_ceiling_upper", "r2_face"} <= set(table.columns)
     assert (out / "brain_rsa92.png").stat().st_size > 0
     assert "rsa_human_it" in capsys.readouterr().out

@@ -73,7 +73,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, reduction=args.reduction,
                            n_components=args.n_components, seed=args.seed,
                            image_size=args.image_size, compression=args.compression,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, source=args.model)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, layers "
           f"{', '.join(args.layers)}) in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -96,7 +96,7 @@ def _extract_for(args: argparse.Namespace, spec: str, layers: list[str], dataset
     stimuli, ids = _stimuli(stimuli_spec)
     path = extract_to_file(model, stimuli, Path(args.out) / "activations.nc", layers=layers,
                            stimulus_ids=ids, image_size=args.image_size,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, source=spec)
     print(f"extracted {', '.join(layers)} of {spec} on {stimuli_spec} into {path}")
     return path
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
 from torch import nn
 
@@ -150,13 +151,24 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
     return st, iter([stimuli])
 
 
+def _describe(stimuli) -> str:
+    """What the stimuli were, for the file's provenance."""
+    if isinstance(stimuli, str | Path):
+        return f"image folder {Path(stimuli).resolve()}"
+    if isinstance(stimuli, xr.Dataset):
+        return str(stimuli.attrs.get("stimuli", stimuli.attrs.get("source", "stimulus set")))
+    if isinstance(stimuli, np.memmap) and stimuli.filename:
+        return f"array file {stimuli.filename}"
+    return f"{type(stimuli).__name__} {tuple(stimuli.shape)}"
+
+
 def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequence[str],
                     stimulus_ids: Sequence | None = None, batch_size: int = 64,
                     reduction: str = "mean", n_components: int | None = None, seed: int = 0,
                     channel_axis: int | None = None, output_index: int = 0,
                     image_size: int | None = None, read_batch: int = 1024,
                     dtype: str = "float32", compression: int = 0,
-                    progress: bool = False) -> Path:
+                    progress: bool = False, source: str | None = None) -> Path:
     """Read the named modules of ``model`` on ``stimuli`` into an activation file, batch by
     batch.
 
@@ -187,6 +199,9 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
         zlib level of the stored activations.
     progress : bool, default False
         Show a progress bar over the batches.
+    source : str, optional
+        Where the model came from (``"my_models.py:make_resnet"``), recorded as
+        ``model_source``.
 
     Returns
     -------
@@ -200,8 +215,10 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
     options = dict(layers=list(layers), batch_size=batch_size, reduction=reduction,
                    n_components=n_components, seed=seed, channel_axis=channel_axis,
                    output_index=output_index, image_size=image_size)
-    attrs = {**provenance_attrs(dict(options), seed=seed,
-                                method="extract"),
+    attrs = {**provenance_attrs({k: v for k, v in options.items() if k != "batch_size"},
+                                seed=seed, method="extract"),
+             "stimuli_source": _describe(stimuli), "model_source": source or "",
+             "torch_version": torch.__version__,
              **extraction_provenance(model, layers=list(layers), reduction=reduction,
                                      n_components=n_components, seed=seed,
                                      channel_axis=channel_axis, output_index=output_index)}

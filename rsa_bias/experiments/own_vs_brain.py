@@ -202,6 +202,10 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *,
     out.attrs.update(result_attrs("compare_to_brain", dataset=dataset, n_boot=n_boot, cv=cv,
                                   seed=seed, model_class=str(tree.attrs.get("model_class", "")),
                                   reduction=str(tree.attrs.get("reduction", ""))))
+    for key in ("config_hash", "git_sha", "created", "model_source", "stimuli_source",
+                "n_components", "projection_seed"):  # how the activations were made
+        if key in tree.attrs:
+            out.attrs[f"activations_{key}"] = tree.attrs[key]
     return out
 
 
