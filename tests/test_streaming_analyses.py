@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from rsa_bias.analysis import cka, feature_variance_explained, hsic
+from rsa_bias.analysis import cka, cka_matrix, feature_variance_explained, hsic
 
 N, D = 600, 40
 CHUNKS = {"stimulus": (97, 150, 3, 200, 150), "unit": 25}  # uneven along stimulus
@@ -219,3 +219,13 @@ def test_streamed_on_a_distributed_cluster():
         fve = feature_variance_explained(act.chunk(CHUNKS))
     assert got == pytest.approx(want_cka, **APPROX)
     assert_same(fve, want_fve)
+
+
+def test_cka_matrix_streams_lazy_layers(no_loading):
+    x, y = pair()
+    lazy = {"x": x.chunk({"stimulus": 97}), "y": y.chunk({"stimulus": 211})}
+    eager = {"x": x, "y": y}
+    got = cka_matrix(lazy)
+    want = cka_matrix(eager)
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-10, atol=1e-12)
+    assert got.layer_a.values.tolist() == ["x", "y"]

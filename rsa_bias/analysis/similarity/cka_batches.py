@@ -20,6 +20,7 @@ from rsa_bias.analysis._inputs import (
     ArrayLike,
     align_to,
     as_labelled,
+    is_dask_backed,
     paired_values,
     stimulus_matrix,
 )
@@ -195,6 +196,24 @@ def _prepare_layers(layers: Mapping[str, ArrayLike], ref: xr.DataArray, ref_name
     return out
 
 
+def _streamed_matrix(layers_a, layers_b, **opts) -> xr.DataArray:
+    """``cka_matrix`` of Dask-backed layers: each pair streamed by ``cka`` (bounded memory;
+    every pair reads its two layers again)."""
+    from rsa_bias.analysis.similarity.cka import cka
+
+    names_b = list(layers_a if layers_b is None else layers_b)
+    values = np.empty((len(layers_a), len(names_b)))
+    for i, xa in enumerate(layers_a.values()):
+        for j, nb in enumerate(names_b):
+            if layers_b is None and j < i:
+                values[i, j] = values[j, i]
+                continue
+            values[i, j] = cka(xa, (layers_a if layers_b is None else layers_b)[nb], **opts)
+    return xr.DataArray(values, dims=("layer_a", "layer_b"), name="cka",
+                        coords={"layer_a": list(layers_a), "layer_b": names_b},
+                        attrs=result_attrs("cka_matrix", **opts))
+
+
 def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLike] | None = None,
                *, kernel: str = "linear", hsic: str = "biased",
                bandwidth: float = 0.5) -> xr.DataArray:
@@ -214,7 +233,9 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
         The layers to compare with, in the same form; ``None`` compares ``layers_a``
         with itself (each pair computed once).
     kernel, hsic, bandwidth
-        As in :func:`~rsa_bias.analysis.similarity.cka`.
+        As in :func:`~rsa_bias.analysis.similarity.cka`. Dask-backed (chunked) layers are
+        streamed pair by pair through :func:`~rsa_bias.analysis.similarity.cka` (linear
+        kernel only), in bounded memory.
 
     Returns
     -------
@@ -233,6 +254,9 @@ def cka_matrix(layers_a: Mapping[str, ArrayLike], layers_b: Mapping[str, ArrayLi
     """
     if not layers_a:
         raise ValueError("layers_a is empty")
+    if any(is_dask_backed(v) for v in [*layers_a.values(), *(layers_b or {}).values()]):
+        return _streamed_matrix(layers_a, layers_b, kernel=kernel, hsic=hsic,
+                                bandwidth=bandwidth)
     ref_name = next(iter(layers_a))
     ref = as_labelled(layers_a[ref_name], name=str(ref_name))
     opts = {"kernel": kernel, "hsic": hsic, "bandwidth": bandwidth}
