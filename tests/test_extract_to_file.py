@@ -177,3 +177,19 @@ def test_model_file_imports_its_neighbours_and_stale_temporaries_go(tmp_path, ca
     assert main(["extract", f"{tmp_path / 'net_with_helper.py'}:make", "--stimuli", "rsa92",
                  "--layers", "1", "--out", str(tmp_path / "b.nc"), "--device", "gpu7"]) == 2
     assert "--device 'gpu7' cannot be used" in capsys.readouterr().err
+
+
+def test_a_module_called_twice_with_other_shapes_is_named():
+    from torch import nn
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.relu = nn.Linear(4, 6), nn.Linear(6, 3), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.b(self.relu(self.a(x))))  # one ReLU, two shapes
+
+    with pytest.raises(ValueError, match="called more than once in one forward"):
+        module_activations(Shared(), torch.zeros(2, 4), stimulus_ids=[0, 1], layers=["relu"],
+                           reduction="random_projection", n_components=2)

@@ -176,9 +176,12 @@ class Reducer:
                 self.matrix = projection_matrix(t.shape[1], self.n_components, seed=self.seed,
                                                 index=self.index, device=t.device)
             if self.matrix.shape[0] != t.shape[1]:
-                raise ValueError(f"layer {self.path!r} gave {t.shape[1]} units in this batch "
-                                 f"and {self.matrix.shape[0]} before; its output must have "
-                                 f"the same shape for every input")
+                raise ValueError(f"layer {self.path!r} gave {t.shape[1]} units and "
+                                 f"{self.matrix.shape[0]} before; its output must have the "
+                                 "same shape for every input and every call (a module called "
+                                 "more than once in one forward, such as a shared nn.ReLU, "
+                                 "differs between its calls here: read a module that is "
+                                 "called once)")
             t = t @ self.matrix.to(t.device)
         return t
 
