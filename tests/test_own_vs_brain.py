@@ -168,3 +168,32 @@ def test_text_labels_enter_as_categories():
     r2a, r2b = float(a.r2.squeeze()), float(b.r2.squeeze())
     assert r2a == pytest.approx(r2b, abs=1e-12) and r2a > 0.2
     assert a.attrs["categorical_features"] == "folder"
+
+
+def test_runs_as_repeats_and_cka_attributed_to_features():
+    from rsa_bias.analysis import attribute_cka
+    from rsa_bias.brain import dataset_from_arrays
+
+    rng = np.random.default_rng(7)
+    n = 48
+    ids = np.arange(n)
+    a, b = np.tile([0, 1], n // 2), np.repeat([0, 1], n // 2)
+    signal = np.outer(2 * a - 1, rng.normal(size=8)) + 0.3 * np.outer(2 * b - 1,
+                                                                      rng.normal(size=8))
+    runs = signal[None] + 0.5 * rng.normal(size=(4, n, 8))
+    rec = dataset_from_arrays(runs, stimulus_ids=ids, dims=("run", "stimulus", "voxel"))
+    stimuli = xr.Dataset(coords={"stimulus": ids, "feature_a": ("stimulus", a),
+                                 "feature_b": ("stimulus", b)},
+                         attrs={"feature_names": ["a", "b"]})
+    layer = signal @ rng.normal(size=(8, 12)) + 0.2 * rng.normal(size=(n, 12))
+    tree = activation_tree(stimuli, {"fc": layer})
+    out = compare_to_brain(tree, dataset=rec, n_boot=10, cv=3)
+    assert "encoding_normalised_r" in out  # the runs serve as repeats for the ceiling
+    x = tree["fc"]["activation"].assign_coords(feature_a=("stimulus", a),
+                                               feature_b=("stimulus", b))
+    ref = attribute_cka(x, xr.DataArray(runs.mean(0), dims=("stimulus", "unit"),
+                                        coords={"stimulus": ids}), features=["a", "b"])
+    np.testing.assert_allclose(out["cka_share"].sel(layer="fc").values, ref["share"].values,
+                               atol=1e-12)
+    share = out["cka_share"].sel(layer="fc")
+    assert float(share.sel(feature="a")) > float(share.sel(feature="b"))  # the loud feature

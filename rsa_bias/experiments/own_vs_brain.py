@@ -66,16 +66,19 @@ def _feature_shares(acts: dict, names: list[str]) -> xr.DataArray | None:
 
 
 def _score_recordings(out: xr.Dataset, acts: dict, rec: xr.Dataset, *, n_boot: int, cv: int,
-                      seed: int) -> xr.Dataset:
+                      seed: int, names: list[str]) -> xr.Dataset:
     """RSA (stimulus bootstrap), encoding (noise-normalised with repeats) and linear CKA of
-    every layer against a user's ``response(stimulus, unit[, repeat])``."""
-    from rsa_bias.analysis import RidgeEncoder, cross_validated_scores
+    every layer against a user's ``response(stimulus, unit[, repeat | run])``, and the share
+    of each feature in the CKA (exact Shapley values) when the stimuli carry ``names``."""
+    from rsa_bias.analysis import RidgeEncoder, attribute_cka, cross_validated_scores
     from rsa_bias.experiments.brain_scores import ALPHAS, _zscored
 
     if "response" not in rec:
         raise ValueError(f"the recordings hold {sorted(map(str, rec.data_vars))}; they need a "
                          "'response' variable (stimulus, neuron[, repeat])")
     resp = rec["response"]
+    if "run" in resp.dims and "repeat" not in resp.dims:  # runs of fMRI patterns: repeats
+        resp = resp.rename(run="repeat")
     unit = [d for d in resp.dims if d not in ("stimulus", "repeat")]
     if "stimulus" not in resp.dims or len(unit) != 1:
         raise ValueError(f"response has dims {resp.dims}; expected (stimulus, <unit>"
@@ -101,8 +104,11 @@ def _score_recordings(out: xr.Dataset, acts: dict, rec: xr.Dataset, *, n_boot: i
     if key != "pearson_r":
         out["encoding_normalised_r"] = ("layer", [float(e[key].where(
             np.isfinite(e[key])).median()) for e in enc])
-    out["cka"] = ("layer", [float(cka(a, mean.rename({unit[0]: "unit"})))
-                            for a in acts.values()])
+    flat = mean.rename({unit[0]: "unit"})
+    out["cka"] = ("layer", [float(cka(a, flat)) for a in acts.values()])
+    if 1 <= len(names) <= 10:  # which feature carries each layer's CKA with the recordings
+        shares = [attribute_cka(a, flat, features=names)["share"] for a in acts.values()]
+        out["cka_share"] = xr.concat(shares, dim=xr.Variable("layer", layer_names))
     return out
 
 
@@ -140,8 +146,10 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *,
         ``rsa_monkey_it`` (with intervals) and the human-IT ``noise_ceiling_lower``/
         ``_upper``; for v4 ``encoding_normalised_r`` (median over neurons, with interval),
         ``encoding_r``, ``rsa_v4`` (with interval) and ``cka_v4``; for recordings ``rsa``
-        (with interval), ``encoding_r`` (and ``encoding_normalised_r`` with repeats) and
-        ``cka``; ``feature_r2(layer,
+        (with interval), ``encoding_r`` (and ``encoding_normalised_r`` with repeats or runs),
+        ``cka`` and, when the stimuli carry features, ``cka_share(layer, feature)`` (each
+        feature's exact Shapley share of the CKA, :func:`rsa_bias.attribute_cka`);
+        ``feature_r2(layer,
         feature)`` when the stimuli carry features; provenance attrs.
     """
     if not isinstance(dataset, xr.Dataset) and dataset not in DATASETS:
@@ -156,7 +164,8 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *,
     layer_names = [k[1] for k in acts]
     out = xr.Dataset(coords={"layer": layer_names})
     if isinstance(dataset, xr.Dataset):
-        out = _score_recordings(out, acts, dataset, n_boot=n_boot, cv=cv, seed=seed)
+        out = _score_recordings(out, acts, dataset, n_boot=n_boot, cv=cv, seed=seed,
+                                names=names)
         dataset = str(dataset.attrs.get("dataset", "recordings"))
     elif dataset == "rsa92":
         from rsa_bias.brain import load_rsa92
@@ -211,15 +220,16 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *,
 
 def brain_comparison_table(result: xr.Dataset) -> pd.DataFrame:
     """One row per layer, one column per score (the ``feature_r2`` shares as
-    ``r2_<feature>``)."""
+    ``r2_<feature>``, the ``cka_share`` attributions as ``cka_share_<feature>``)."""
     cols = {v: result[v].values for v in result.data_vars if result[v].dims == ("layer",)}
     table = pd.DataFrame({"layer": result["layer"].values, **cols})
     for v in result.data_vars:  # the noise ceiling: one value for every layer
         if result[v].dims == ():
             table[v] = float(result[v])
-    if "feature_r2" in result:
-        for f in result["feature"].values:
-            table[f"r2_{f}"] = result["feature_r2"].sel(feature=f).values
+    for var, prefix in (("feature_r2", "r2"), ("cka_share", "cka_share")):
+        if var in result:
+            for f in result[var]["feature"].values:
+                table[f"{prefix}_{f}"] = result[var].sel(feature=f).values
     return table
 
 
