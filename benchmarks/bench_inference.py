@@ -32,7 +32,8 @@ from _timing import best_of, int_options
 from rsa_bias.analysis.rsa.inference import evaluate_models
 
 RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
-                    "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov"}
+                    "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov",
+                    "kendall_tau_a": "tau-a"}
 
 
 def make_rdms(n_stim: int, n_models: int, n_subjects: int,

@@ -23,32 +23,17 @@ Run: ``python benchmarks/bench_kendall.py [--boot 100] [--rt-boot 100] [--repeat
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 from _timing import best_of, int_options
-from bench_inference import make_rdms, replay
+from bench_inference import make_rdms, replay, run_rsatoolbox
 
 from rsa_bias.analysis.rsa import _resample, compare
 from rsa_bias.analysis.rsa.compare import compare_rdms
 from rsa_bias.analysis.rsa.inference import evaluate_models
 
-RSATOOLBOX_NAMES = {"kendall_tau_a": "tau-a", "spearman": "spearman"}
+METHODS = ("kendall_tau_a", "spearman")
 
-
-def run_rsatoolbox(models: np.ndarray, data: np.ndarray, method: str, n_boot: int,
-                   seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from rsatoolbox.inference import eval_bootstrap_pattern
-    from rsatoolbox.model import ModelFixed
-    from rsatoolbox.rdm import RDMs
-
-    rt_models = [ModelFixed(f"m{k}", RDMs(v[None])) for k, v in enumerate(models)]
-    np.random.seed(seed)  # noqa: NPY002 - rsatoolbox draws from the global stream
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = eval_bootstrap_pattern(rt_models, RDMs(data), method=RSATOOLBOX_NAMES[method],
-                                     N=n_boot)
-    return res.evaluations, res.noise_ceiling
 
 
 def old_tau_a(x, y, keep, sigma_k):
@@ -75,7 +60,7 @@ def bootstraps(args) -> dict[str, float]:
           f"{args.stimuli} stimuli, {args.boot} stimulus resamples + noise ceiling "
           "(same resamples for both tools)")
     ours_t = {}
-    for method in RSATOOLBOX_NAMES:
+    for method in METHODS:
         t_ours, ours = best_of(lambda m=method: evaluate_models(
             models, data, method=m, indices={"stimulus": draws}), args.repeats)
         t_rt, (rt_evals, rt_nc) = best_of(lambda m=method: run_rsatoolbox(

@@ -108,3 +108,18 @@ def brain(stimuli) -> xr.Dataset:
     from simulated_data import simulated_brain
 
     return simulated_brain(stimuli)
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Loading a whole 2-D Dask array (``.values``, ``np.asarray``) raises, so a streamed
+    measure that loads its input fails; 1-D coords (features, splits) may be loaded."""
+    import dask.array as da
+
+    original = da.Array.__array__
+
+    def refuse(self, *args, **kwargs):
+        if self.ndim >= 2:
+            raise AssertionError(f"the whole {self.shape} dask array was loaded")
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(da.Array, "__array__", refuse)

@@ -28,17 +28,6 @@ ALPHAS = np.array([0.03, 1.0, 30.0, 1000.0])
 TOL = 1e-10
 
 
-@pytest.fixture
-def no_loading(monkeypatch):
-    """Loading a whole 2-D Dask array (``.values``, ``np.asarray``) raises."""
-    original = da.Array.__array__
-
-    def refuse(self, *args, **kwargs):
-        if self.ndim >= 2:
-            raise AssertionError(f"the whole {self.shape} dask array was loaded")
-        return original(self, *args, **kwargs)
-    monkeypatch.setattr(da.Array, "__array__", refuse)
-
 
 def _data(n=157, p=9, t=5, seed=0):
     rng = np.random.default_rng(seed)

@@ -25,18 +25,6 @@ TOL = {"rtol": 1e-10, "atol": 1e-10}
 APPROX = {"rel": 1e-10, "abs": 1e-10}
 
 
-@pytest.fixture
-def no_loading(monkeypatch):
-    """Loading a whole 2-D Dask array (``.values``, ``np.asarray``) raises; 1-D coords (the
-    features and splits, chunked by ``DataArray.chunk``) are small and may be loaded."""
-    original = da.Array.__array__
-
-    def refuse(self, *args, **kwargs):
-        if self.ndim >= 2:
-            raise AssertionError(f"the whole {self.shape} dask array was loaded")
-        return original(self, *args, **kwargs)
-    monkeypatch.setattr(da.Array, "__array__", refuse)
-
 
 def counted(values: np.ndarray, chunks) -> tuple[da.Array, collections.Counter]:
     """``values`` as a Dask array whose source chunks count how often they are computed."""

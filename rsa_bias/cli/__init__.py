@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rsa_bias.cli._args import (
     BRAIN_IMAGE_SIZES,
+    _at_least,
     _check_folders,
     _grid_points,
     _image_size,
@@ -143,17 +144,6 @@ def cmd_causal(args: argparse.Namespace) -> int:
           "seeds (means [95% interval over seeds])")
     _report(run)
     return 0
-
-
-def _positive_pixels(text: str) -> int:
-    """argparse type of ``compare --image-size``: an integer >= 1."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 pixel, got {n}")
-    return n
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -323,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--stimuli", help="with a model (FILE.py:FACTORY in place of the file) and "
                                      "--responses: the images the recordings saw (a folder "
                                      "or a .npy array); with --dataset its own images")
-    c.add_argument("--image-size", type=_positive_pixels, default=None,
+    c.add_argument("--image-size", type=_at_least(1), default=None,
                    help="with a model: resize the images to this many pixels")
     c.add_argument("--no-progress", action="store_true", help="with a model: no progress bar")
     c.add_argument("--n-boot", type=int, default=1000,

@@ -29,6 +29,19 @@ def _non_negative_int(text: str) -> int:
     return n
 
 
+def _at_least(minimum: int):
+    """argparse type of an integer option that must be >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
+        return n
+    return parse
+
+
 def _seed(text: str) -> int:
     """argparse type of ``--seed``: an integer in [0, 2**32), the range numpy and torch take."""
     try:

@@ -8,19 +8,9 @@ import argparse
 import time
 from pathlib import Path
 
-from rsa_bias.cli._args import _non_negative_int, _seed
+from rsa_bias.cli._args import _at_least, _non_negative_int, _seed
 
 REDUCTIONS = ("mean", "max", "flatten", "random_projection")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
 
 
 def _stimuli(spec: str):
@@ -167,11 +157,11 @@ def add_parsers(sub) -> None:
                    help="print the model's module paths and exit")
     e.add_argument("--reduction", choices=REDUCTIONS, default="mean",
                    help="how a conv map (or sequence) becomes units (default mean)")
-    e.add_argument("--n-components", type=_positive_int, default=None,
+    e.add_argument("--n-components", type=_at_least(1), default=None,
                    help="units of the random projection (with --reduction random_projection)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the random projection")
-    e.add_argument("--batch-size", type=_positive_int, default=64)
-    e.add_argument("--image-size", type=_positive_int, default=None,
+    e.add_argument("--batch-size", type=_at_least(1), default=64)
+    e.add_argument("--image-size", type=_at_least(1), default=None,
                    help="resize images to this many pixels, stretched to a square and "
                         "scaled to [-1, 1] (no ImageNet normalisation: put it in your model); "
                         "a folder: default 224")

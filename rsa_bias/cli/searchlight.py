@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from rsa_bias.cli._args import _check_folders, _image_size, _non_negative_int, _seed
+from rsa_bias.cli._args import _at_least, _check_folders, _image_size, _non_negative_int, _seed
 
 RDM_METHODS = ("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis",
                "crossnobis")
@@ -48,18 +48,6 @@ def cmd_searchlight(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     print(f"total time: {time.perf_counter() - t0:.1f} s")
     return 0
-
-
-def _at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
-        return n
-    return parse
 
 
 def cmd_alignment(args: argparse.Namespace) -> int:

@@ -9,16 +9,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from rsa_bias.analysis.rsa.searchlight import centre_space
 from rsa_bias.plotting.brain_maps import plot_voxel_map
 
 
-def _centre_space(score: xr.DataArray, attrs: dict, dataset: xr.Dataset | None) -> xr.Dataset:
-    """The centres as the voxels of a dataset that ``plot_voxel_map`` can place."""
-    n = score.sizes["centre"]
-    space = xr.Dataset(coords={"voxel": np.arange(n),
-                               **{c: ("voxel", score[c].values) for c in ("i", "j", "k")}},
-                       attrs={"mask_shape": list(np.ravel(attrs["mask_shape"])),
-                              "affine": list(np.ravel(attrs["affine"]))})
+def _with_background(space: xr.Dataset, dataset: xr.Dataset | None) -> xr.Dataset:
+    """The centres' space, with the dataset's ``mean_bold`` as the background when given."""
     if dataset is not None and "mean_bold" in dataset:
         shape = tuple(int(s) for s in space.attrs["mask_shape"])
         if dataset["mean_bold"].shape != shape:
@@ -75,13 +71,7 @@ def plot_searchlight_map(result: xr.Dataset | xr.DataArray, *, model: Any = None
         When ``result`` lacks the centre coords or geometry attrs, ``model`` is missing or
         unknown with several models, or ``dataset`` is on another grid.
     """
-    score = result["score"] if isinstance(result, xr.Dataset) else result
-    attrs = {**getattr(result, "attrs", {}), **score.attrs}
-    missing = [a for a in ("mask_shape", "affine") if a not in attrs]
-    missing += [c for c in ("i", "j", "k") if c not in score.coords]
-    if "centre" not in score.dims or missing:
-        raise ValueError(f"result lacks {missing or ['the centre dim']}; pass the output of "
-                         "searchlight_rsa")
+    score, attrs, space = centre_space(result)
     labels = score["model"].values.tolist() if "model" in score.dims else []
     if model is None and len(labels) > 1:
         raise ValueError(f"result has {len(labels)} models; choose one with model= ({labels})")
@@ -93,7 +83,7 @@ def plot_searchlight_map(result: xr.Dataset | xr.DataArray, *, model: Any = None
     values = np.nan_to_num(np.asarray(score.values, dtype=float), nan=0.0)
     if title is None:
         title = f"{model if model is not None else 'score'} ({attrs.get('method', '')})"
-    return plot_voxel_map(values, _centre_space(score, attrs, dataset), title=title,
+    return plot_voxel_map(values, _with_background(space, dataset), title=title,
                           background="mean" if dataset is not None else None,
                           threshold=threshold, vmax=vmax, cmap=cmap, n_cuts=n_cuts,
                           colorbar=colorbar, ax=ax, figsize=figsize)

@@ -101,19 +101,26 @@ def split_mask(activation: xr.DataArray, split: str | None) -> np.ndarray:
 
 
 def map_over_extra_dims(activation: xr.DataArray, fn, trailing: dict[str, tuple[str, ...]],
-                        coords: dict[str, Sequence]) -> xr.Dataset:
+                        coords: dict[str, Sequence], *, lazy: bool = False) -> xr.Dataset:
     """Apply ``fn(phi (stimulus, unit) float64) -> dict`` over every extra dim.
 
     ``trailing[name]`` names the dims of ``fn``'s output ``name`` (after the extra
-    dims); ``coords`` labels those trailing dims.
+    dims); ``coords`` labels those trailing dims. ``lazy``: ``fn`` gets each ``(stimulus,
+    unit)`` slice as a (Dask-backed) DataArray instead, never loaded as a whole.
     """
     extra = [d for d in activation.dims if d not in ("stimulus", "unit")]
-    values = activation.transpose(*extra, "stimulus", "unit").values
     shape = [activation.sizes[d] for d in extra]
+    if lazy:
+        def take(idx):
+            return activation.isel(dict(zip(extra, idx, strict=True)))
+    else:
+        values = activation.transpose(*extra, "stimulus", "unit").values
+
+        def take(idx):
+            return numeric_values(values[idx], "activation")
     outs: dict[str, np.ndarray] = {}
     for idx in itertools.product(*(range(s) for s in shape)):
-        phi = numeric_values(values[idx], "activation")
-        for k, v in fn(phi).items():
+        for k, v in fn(take(idx)).items():
             if k not in outs:
                 outs[k] = np.empty(shape + list(np.shape(v)))
             outs[k][idx] = v

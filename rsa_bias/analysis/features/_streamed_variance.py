@@ -22,9 +22,6 @@ Dask is imported only inside the functions, so importing the package never loads
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-
 import numpy as np
 import xarray as xr
 
@@ -109,21 +106,3 @@ def streamed_statistics(phi: xr.DataArray, fit: np.ndarray, ev: np.ndarray,
                                (p_eval * p_eval).sum())
     return {"a": a, "b": b, "g_fit": x_fit.T @ x_fit, "g_eval": x_eval.T @ x_eval,
             "total": float(total), "dead": not np.any(high - low > 0)}
-
-
-def map_over_slices(activation: xr.DataArray, fn: Callable[[xr.DataArray], dict],
-                    trailing: dict[str, tuple[str, ...]], coords: dict) -> xr.Dataset:
-    """``features._labels.map_over_extra_dims`` for Dask-backed input: ``fn`` gets each
-    lazy ``(stimulus, unit)`` slice of the extra dims, never loaded as a whole."""
-    extra = [d for d in activation.dims if d not in ("stimulus", "unit")]
-    shape = [activation.sizes[d] for d in extra]
-    outs: dict[str, np.ndarray] = {}
-    for idx in itertools.product(*(range(s) for s in shape)):
-        for k, v in fn(activation.isel(dict(zip(extra, idx, strict=True)))).items():
-            if k not in outs:
-                outs[k] = np.empty(shape + list(np.shape(v)))
-            outs[k][idx] = v
-    all_coords = {d: activation[d].values for d in extra if d in activation.coords}
-    all_coords.update(coords)
-    return xr.Dataset({k: ((*extra, *trailing[k]), v) for k, v in outs.items()},
-                      coords=all_coords)

@@ -293,9 +293,9 @@ def feature_variance_explained(x: xr.DataArray, *, stimuli: xr.Dataset | None = 
     trailing = {"r2": ("feature",), "explained": ("feature",), "r2_joint": (),
                 "explained_joint": (), "total": (), "constant": ()}
     if streamed.is_dask_backed(activation):  # chunked input: streamed, never loaded whole
-        ds = streamed.map_over_slices(activation, lambda phi: _from_statistics(
+        ds = map_over_extra_dims(activation, lambda phi: _from_statistics(
             **streamed.streamed_statistics(phi, fit, ev, design), groups=groups),
-            trailing, {"feature": names})
+            trailing, {"feature": names}, lazy=True)
     else:
         ds = map_over_extra_dims(
             activation, lambda phi: _kernel(phi[fit], design[fit], phi[ev], design[ev], groups),

@@ -302,6 +302,45 @@ def searchlight_rsa(x: xr.DataArray | np.ndarray, models: xr.DataArray | np.ndar
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
+def centre_space(result: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, dict, xr.Dataset]:
+    """The checked ``score`` of a searchlight result, its attrs, and its centres as the voxels
+    of a dataset in the mask's space (``voxel`` with ``i``/``j``/``k`` coords, ``mask_shape``
+    and ``affine`` attrs): what :func:`searchlight_to_nifti` and
+    :func:`rsa_bias.plotting.plot_searchlight_map` place.
+
+    Parameters
+    ----------
+    result : xarray.Dataset or xarray.DataArray
+        As in :func:`searchlight_to_nifti`.
+
+    Returns
+    -------
+    score : xarray.DataArray
+        ``result["score"]`` (or ``result``), dims ``([model,] centre)``.
+    attrs : dict
+        The result's attrs with the score's over them.
+    space : xarray.Dataset
+        One ``voxel`` per centre, in the centres' order.
+
+    Raises
+    ------
+    ValueError
+        When ``result`` lacks the centre dim, the centre coords or the geometry attrs.
+    """
+    score = result["score"] if isinstance(result, xr.Dataset) else result
+    attrs = {**getattr(result, "attrs", {}), **score.attrs}
+    missing = [a for a in ("mask_shape", "affine") if a not in attrs]
+    missing += [c for c in ("i", "j", "k") if c not in score.coords]
+    if "centre" not in score.dims or missing:
+        raise ValueError(f"result lacks {missing or ['the centre dim']}; pass the output of "
+                         "searchlight_rsa (or its score)")
+    space = xr.Dataset(coords={"voxel": np.arange(score.sizes["centre"]),
+                               **{c: ("voxel", score[c].values) for c in ("i", "j", "k")}},
+                       attrs={"mask_shape": list(np.ravel(attrs["mask_shape"])),
+                              "affine": list(np.ravel(attrs["affine"]))})
+    return score, attrs, space
+
+
 def searchlight_to_nifti(result: xr.Dataset | xr.DataArray, *, model: Any = None) -> Any:
     """A score per searchlight centre as an image in the mask's space (NaN elsewhere).
 
@@ -328,13 +367,7 @@ def searchlight_to_nifti(result: xr.Dataset | xr.DataArray, *, model: Any = None
     """
     from rsa_bias.brain.nifti import to_nifti
 
-    score = result["score"] if isinstance(result, xr.Dataset) else result
-    attrs = {**getattr(result, "attrs", {}), **score.attrs}
-    missing = [a for a in ("mask_shape", "affine") if a not in attrs]
-    missing += [c for c in ("i", "j", "k") if c not in score.coords]
-    if "centre" not in score.dims or missing:
-        raise ValueError(f"result lacks {missing or ['the centre dim']}; pass the output of "
-                         "searchlight_rsa (or its score)")
+    score, _, space = centre_space(result)
     if model is not None:
         labels = score["model"].values.tolist() if "model" in score.coords else []
         if model not in labels:
@@ -345,9 +378,4 @@ def searchlight_to_nifti(result: xr.Dataset | xr.DataArray, *, model: Any = None
     if score.ndim > 2:
         raise ValueError(f"score has dims {score.dims}; expected ('centre',) or (<model>, "
                          "'centre')")
-    n = score.sizes["centre"]
-    space = xr.Dataset(coords={"voxel": np.arange(n),
-                               **{c: ("voxel", score[c].values) for c in ("i", "j", "k")}},
-                       attrs={"mask_shape": list(np.ravel(attrs["mask_shape"])),
-                              "affine": list(np.ravel(attrs["affine"]))})
     return to_nifti(score.transpose(..., "centre").values, space, fill=np.nan)
