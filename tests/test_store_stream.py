@@ -212,3 +212,23 @@ def test_bad_chunks_are_refused(tmp_path, chunks):
     _write_in_batches(tmp_path / "s.nc", stimuli, layers, 23)
     with pytest.raises(ValueError, match="positive sizes"):
         read_activations(tmp_path / "s.nc", chunks=chunks)
+
+
+def test_image_folder_array_reads_blocks_on_slicing(tmp_path, monkeypatch):
+    from rsa_bias.store import images
+    from rsa_bias.store.images import ImageFolderArray
+
+    rng = np.random.default_rng(2)
+    for i in range(7):
+        _save(tmp_path / f"{i}.png", rng.integers(0, 256, (5, 5, 3), dtype=np.uint8))
+    ids = image_folder_stimuli(tmp_path)["stimulus"].values
+    calls = []
+    real = images.read_images
+    monkeypatch.setattr(images, "read_images",
+                        lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    arr = ImageFolderArray(tmp_path, ids, size=5, block=4)
+    got = np.concatenate([arr[s:s + 2] for s in range(0, 7, 2)])
+    np.testing.assert_array_equal(got, real(tmp_path, ids, size=5))
+    assert calls == [4, 3] and arr.shape == (7, 5, 5, 3) and len(arr) == 7
+    with pytest.raises(TypeError, match="contiguous slices"):
+        arr[[0, 2]]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from torch import nn
 
 from rsa_bias._atomic import remove_stale_tmp
 from rsa_bias.provenance import provenance_attrs
-from rsa_bias.store.images import image_folder_stimuli, read_images
+from rsa_bias.store.images import ImageFolderArray, image_folder_stimuli
 from rsa_bias.store.stream import ActivationWriter
 from rsa_bias.training.extract import extraction_provenance, iter_module_activations
 
@@ -117,16 +117,13 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
 
 
 def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
-             ) -> tuple[xr.Dataset, Iterator]:
-    """The stimulus set to write at the root and the inputs, one or more pieces."""
+             ) -> tuple[xr.Dataset, object]:
+    """The stimulus set to write at the root, and the inputs."""
     if isinstance(stimuli, str | Path) and Path(stimuli).is_dir():
         folder = Path(stimuli)
         st = image_folder_stimuli(folder)
         ids = st["stimulus"].values
-        size = image_size or 224
-        pieces = (read_images(folder, ids[s:s + read_batch], size=size)
-                  for s in range(0, len(ids), read_batch))
-        return st, pieces
+        return st, ImageFolderArray(folder, ids, size=image_size or 224, block=read_batch)
     if isinstance(stimuli, str | Path):
         raise ValueError(f"stimuli {stimuli} is not a folder; pass a folder of images, a "
                          "stimulus-set Dataset or an array")
@@ -138,7 +135,7 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
         if "feature_names" not in st.attrs:
             st.attrs["feature_names"] = [str(c)[8:] for c in st.coords
                                          if str(c).startswith("feature_")]
-        return st, iter([stimuli])
+        return st, stimuli
     n = len(stimuli)
     if stimulus_ids is None:
         raise ValueError("stimulus_ids are required for an unlabelled array or tensor; pass "
@@ -148,7 +145,7 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
         raise ValueError(f"stimulus_ids must be {n} distinct ids, one per stimulus; got "
                          f"shape {ids.shape} with {len(np.unique(ids))} distinct")
     st = xr.Dataset(coords={"stimulus": ids}, attrs={"feature_names": []})
-    return st, iter([stimuli])
+    return st, stimuli
 
 
 def _describe(stimuli) -> str:
@@ -211,7 +208,7 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
         extraction_provenance` (``model_class``, ``layer_paths``, ``reduction``, ...).
     """
     remove_stale_tmp(Path(path).parent)  # of extractions killed before they could clean up
-    st, pieces = _sources(stimuli, stimulus_ids, read_batch, image_size)
+    st, inputs = _sources(stimuli, stimulus_ids, read_batch, image_size)
     options = dict(layers=list(layers), batch_size=batch_size, reduction=reduction,
                    n_components=n_components, seed=seed, channel_axis=channel_axis,
                    output_index=output_index, image_size=image_size)
@@ -223,9 +220,8 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
                                      n_components=n_components, seed=seed,
                                      channel_axis=channel_axis, output_index=output_index)}
     with ActivationWriter(path, st, attrs=attrs, dtype=dtype, compression=compression) as w:
-        for piece in pieces:
-            for batch in iter_module_activations(model, piece, progress=progress, **options):
-                w.append(batch)
+        for batch in iter_module_activations(model, inputs, progress=progress, **options):
+            w.append(batch)
     return Path(path)
 
 

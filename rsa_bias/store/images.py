@@ -121,6 +121,49 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
     return np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)
 
 
+class ImageFolderArray:
+    """The images of a folder as a read-only uint8 array ``(n, size, size, 3)`` that reads
+    its pixels only when sliced, ``block`` images from disk at a time (for extraction, which
+    slices it batch by batch).
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder of :func:`image_folder_stimuli`.
+    stimulus_ids : sequence of str
+        Paths relative to ``folder``, in the array's order.
+    size : int
+        Side every image is resized to.
+    block : int, default 1024
+        Images read from disk at once (the slices asked for are served from that block).
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, folder: str | Path, stimulus_ids: Sequence[str], *, size: int,
+                 block: int = 1024) -> None:
+        self.folder, self.ids, self.size = Path(folder), list(stimulus_ids), int(size)
+        self.block = max(1, int(block))
+        self.shape = (len(self.ids), self.size, self.size, 3)
+        self._start, self._pixels = 0, np.zeros((0, self.size, self.size, 3), np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("an ImageFolderArray is read by contiguous slices, a[start:stop]")
+        start, stop, _ = index.indices(len(self))
+        end = self._start + len(self._pixels)
+        if not (self._start <= start and stop <= end):  # outside the block read last
+            self._start = start
+            self._pixels = read_images(self.folder,
+                                       self.ids[start:max(stop, start + self.block)],
+                                       size=self.size)
+        return self._pixels[start - self._start:stop - self._start]
+
+
 def read_array_stimuli(path: str | Path) -> np.ndarray:
     """The stimuli of a ``.npy`` file (images ``(n, y, x, 3)`` uint8 or inputs ``(n, ...)``),
     memory-mapped, so a file larger than memory is read a batch at a time.

@@ -62,6 +62,8 @@ def _as_input_array(inputs) -> xr.DataArray | np.ndarray | torch.Tensor:
         return inputs
     if isinstance(inputs, torch.Tensor | np.ndarray):
         return inputs
+    if all(hasattr(inputs, a) for a in ("shape", "dtype", "ndim", "__len__", "__getitem__")):
+        return inputs  # an array read by slices (an image folder read batch by batch)
     raise TypeError(f"inputs must be a torch.Tensor, numpy array, xarray DataArray or a "
                     f"stimulus-set Dataset; got {type(inputs).__name__}")
 
