@@ -22,7 +22,7 @@ from rsa_bias.analysis.rsa._pair_counts import (
     sorted_dense,
     tau_a_rows,
 )
-from rsa_bias.analysis.rsa._weighted_pairs import FixedPair, counting_dtypes
+from rsa_bias.analysis.rsa._weighted_pairs import FixedPair, Weights
 from rsa_bias.analysis.rsa.compare import compare_rdms
 from rsa_bias.analysis.rsa.inference import evaluate_models, permutation_test
 
@@ -100,7 +100,7 @@ def test_weighted_counts_equal_brute_force_and_expanded_vectors(kind: str) -> No
     ox, rx = sorted_dense(x)
     num, total = concordance(ox, rx, dense_ranks(y), w)
     fixed = FixedPair.build(ox[0], rx[0], dense_ranks(y[0]))
-    fixed_num = fixed.numerator(np.ascontiguousarray(w.T))
+    fixed_num = fixed.numerator(Weights(w.T))
     for r in range(4):
         assert (num[r], total[r]) == brute_counts(x[r], y[r], w[r])
         expanded = tau_a_rows(np.repeat(x[r], w[r])[None], np.repeat(y[r], w[r])[None])
@@ -108,21 +108,24 @@ def test_weighted_counts_equal_brute_force_and_expanded_vectors(kind: str) -> No
         assert fixed_num[r] == brute_counts(x[0], y[0], w[r])[0]
 
 
-def test_narrow_integer_weights_count_the_same() -> None:
-    """int16 sums with int32 products (picked by counting_dtypes) equal int64 counts."""
+@pytest.mark.parametrize("high", [12, 70])
+def test_narrow_and_packed_weights_count_the_same(high: int) -> None:
+    """Packed 16-bit lanes (totals < 2**16) and narrow int16 / int32 counts (wider
+    totals) equal per-column concordance counts in int64."""
     rng = np.random.default_rng(8)
     m = 2000
     x, y = np.round(rng.random(m) * 50), rng.random(m)
-    w = rng.integers(0, 12, (m, 6))  # totals ~11 000 (int16), weight x total > 2**15
-    store, product = counting_dtypes(w)
-    assert (store, product) == (np.int16, np.int32)
+    w = rng.integers(0, high, (m, 6))  # totals ~11 000 (packed) or ~69 000 (not packed)
+    w[:, 0] = 0  # an empty column
+    wts = Weights(w)
+    assert (wts.packed is None) == (high == 70)
+    if high == 12:
+        assert (wts.w.dtype, wts.product) == (np.int16, np.int32)
     ox, rx = sorted_dense(x)
     fixed = FixedPair.build(ox, rx, dense_ranks(y))
-    narrow = fixed.numerator(w.astype(store), product)
-    assert np.array_equal(narrow, fixed.numerator(w))
     num, _ = concordance(np.tile(ox, (6, 1)), np.tile(rx, (6, 1)),
                          np.tile(dense_ranks(y), (6, 1)), np.ascontiguousarray(w.T))
-    assert np.array_equal(narrow, num)
+    assert np.array_equal(fixed.numerator(wts), num)
 
 
 # ----------------------------------------------------------------- bootstrap replicates

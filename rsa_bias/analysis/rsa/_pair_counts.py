@@ -191,6 +191,22 @@ def _moved(x: np.ndarray, new: np.ndarray) -> np.ndarray:
     return out
 
 
+def weighted_level(lv: _Level, r: int, rows: np.ndarray) -> np.ndarray:
+    """Weighted discordant pairs of one level, per row (weights carried first)."""
+    ws = lv.carried[0].copy()
+    zw = ws * ~lv.bit
+    ws -= zw                                 # the weights of the 1s
+    c0 = np.cumsum(ws, dtype=ws.dtype)
+    c0 -= ws                                 # weight of the 1s before each entry
+    # each 0 pairs with the 1s before it (before its a-tie run) minus those before
+    # its group
+    if lv.runs is None:
+        own = _row_sums(zw * c0, r)
+    else:
+        own = _segment_sums(c0, zw, lv.runs, rows)
+    return own - _segment_sums(c0, zw, lv.starts, rows)
+
+
 def _segment_sums(c0: np.ndarray, zw: np.ndarray, seg: np.ndarray,
                   rows: np.ndarray) -> np.ndarray:
     """Per row, the sum over segments of (value of ``c0`` at the segment's start) x
@@ -263,18 +279,7 @@ def concordance(a_order: np.ndarray, a_ranks: np.ndarray, b_ranks: np.ndarray,
                 zero_pos = lv.segment_pairs(lv.runs, rows)
             disc += zero_pos - lv.segment_pairs(lv.starts, rows)
             continue
-        ws = lv.carried[0].copy()
-        zw = ws * ~lv.bit
-        ws -= zw                                 # the weights of the 1s
-        c0 = np.cumsum(ws, dtype=ws.dtype)
-        c0 -= ws                                 # weight of the 1s before each entry
-        # each 0 pairs with the 1s before it (before its a-tie run) minus those before
-        # its group
-        if lv.runs is None:
-            own = _row_sums(zw * c0, r)
-        else:
-            own = _segment_sums(c0, zw, lv.runs, rows)
-        disc += own - _segment_sums(c0, zw, lv.starts, rows)
+        disc += weighted_level(lv, r, rows)
     ta = _tied(w, _starts(n, rows, a_ranks.ravel()), rows)
     wf = None if w is None else carried[0]
     first_b = _starts(n, rows, final)

@@ -25,6 +25,8 @@ Every replicate equals τ-a of the resampled RDMs built as rsatoolbox does (the
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,32 +80,20 @@ class FixedPair:
                     else first_b | _starts(m, rows, ad_final))
         return cls(a_order, first_a, entries, first_b, first_ab, counts)
 
-    def numerator(self, w: np.ndarray, product: type | None = None) -> np.ndarray:
-        """``C - D`` for every column of the integer weights ``w (m, B)``.
-
-        ``w``'s dtype must hold every column's total (the cumulative sums), ``product``
-        (default ``w``'s) every weight times that total; :func:`counting_dtypes` picks
-        the narrowest (narrow integers halve the memory traffic).
-        """
-        disc = np.zeros(w.shape[1], dtype=np.int64)
-        for ones, zeros, before_run, before_group in self.counts:
-            cs = np.zeros((ones.size + 1, w.shape[1]), dtype=w.dtype)
-            np.cumsum(w[ones], axis=0, out=cs[1:])
-            disc += np.sum(np.multiply(w[zeros], cs[before_run] - cs[before_group],
-                                       dtype=product or w.dtype), axis=0, dtype=np.int64)
+    def numerator(self, wts: Weights) -> np.ndarray:
+        """``C - D`` for every weight column of ``wts`` (:class:`Weights`)."""
+        disc = wts.discordant(self.counts)
         row0 = np.zeros(1, dtype=np.intp)
-        w64 = w.astype(np.int64)
-        own = np.sum(w64 * (w64 - 1) // 2, axis=0)  # pairs of copies of one entry
+        w, own = wts.w, wts.own
         ta = _tied(w[self.order], self.first_a, row0)[0] if not self.first_a.all() else own
         wf = w[self.final] if not self.first_b.all() else None
         tb = own if wf is None else _tied(wf, self.first_b, row0)[0]
         tab = own if wf is None or self.first_ab.all() else _tied(wf, self.first_ab, row0)[0]
-        copies = w64.sum(axis=0)
-        return copies * (copies - 1) // 2 - ta - tb + tab - 2 * disc
+        return wts.copies * (wts.copies - 1) // 2 - ta - tb + tab - 2 * disc
 
 
 def counting_dtypes(w: np.ndarray) -> tuple[type, type]:
-    """Narrowest integer dtypes for :meth:`FixedPair.numerator` of weights ``w (m, B)``.
+    """Narrowest integer dtypes for counting with the weights ``w (m, B)``.
 
     Returns the dtype of the weights and cumulative sums (holds every column's total)
     and that of their products (holds max weight x total).
@@ -115,6 +105,61 @@ def counting_dtypes(w: np.ndarray) -> tuple[type, type]:
         return next(t for t in (np.int16, np.int32, np.int64) if x < np.iinfo(t).max)
 
     return narrowest(total), narrowest(bound)
+
+
+#: Weight columns packed into one 64-bit word (16-bit lanes).
+_LANES = 4
+
+
+class Weights:
+    """Weight columns ``w (m, B)`` (non-negative integers), prepared once for every pair.
+
+    The discordant pairs are sums, over the levels of a :class:`FixedPair`, of each 0's
+    weight times the weight of the 1s before it (differences of cumulative sums). When
+    every column's total fits 16 bits, four columns share one 64-bit word: the
+    cumulative sums and their differences are exact lane by lane (no lane exceeds the
+    column total, and a later sum is never below an earlier one, so nothing carries or
+    borrows across lanes), which quarters the slowest step (cumulative sums across
+    entries); the products are then taken lane by lane in 32 bits (every level's sum of
+    products is at most total**2 / 2 < 2**32).
+
+    Parameters
+    ----------
+    w : numpy.ndarray of int, shape (m, B)
+        Copies of each entry, one column per weight vector.
+    """
+
+    def __init__(self, w: np.ndarray) -> None:
+        store, self.product = counting_dtypes(w)
+        self.w = np.ascontiguousarray(w, dtype=store)
+        w64 = self.w.astype(np.int64)
+        self.own = np.sum(w64 * (w64 - 1) // 2, axis=0)  # pairs of copies of one entry
+        self.copies = w64.sum(axis=0)
+        self.n = w.shape[1]
+        self.lanes = self.packed = None
+        if self.copies.max(initial=0) < 2**16:
+            width = -(-self.n // _LANES) * _LANES
+            self.lanes = np.zeros((w.shape[0], width), dtype=np.uint16)
+            self.lanes[:, :self.n] = w
+            self.packed = self.lanes.view(np.uint64)
+
+    def discordant(self, counts: list) -> np.ndarray:
+        """Weighted discordant pairs (int64, one per column) of a partition's levels."""
+        if self.packed is None:
+            w, disc = self.w, np.zeros(self.n, dtype=np.int64)
+            for ones, zeros, before_run, before_group in counts:
+                cs = np.zeros((ones.size + 1, self.n), dtype=w.dtype)
+                np.cumsum(w[ones], axis=0, out=cs[1:])
+                disc += np.sum(np.multiply(w[zeros], cs[before_run] - cs[before_group],
+                                           dtype=self.product), axis=0, dtype=np.int64)
+            return disc
+        disc = np.zeros(self.lanes.shape[1], dtype=np.int64)
+        for ones, zeros, before_run, before_group in counts:
+            cs = np.zeros((ones.size + 1, self.packed.shape[1]), dtype=np.uint64)
+            np.cumsum(self.packed[ones], axis=0, out=cs[1:])
+            ahead = (cs[before_run] - cs[before_group]).view(np.uint16)
+            disc += np.einsum("ij,ij->j", self.lanes[zeros], ahead, dtype=np.uint32)
+        return disc[:self.n]
 
 
 @dataclass
@@ -143,26 +188,44 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6) ->
     """Mean over subjects (weighted by their draws) of each model's τ-a, ``(B, K)``.
 
     Each (model, subject) partition is built once and counted for the replicates in
-    column blocks of at most ``max_entries`` weights.
+    column blocks of at most ``max_entries`` weights; subjects are counted on parallel
+    threads (:func:`_threads`).
     """
     copies = wp.sum(axis=1)
     total = copies * (copies - 1) // 2
-    store, product = counting_dtypes(wp.T)
-    wt = np.ascontiguousarray(wp.T.astype(store))
     step = int(max(1, max_entries // wp.shape[1]))
-    k, s = t.x_ranks.shape[0], t.y_order.shape[0]
-    out = np.zeros((wp.shape[0], k))
-    for js in range(s):
+    blocks = [Weights(wp[c:c + step].T) for c in range(0, wp.shape[0], step)]
+    k = t.x_ranks.shape[0]
+
+    def subject(js: int) -> np.ndarray:
+        out = np.zeros((wp.shape[0], k))
         drawn = v[:, js] > 0
-        if not drawn.any():
-            continue
-        for jk in range(k):
-            fp = FixedPair.build(t.y_order[js], t.y_ranks[js], t.x_ranks[jk])
-            num = np.concatenate([fp.numerator(wt[:, c:c + step], product)
-                                  for c in range(0, wt.shape[1], step)])
-            tau = np.clip(num / total, -1.0, 1.0)
-            out[:, jk] += np.where(drawn, v[:, js] * tau, 0.0)
-    return out / s
+        if drawn.any():
+            for jk in range(k):
+                fp = FixedPair.build(t.y_order[js], t.y_ranks[js], t.x_ranks[jk])
+                num = np.concatenate([fp.numerator(b) for b in blocks])
+                tau = np.clip(num / total, -1.0, 1.0)
+                out[:, jk] = np.where(drawn, v[:, js] * tau, 0.0)
+        return out
+
+    return sum(_threads(subject, range(t.y_order.shape[0]))) / t.y_order.shape[0]
+
+
+def _threads(fn, items) -> list:
+    """``[fn(i) for i in items]`` on up to as many threads as this process has cores.
+
+    The counts are large numpy operations, which run without Python's global lock, and
+    every task writes its own result, so the numbers do not depend on the threads.
+    """
+    items = list(items)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if min(cores, len(items)) < 2:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(min(cores, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def _doubled_ranks(ws: np.ndarray, a_ranks: np.ndarray) -> np.ndarray:
@@ -184,7 +247,8 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
     """
     s = v.shape[1]
     lower, upper = np.zeros((wp.shape[0], s)), np.zeros((wp.shape[0], s))
-    for b in range(wp.shape[0]):
+
+    def replicate(b: int) -> None:
         subj = np.flatnonzero(v[b] > 0)
         keep = wp[b] > 0
         new = np.cumsum(keep) - 1                   # positions among the drawn entries
@@ -204,6 +268,9 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
                                  b_ranks, weights)
         tau = np.clip(num / pairs, -1.0, 1.0)
         upper[b, subj], lower[b, subj] = tau[:subj.size], tau[subj.size:]
+
+    for b in range(wp.shape[0]):
+        replicate(b)
     return _mean_over_drawn(lower, upper, v)
 
 
