@@ -93,6 +93,20 @@ def test_csv_round_trip(table):
     assert sub.attrs["feature_names"] == []
 
 
+def test_csv_ids_keep_their_text(tmp_path):
+    """Ids written with leading zeros stay text ("003" is not the integer 3, which would
+    match another table's stimulus 3); plain integer ids stay integers."""
+    path = tmp_path / "r.csv"
+    path.write_text("image,n0\n003,0.5\n010,0.25\n7,1.0\n")
+    ds = dataset_from_csv(path, stimulus_column="image")
+    assert ds["stimulus"].values.tolist() == ["003", "010", "7"]
+    np.testing.assert_array_equal(ds["response"].values[:, 0], [0.5, 0.25, 1.0])
+    path.write_text("image,n0\n3,0.5\n10,0.25\n-7,1.0\n")
+    ds = dataset_from_csv(path, stimulus_column="image")
+    assert ds["stimulus"].values.tolist() == [3, 10, -7]
+    assert np.issubdtype(ds["stimulus"].dtype, np.integer)
+
+
 def test_tsv_is_read_with_tabs(table, tmp_path):
     _, df = table
     df.to_csv(tmp_path / "r.tsv", sep="\t", index=False)

@@ -201,16 +201,24 @@ def dataset_from_arrays(responses: Any, *, stimulus_ids: Sequence[Any] | np.ndar
     return ds
 
 
-def _read_table(path: str | os.PathLike[str], sep: str | None) -> pd.DataFrame:
+def _read_table(path: str | os.PathLike[str], sep: str | None,
+                id_column: str | None = None) -> pd.DataFrame:
+    """The table, with ``id_column`` read as text: integers only if every id is written
+    as a plain integer (``"003"`` stays ``"003"``, never the integer 3)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"{file} does not exist")
     if sep is None:
         sep = "\t" if file.suffix in (".tsv", ".tab") else ","
     try:
-        return pd.read_csv(file, sep=sep)
+        table = pd.read_csv(file, sep=sep, dtype=None if id_column is None else {id_column: str})
     except Exception as err:  # pandas raises several types for malformed tables
         raise ValueError(f"{file} could not be read as a table ({err})") from err
+    if id_column in table.columns:
+        ids = table[id_column]
+        if ids.notna().all() and ids.str.fullmatch(r"-?(0|[1-9][0-9]*)").all():
+            table[id_column] = ids.astype(np.int64)
+    return table
 
 
 def _check_response_columns(path: Any, columns: list[str], stimulus_column: str) -> None:
@@ -275,7 +283,7 @@ def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
     >>> ds.response.dims, ds.neuron.values.tolist(), ds.feature_category.values.tolist()
     (('stimulus', 'neuron'), ['n1', 'n2'], ['face', 'house'])
     """
-    table = _read_table(path, sep)
+    table = _read_table(path, sep, stimulus_column)
     feature_columns = list(feature_columns)
     wanted = [stimulus_column, *feature_columns, *(response_columns or [])]
     missing = [c for c in wanted if c not in table.columns]
