@@ -25,8 +25,6 @@ Every replicate equals τ-a of the resampled RDMs built as rsatoolbox does (the
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,8 +186,7 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6) ->
     """Mean over subjects (weighted by their draws) of each model's τ-a, ``(B, K)``.
 
     Each (model, subject) partition is built once and counted for the replicates in
-    column blocks of at most ``max_entries`` weights; subjects are counted on parallel
-    threads (:func:`_threads`).
+    column blocks of at most ``max_entries`` weights.
     """
     copies = wp.sum(axis=1)
     total = copies * (copies - 1) // 2
@@ -208,24 +205,7 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6) ->
                 out[:, jk] = np.where(drawn, v[:, js] * tau, 0.0)
         return out
 
-    return sum(_threads(subject, range(t.y_order.shape[0]))) / t.y_order.shape[0]
-
-
-def _threads(fn, items) -> list:
-    """``[fn(i) for i in items]`` on up to as many threads as this process has cores.
-
-    The counts are large numpy operations, which run without Python's global lock, and
-    every task writes its own result, so the numbers do not depend on the threads.
-    """
-    items = list(items)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    if min(cores, len(items)) < 2:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(min(cores, len(items))) as pool:
-        return list(pool.map(fn, items))
+    return sum(subject(js) for js in range(t.y_order.shape[0])) / t.y_order.shape[0]
 
 
 def _doubled_ranks(ws: np.ndarray, a_ranks: np.ndarray) -> np.ndarray:
@@ -248,7 +228,7 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
     s = v.shape[1]
     lower, upper = np.zeros((wp.shape[0], s)), np.zeros((wp.shape[0], s))
 
-    def replicate(b: int) -> None:
+    for b in range(wp.shape[0]):
         subj = np.flatnonzero(v[b] > 0)
         keep = wp[b] > 0
         new = np.cumsum(keep) - 1                   # positions among the drawn entries
@@ -268,9 +248,6 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
                                  b_ranks, weights)
         tau = np.clip(num / pairs, -1.0, 1.0)
         upper[b, subj], lower[b, subj] = tau[:subj.size], tau[subj.size:]
-
-    for b in range(wp.shape[0]):
-        replicate(b)
     return _mean_over_drawn(lower, upper, v)
 
 
