@@ -132,10 +132,10 @@ class _Level:
 
 def _spread(values: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
     """Each group's value at every one of its positions (groups begin at ``starts``)."""
-    steps = np.zeros((n, *values.shape[1:]), dtype=values.dtype)
-    steps[starts[0]] = values[0]
-    steps[starts[1:]] = np.diff(values, axis=0)
-    return np.cumsum(steps, axis=0, out=steps)
+    sizes = np.empty(starts.size, dtype=np.intp)
+    sizes[:-1] = starts[1:] - starts[:-1]
+    sizes[-1] = n - starts[-1]
+    return np.repeat(values, sizes, axis=0)
 
 
 def _levels(key: np.ndarray, a_rank: np.ndarray | None, nbits: int,
@@ -144,16 +144,41 @@ def _levels(key: np.ndarray, a_rank: np.ndarray | None, nbits: int,
     """Levels of the radix partition of ``key`` (row in the high bits, rank below).
 
     ``a_rank`` (dense ranks of ``a`` in the given order) is None when no row has ties
-    in ``a``; the ``carry`` arrays (e.g. weights) move with the entries. Yields each
-    level, then the final arrangement ``(carry, key, a_rank)``: sorted stably by key,
-    so equal ``b`` ranks of a row form runs.
+    in ``a``; the ``carry`` arrays (non-negative integers, e.g. weights) move with the
+    entries. Yields each level, then the final arrangement ``(carry, key, a_rank)``:
+    sorted stably by key, so equal ``b`` ranks of a row form runs.
+
+    Moving the entries (a scatter per array) is the slowest step of a level, so the
+    carried arrays travel in the low bits of the key whenever everything fits one 32- or
+    64-bit integer: one scatter per level instead of one per array.
     """
     n = key.size
     idx = np.int32 if 2 * n < 2**31 else np.int64
     pos = np.arange(n, dtype=idx)
-    cur, ad = key.astype(idx), a_rank
+    moving = [*carry, *([] if a_rank is None else [a_rank])]
+    widths = [_n_bits(x.max(initial=0)) for x in moving]
+    used = _n_bits(key.max(initial=0)) + sum(widths)
+    packed = used <= 62 and all(x.min(initial=0) >= 0 for x in moving)
+    low = sum(widths) if packed else 0
+    cur = key.astype(np.int32 if packed and used <= 30 and idx is np.int32 else
+                     np.int64 if packed else idx)
+    if packed:
+        for x, width in zip(moving, widths, strict=True):
+            cur <<= width
+            cur |= x
+    ad = a_rank
+
+    def unpacked() -> tuple[list[np.ndarray], np.ndarray | None]:
+        if not packed:
+            return carry, ad
+        out, shift = [], low
+        for width in widths:
+            shift -= width
+            out.append((cur >> shift) & ((1 << width) - 1))
+        return (out[:len(carry)], out[len(carry)] if a_rank is not None else None)
+
     for k in range(nbits - 1, -1, -1):
-        high = cur >> k
+        high = cur >> (k + low)
         bit = (high & 1).astype(bool)
         high >>= 1
         first = np.empty(n, dtype=bool)
@@ -164,6 +189,7 @@ def _levels(key: np.ndarray, a_rank: np.ndarray | None, nbits: int,
         starts = np.flatnonzero(first)
         base = _spread(ones0[starts], starts, n)
         runs = None
+        carry, ad = unpacked()
         if ad is not None:
             first[1:] |= ad[1:] != ad[:-1]
             runs = np.flatnonzero(first)
@@ -180,9 +206,13 @@ def _levels(key: np.ndarray, a_rank: np.ndarray | None, nbits: int,
         new -= zeros0
         new *= bit
         new += zeros0
-        cur, *carry = (_moved(x, new) for x in (cur, *carry))
-        ad = None if ad is None else _moved(ad, new)
-    yield carry, cur, ad
+        if packed:
+            cur = _moved(cur, new)
+        else:
+            cur, *carry = (_moved(x, new) for x in (cur, *carry))
+            ad = None if ad is None else _moved(ad, new)
+    carry, ad = unpacked()
+    yield carry, cur >> low, ad
 
 
 def _moved(x: np.ndarray, new: np.ndarray) -> np.ndarray:
