@@ -136,6 +136,26 @@ def test_constant_and_random_fields_lie_at_the_ends_of_every_scale():
     assert smooth[0] > smooth[1] > smooth[2] > 0.1
 
 
+def test_binary_lz_sees_one_level_set_and_more_levels_see_the_rest():
+    # x and x * (1 + ripple along y) have the same sign everywhere and a mid-range of 0, so
+    # binarised they are the same image; the ripple shows only with more levels
+    ramp = np.broadcast_to(X, (N, N))
+    ripple = ramp * (1 + 0.5 * np.sin(2 * np.pi * 6 * PERIODIC))[:, None]
+    binary = (ramp > 0).astype(int).ravel()
+    want = lz76(binary) / random_reference(N * N, 2)
+    assert lz_complexity(ramp) == pytest.approx(want)
+    assert lz_complexity(ripple) == pytest.approx(want)
+    assert lz_complexity(ripple, levels=8) > 2 * lz_complexity(ramp, levels=8)
+    # 8 levels: the ends of the scale hold, and 8-level symbols are parsed as the sequence
+    rng = np.random.default_rng(9)
+    noise = rng.uniform(size=(10, N, N))
+    assert lz_complexity(np.full((N, N), 2.0), levels=8) < 0.01
+    assert lz_complexity(noise, levels=8).mean() == pytest.approx(1.0, abs=0.05)
+    symbols = np.clip(np.floor((ripple - ripple.min()) / np.ptp(ripple) * 8), 0, 7)
+    assert lz_complexity(ripple, levels=8) == pytest.approx(
+        lz76(symbols.astype(int).ravel()) / random_reference(N * N, 8))
+
+
 def test_measures_are_invariant_to_offset_and_positive_scale():
     rng = np.random.default_rng(5)
     f = rng.standard_normal((4, 32, 32)).cumsum(axis=2)

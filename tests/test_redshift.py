@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import xarray as xr
 from cli_helpers import one_line_error, run_main
 
+from rsa_bias.analysis.complexity import fourier_frequency, lz_complexity
 from rsa_bias.config import ConfigError
 from rsa_bias.config.redshift import (
     RandomGPTSweep,
@@ -23,6 +26,7 @@ from rsa_bias.experiments.redshift import (
     run_redshift_config,
     variant_effect,
 )
+from rsa_bias.networks.random_mlp import grid_points, random_mlp_outputs
 
 TINY = RedshiftConfig(
     grid_size=16, max_order=4, device="cpu",
@@ -60,6 +64,22 @@ def test_mlp_sweep_is_labelled_and_pairs_its_draws(mlp):
     for m in MEASURES:
         np.testing.assert_allclose(relu[m].sel(scale=0.3), relu[m].sel(scale=30.0), atol=1e-5)
     assert str(mlp.attrs["seed"]) == "0" and "config_json" in mlp.attrs
+
+
+def test_measure_settings_flow_from_the_config_into_the_measures():
+    cell = dataclasses.replace(TINY.mlp, activations=("sine",), variants=("plain",),
+                               scales=(30.0,), depths=(3,))
+    cfg = dataclasses.replace(TINY, levels=8, fourier_boundary="mirror", mlp=cell)
+    ds = random_mlp_sweep(cfg, progress=False)
+    values = random_mlp_outputs(grid_points(16), n_networks=3, activation="sine", depth=3,
+                                width=8, scale=30.0, seed=0, device="cpu")
+    values = values.double().numpy().reshape(-1, 16, 16)
+    got = {m: ds[m].values.ravel() for m in MEASURES}
+    np.testing.assert_allclose(got["lz_complexity"], lz_complexity(values, levels=8))
+    assert not np.allclose(got["lz_complexity"], lz_complexity(values, levels=2))
+    np.testing.assert_allclose(got["fourier_frequency"],
+                               fourier_frequency(values, boundary="mirror"))
+    assert ds.attrs["levels"] == 8 and ds.attrs["fourier_boundary"] == "mirror"
 
 
 def test_gpt_sweep_is_labelled():

@@ -94,7 +94,8 @@ def _mlp_dataset(out: dict[str, np.ndarray], example: np.ndarray,
                 "network": np.arange(sweep.n_networks), "y": axis, "x": axis})
     ds.attrs.update(provenance_attrs(cfg, seed=cfg.seed, method="random_mlp_sweep"))
     ds.attrs.update(init=sweep.init, width=sweep.width, example_depth=sweep.example_depth,
-                    max_order=cfg.max_order, levels=cfg.levels)
+                    max_order=cfg.max_order, levels=cfg.levels,
+                    fourier_boundary=cfg.fourier_boundary)
     return ds
 
 

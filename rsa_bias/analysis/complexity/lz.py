@@ -14,6 +14,20 @@ Quantising between a function's own extremes makes the measure invariant to addi
 constant and to multiplying by a positive number, like the Fourier and polynomial ones; for
 integer tokens with ``levels`` at least their alphabet, distinct tokens stay distinct
 symbols, so the phrase count is that of the token sequence itself.
+
+How many levels: with ``levels = 2`` only one level set of a function reaches the sequence
+(where it crosses its mid-range), so functions that cross it along the same curve get the
+same complexity however they vary on either side, and smooth functions are ranked by the
+shape of that one curve. More levels let the phrases follow how the function varies between
+its extremes. The Neural Redshift config uses 8: over its random MLPs, the cell means of the
+binary measure rank the cells reproducibly only in part (Spearman 0.61 between two halves of
+the networks, 0.95 with 8 levels). The reference sequences are uniform over the alphabet, so
+noise whose values are not uniform between its extremes lies below 1 when ``levels > 2``
+(Gaussian noise about 0.75 with 8 levels: its outer bins are rare). The raster order breaks
+neighbourhoods at every row end, but with 8 levels a boustrophedon scan changes the measure's
+Spearman agreement with the Fourier and polynomial ones over that sweep by less than 0.01 and
+a Hilbert-curve scan lowers it by 0.04-0.05 (a Hilbert scan helps only the binary measure),
+so the raster order of the definition is kept.
 """
 
 from __future__ import annotations
@@ -138,7 +152,9 @@ def lz_complexity(values: np.ndarray | xr.DataArray, *, ndim: int = 2, levels: i
     ndim : {2, 1}, default 2
         How many trailing axes form the grid.
     levels : int, default 2
-        Quantisation bins (2 to 255); for integer tokens, the vocabulary size.
+        Quantisation bins (2 to 255): 2 thresholds at mid-range, which sees one level set
+        of the function only (module docstring; the Neural Redshift config uses 8); for
+        integer tokens, the vocabulary size.
 
     Returns
     -------
