@@ -155,6 +155,23 @@ def test_weighted_replicates_equal_resampled_rdms(method: str, seed: int) -> Non
     assert np.isnan(fast[0][0]).all() and np.isfinite(fast[0][2:]).all()
 
 
+@pytest.mark.parametrize("subjects", [1, 4])
+def test_full_data_counted_with_the_replicates_equals_the_direct_path(subjects: int) -> None:
+    """With a bootstrap, τ-a's full-data scores and ceilings come out of the replicate
+    counts (one more, all-ones replicate); they equal the direct path bit for bit."""
+    rng = np.random.default_rng(13)
+    m = 11 * 10 // 2
+    models = np.stack([rng.random(m), rng.integers(0, 3, m).astype(float)])
+    data = np.round(models[0] + rng.random((subjects, m)), 1)  # ties in the data
+    direct = evaluate_models(models, data, method="kendall_tau_a")
+    boot = evaluate_models(models, data, method="kendall_tau_a", bootstrap="stimulus",
+                           n_boot=5, seed=0)
+    for name in ("score", "score_subject", "noise_ceiling_lower", "noise_ceiling_upper",
+                 "noise_ceiling_lower_subject", "noise_ceiling_upper_subject"):
+        assert np.array_equal(boot[name].values, direct[name].values, equal_nan=True), name
+    assert np.isnan(boot["noise_ceiling_lower"].values) == (subjects == 1)
+
+
 def old_tau_a(x, y, keep, sigma_k):
     return compare._kendall(x, y, variant_a=True)
 

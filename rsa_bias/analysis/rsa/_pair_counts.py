@@ -254,18 +254,19 @@ def _n_bits(max_rank: int) -> int:
     return max(int(max_rank).bit_length(), 1)
 
 
-def _flat_keys(a_order: np.ndarray, a_ranks: np.ndarray, b_ranks: np.ndarray,
+def _flat_keys(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.ndarray,
                ) -> tuple[np.ndarray, np.ndarray | None, int, np.ndarray]:
-    """Flat keys ``row << nbits | rank of b`` in ``a``-order, for rows ``(R, m)``."""
+    """Flat keys ``row << nbits | rank of b`` in ``a``-order, for rows ``(R, m)`` (``b``
+    already in ``a``-order when ``a_order`` is None)."""
     r, m = b_ranks.shape
-    b_sorted = np.take_along_axis(b_ranks, a_order, axis=1)
+    b_sorted = b_ranks if a_order is None else np.take_along_axis(b_ranks, a_order, axis=1)
     nbits = _n_bits(b_ranks.max(initial=0))
     key = (np.arange(r, dtype=np.int64)[:, None] << nbits) | b_sorted
     ties = bool(np.any(a_ranks[:, 1:] == a_ranks[:, :-1]))
     return key.ravel(), a_ranks.ravel() if ties else None, nbits, np.arange(r) * m
 
 
-def concordance(a_order: np.ndarray, a_ranks: np.ndarray, b_ranks: np.ndarray,
+def concordance(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.ndarray,
                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``C - D`` and the number of pairs of each row pair, in integers.
 
@@ -273,7 +274,8 @@ def concordance(a_order: np.ndarray, a_ranks: np.ndarray, b_ranks: np.ndarray,
     ----------
     a_order, a_ranks : numpy.ndarray of int64, shape (R, m)
         :func:`sorted_dense` of the ``a`` rows (any non-decreasing integer ranks that
-        tie the same entries will do).
+        tie the same entries will do). ``a_order`` None: ``b_ranks`` and ``weights``
+        are given in ``a``-order already.
     b_ranks : numpy.ndarray of int64, shape (R, m)
         :func:`dense_ranks` of the ``b`` rows (any non-negative integers that order
         ``b`` the same way).
@@ -292,8 +294,8 @@ def concordance(a_order: np.ndarray, a_ranks: np.ndarray, b_ranks: np.ndarray,
     w = None
     if weights is not None:  # int32 when no partial sum (max weight x copies) can overflow
         small = int(weights.max(initial=0)) * int(weights.sum(axis=1).max(initial=0)) < 2**31
-        w = np.take_along_axis(weights, a_order, axis=1).astype(
-            np.int32 if small else np.int64).ravel()
+        w = weights if a_order is None else np.take_along_axis(weights, a_order, axis=1)
+        w = w.astype(np.int32 if small else np.int64).ravel()
     disc = np.zeros(r, dtype=np.int64)
     for lv in _levels(key, ad, nbits, [] if w is None else [w]):
         if not isinstance(lv, _Level):

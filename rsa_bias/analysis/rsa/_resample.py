@@ -322,8 +322,12 @@ _FAMILIES: dict[str, _Family] = {
 
 
 def _replicates(p: _Problem, w: np.ndarray, v: np.ndarray, *, chunk_floats: float = 4e6,
-                family: _Family | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Scores ``(B, K)`` and noise ceilings ``(B, 2)`` of every replicate, in chunks."""
+                family: _Family | None = None, with_full: bool = False) -> tuple:
+    """Scores ``(B, K)`` and noise ceilings ``(B, 2)`` of every replicate, in chunks.
+
+    With ``with_full``, also the full data's per-subject scores and ceiling terms when
+    the family counts them with the replicates (τ-a: ``prepared.full``), else None.
+    """
     family = family or _FAMILIES[p.method]
     prepared = family.prepare(p)
     step = int(max(1, min(256, chunk_floats // family.floats_per_replicate(p))))
@@ -335,4 +339,9 @@ def _replicates(p: _Problem, w: np.ndarray, v: np.ndarray, *, chunk_floats: floa
             scores[rows], nc[rows] = family.run(prepared, w[rows], v[rows], p.method)
     if p.y.shape[0] < 2:
         nc[:] = np.nan
-    return scores, nc
+    if not with_full:
+        return scores, nc
+    full = getattr(prepared, "full", None)
+    if full is not None and p.y.shape[0] < 2:  # no ceiling from one subject
+        full = full[0], np.full(1, np.nan), np.full(1, np.nan)
+    return scores, nc, full

@@ -167,6 +167,9 @@ class TauA:
     x_ranks: np.ndarray   # (K, m) dense ranks of the model RDMs
     y_order: np.ndarray   # (S, m) sort order of the subject RDMs
     y_ranks: np.ndarray   # (S, m) their dense ranks in that order
+    #: the full data, counted with the first replicates: per-subject scores (K, S) and
+    #: noise-ceiling terms (S,) x 2, as ``inference._full_data`` gives them
+    full: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def prepare(x: np.ndarray, y: np.ndarray) -> TauA:
@@ -182,8 +185,10 @@ def pair_weights(w: np.ndarray) -> np.ndarray:
     return counts[:, i] * counts[:, j]
 
 
-def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6) -> np.ndarray:
-    """Mean over subjects (weighted by their draws) of each model's τ-a, ``(B, K)``.
+def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over subjects (weighted by their draws) of each model's τ-a ``(B, K)``, and
+    the per-subject τ-a of the first replicate ``(K, S)``.
 
     Each (model, subject) partition is built once and counted for the replicates in
     column blocks of at most ``max_entries`` weights.
@@ -192,20 +197,21 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6) ->
     total = copies * (copies - 1) // 2
     step = int(max(1, max_entries // wp.shape[1]))
     blocks = [Weights(wp[c:c + step].T) for c in range(0, wp.shape[0], step)]
-    k = t.x_ranks.shape[0]
-
-    def subject(js: int) -> np.ndarray:
-        out = np.zeros((wp.shape[0], k))
+    (k, s), b = (t.x_ranks.shape[0], t.y_order.shape[0]), wp.shape[0]
+    out, first = np.zeros((b, k)), np.zeros((k, s))
+    for js in range(s):
         drawn = v[:, js] > 0
-        if drawn.any():
-            for jk in range(k):
-                fp = FixedPair.build(t.y_order[js], t.y_ranks[js], t.x_ranks[jk])
-                num = np.concatenate([fp.numerator(b) for b in blocks])
-                tau = np.clip(num / total, -1.0, 1.0)
-                out[:, jk] = np.where(drawn, v[:, js] * tau, 0.0)
-        return out
-
-    return sum(subject(js) for js in range(t.y_order.shape[0])) / t.y_order.shape[0]
+        if not drawn.any():
+            continue
+        part = np.zeros((b, k))
+        for jk in range(k):
+            fp = FixedPair.build(t.y_order[js], t.y_ranks[js], t.x_ranks[jk])
+            num = np.concatenate([fp.numerator(block) for block in blocks])
+            tau = np.clip(num / total, -1.0, 1.0)
+            part[:, jk] = np.where(drawn, v[:, js] * tau, 0.0)
+            first[jk, js] = tau[0]
+        out += part
+    return out / s, first
 
 
 def _doubled_ranks(ws: np.ndarray, a_ranks: np.ndarray) -> np.ndarray:
@@ -218,8 +224,9 @@ def _doubled_ranks(ws: np.ndarray, a_ranks: np.ndarray) -> np.ndarray:
     return np.rint(2 * sorted_ranks(ws, tie_ends(a_ranks))).astype(np.int64)
 
 
-def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Lower and upper noise ceiling ``(B, 2)``: pooled ranks compared with each subject.
+def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper noise-ceiling terms of each subject ``(B, S)`` x 2: pooled ranks
+    compared with each subject (0 where a subject is not drawn).
 
     One replicate at a time, over the entries drawn: the subjects' (doubled) average
     ranks, their sum over subjects (the pooled RDM: the same order as the mean) and the
@@ -232,30 +239,44 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> np.ndarray:
         subj = np.flatnonzero(v[b] > 0)
         keep = wp[b] > 0
         new = np.cumsum(keep) - 1                   # positions among the drawn entries
-        order = t.y_order[subj]
+        order, a_ranks = t.y_order, t.y_ranks
+        if subj.size < s:
+            order, a_ranks = order[subj], a_ranks[subj]
         inside = keep[order]                        # (s', m) in each subject's order
         entries = order[inside].reshape(subj.size, -1)
         a_order = new[entries]
-        a_ranks = t.y_ranks[subj][inside].reshape(subj.size, -1)
+        a_ranks = a_ranks[inside].reshape(subj.size, -1)
+        ws = wp[b][entries]                         # weights in each subject's order
         ranks = np.empty_like(a_order)
-        np.put_along_axis(ranks, a_order, _doubled_ranks(wp[b][entries], a_ranks), axis=1)
+        np.put_along_axis(ranks, a_order, _doubled_ranks(ws, a_ranks), axis=1)
         counts = v[b, subj].astype(np.int64)[:, None]
         total = np.sum(counts * ranks, axis=0)      # the pooled RDM's order: exact
-        b_ranks = np.concatenate([np.broadcast_to(dense_ranks(total), ranks.shape),
-                                  dense_ranks(total - counts * ranks)])
-        weights = np.broadcast_to(wp[b, keep], b_ranks.shape)
-        num, pairs = concordance(np.tile(a_order, (2, 1)), np.tile(a_ranks, (2, 1)),
-                                 b_ranks, weights)
+        # the pooled and left-out RDMs' ranks, in each subject's order
+        b_sorted = np.concatenate([dense_ranks(total)[a_order],
+                                   np.take_along_axis(dense_ranks(total - counts * ranks),
+                                                      a_order, axis=1)])
+        num, pairs = concordance(None, np.tile(a_ranks, (2, 1)), b_sorted, np.tile(ws, (2, 1)))
         tau = np.clip(num / pairs, -1.0, 1.0)
         upper[b, subj], lower[b, subj] = tau[:subj.size], tau[subj.size:]
-    return _mean_over_drawn(lower, upper, v)
+    return lower, upper
 
 
 def run(t: TauA, w: np.ndarray, v: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Scores ``(B, K)`` and noise ceilings ``(B, 2)`` of replicates with draw counts.
 
     ``w (B, n)``: stimulus draw counts; ``v (B, S)``: subject draw counts; ``method``
-    is ``"kendall_tau_a"``.
+    is ``"kendall_tau_a"``. The first call also counts the full data (every stimulus
+    and subject once) as one more replicate, for nearly nothing (the partitions are
+    shared), and keeps it in ``t.full``.
     """
+    extra = t.full is None
+    if extra:
+        w = np.vstack([np.ones((1, w.shape[1]), dtype=w.dtype), w])
+        v = np.vstack([np.ones((1, v.shape[1]), dtype=v.dtype), v])
     wp = pair_weights(w)
-    return _scores(t, wp, v), _ceilings(t, wp, v)
+    scores, first = _scores(t, wp, v)
+    lower, upper = _ceilings(t, wp, v)
+    if extra:
+        t.full = first, lower[0], upper[0]
+        scores, lower, upper, v = scores[1:], lower[1:], upper[1:], v[1:]
+    return scores, _mean_over_drawn(lower, upper, v)

@@ -167,7 +167,11 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
     kind_name = "none" if bootstrap is None else str(bootstrap)
     if kind[1] and p.y.shape[0] < 2:
         raise ValueError("bootstrap over subjects needs RDMs of at least 2 subjects")
-    per_subject, lower, upper = _full_data(p)
+    full = None
+    if kind_name != "none":
+        w, v = _draw_counts(p, kind_name, n_boot, seed, indices)
+        scores, nc, full = _replicates(p, w, v, with_full=True)
+    per_subject, lower, upper = _full_data(p) if full is None else full
     ds = xr.Dataset(
         {"score": ("model", per_subject.mean(axis=1)),
          "score_subject": (("model", "subject"), per_subject),
@@ -179,8 +183,6 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
     if kind_name == "none":
         _subject_summary(ds, per_subject, ci)
     else:
-        w, v = _draw_counts(p, kind_name, n_boot, seed, indices)
-        scores, nc = _replicates(p, w, v)
         n_invalid = int(np.isnan(scores).all(axis=1).sum()) if scores.size else 0
         if n_invalid > w.shape[0] / 2:
             scores = np.full_like(scores, np.nan)  # the rest all repeat the full data
