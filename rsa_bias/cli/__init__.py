@@ -20,19 +20,12 @@ from rsa_bias.cli._args import (
     _point_name,
     _resources,
     _seed,
+    set_threads,
 )
 from rsa_bias.cli.own_model import add_parsers as add_own_model_parsers
 from rsa_bias.cli.searchlight import add_parsers as add_searchlight_parsers
 from rsa_bias.cli.simplicity import add_parsers
 from rsa_bias.config import ConfigError, load_config
-
-
-def _threads(n: int) -> None:
-    """Set torch's CPU threads (0: leave torch's choice)."""
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def _run(name: str, out: str, **options):
@@ -52,7 +45,7 @@ def _report(run, *, index: bool = True) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)  # refuse a bad config before anything runs
     _check_folders(out=args.out)
-    _threads(args.threads)
+    set_threads(args.threads)
     run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
                keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures,
                force=args.force, sequential=args.sequential)
@@ -137,7 +130,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_causal(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     _check_folders(out=args.out)
-    _threads(args.threads)
+    set_threads(args.threads)
     run = _run("causal-checks", args.out, config=cfg, layer=args.layer,
                progress=not args.no_progress)
     print(f"\n{cfg.name}: causal checks at {run.table.attrs['layer']}, {len(cfg.seeds)} "
@@ -193,17 +186,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ValueError("rsa-bias demo NAME needs --out DIR (where results.nc and the figures "
                          "go)")
     _check_folders(out=args.out, figures_dir=args.figures_dir)
-    _threads(args.threads)
+    set_threads(args.threads)
     _report(_run(args.name, args.out, seed=args.seed, quick=args.quick,
                  figures_dir=args.figures_dir))
     return 0
 
 
 def cmd_brain(args: argparse.Namespace) -> int:
-    import torch
-
     _check_folders(out=args.out)
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    set_threads(args.threads)
     run = _run("model-vs-brain", args.out, small=not args.full, seed=args.seed,
                image_size=args.image_size, progress=not args.no_progress)
     lo, hi = run.table.attrs["noise_ceiling"]
@@ -225,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--no-figures", action="store_true", help="skip the figures")
     r.add_argument("--threads", type=_non_negative_int, default=0,
-                   help="torch CPU threads (default: torch's choice; 1 is fastest for small "
-                        "MLPs on a busy machine)")
+                   help="CPU threads of torch and numpy's BLAS (default: their choice; 1 is "
+                        "fastest for small MLPs on a busy machine)")
     r.add_argument("--keep-checkpoints", action="store_true",
                    help="keep per-seed checkpoints after a successful run")
     r.add_argument("--force", action="store_true",
@@ -289,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--set", **overrides)
     ca.add_argument("--layer", help="the layer checked (default: the last one)")
     ca.add_argument("--threads", type=_non_negative_int, default=0,
-                    help="torch CPU threads (default: torch's choice)")
+                    help="CPU threads of torch and numpy's BLAS (default: their choice)")
     ca.add_argument("--no-progress", action="store_true", help="no progress bars")
     ca.set_defaults(func=cmd_causal)
 
@@ -344,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true",
                    help="a tiny version that runs in seconds (for tests; numbers not meaningful)")
     d.add_argument("--threads", type=_non_negative_int, default=0,
-                   help="torch CPU threads (default: torch's)")
+                   help="CPU threads of torch and numpy's BLAS (default: their choice)")
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser("brain", help="CNNs (random inits and trained on Trifeature images) vs "
@@ -358,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image-size", type=_image_size, default=64,
                    help=f"pixels the brain stimuli are resized to, {lo}..{hi} (default 64)")
     b.add_argument("--threads", type=_non_negative_int, default=0,
-                   help="torch CPU threads (default: torch's)")
+                   help="CPU threads of torch and numpy's BLAS (default: their choice)")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_brain)
     add_parsers(sub, overrides)

@@ -29,6 +29,18 @@ def _non_negative_int(text: str) -> int:
     return n
 
 
+def set_threads(n: int) -> None:
+    """``--threads``: torch's CPU threads and the BLAS / OpenMP threads numpy and
+    scikit-learn use (threadpoolctl), so ``--threads 1`` runs every computation on one
+    thread (the same numbers run after run); 0 leaves both libraries' choice."""
+    if n:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(n)
+        threadpool_limits(n)
+
+
 def _at_least(minimum: int):
     """argparse type of an integer option that must be >= ``minimum``."""
     def parse(text: str) -> int:

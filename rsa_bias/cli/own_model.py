@@ -8,7 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rsa_bias.cli._args import _at_least, _non_negative_int, _seed
+from rsa_bias.cli._args import _at_least, _non_negative_int, _seed, set_threads
 
 REDUCTIONS = ("mean", "max", "flatten", "random_projection")
 
@@ -38,8 +38,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from rsa_bias.experiments.extraction import extract_to_file, load_factory
     from rsa_bias.training.extract import module_layers
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     model = load_factory(args.model)()
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"{args.model} returned a {type(model).__name__}, not a "
@@ -169,6 +168,6 @@ def add_parsers(sub) -> None:
                    help="zlib level of the stored activations (default 0: none)")
     e.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     e.add_argument("--threads", type=_non_negative_int, default=0,
-                   help="torch CPU threads (default: torch's choice)")
+                   help="CPU threads of torch and numpy's BLAS (default: their choice)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_extract)

@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from rsa_bias.cli._args import _at_least, _check_folders, _image_size, _non_negative_int, _seed
+from rsa_bias.cli._args import (
+    _at_least,
+    _check_folders,
+    _image_size,
+    _non_negative_int,
+    _seed,
+    set_threads,
+)
 
 RDM_METHODS = ("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis",
                "crossnobis")
@@ -54,10 +61,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
     from rsa_bias.experiments.alignment_v4 import run_alignment
 
     _check_folders(out=args.out)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     table, paths, elapsed = run_alignment(args.out, seed=args.seed, image_size=args.image_size,
                                           n_perm=args.n_perm, n_boot=args.n_boot,
                                           n_jobs=args.jobs, trained=args.trained,
@@ -101,6 +105,6 @@ def add_parsers(sub) -> None:
     a.add_argument("--trained", action="store_true", help="also train and score the "
                                                            "Trifeature CNN")
     a.add_argument("--threads", type=_non_negative_int, default=0,
-                   help="torch CPU threads (default: torch's choice)")
+                   help="CPU threads of torch and numpy's BLAS (default: their choice)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_alignment)

@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from rsa_bias.cli._args import _check_folders, _non_negative_int
-
-
-def _threads(n: int) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
+from rsa_bias.cli._args import _check_folders, _non_negative_int, set_threads
 
 
 def _report(run) -> None:
@@ -32,7 +25,7 @@ def _start(args: argparse.Namespace, loader, name: str):
     """Load and check the config of ``args``, then run experiment ``name`` on it."""
     cfg = loader(args.config, args.set)
     _check_folders(out=args.out)
-    _threads(args.threads)
+    set_threads(args.threads)
     return cfg, _run(name, args.out, config=cfg, progress=not args.no_progress,
                      figures=not args.no_figures)
 
@@ -110,7 +103,7 @@ def add_parsers(sub, overrides: dict) -> None:
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--set", **overrides)
         p.add_argument("--threads", type=_non_negative_int, default=0,
-                       help="torch CPU threads (default: torch's choice)")
+                       help="CPU threads of torch and numpy's BLAS (default: their choice)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--no-figures", action="store_true", help="skip the figures")
         p.set_defaults(func=func)
