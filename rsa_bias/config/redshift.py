@@ -112,9 +112,11 @@ class RedshiftConfig(Section):
     """The whole Neural Redshift experiment: the grid, the measures and both sweeps.
 
     ``grid_size`` points per axis over [-1, 1]²; ``max_order`` is the Legendre order of
-    the polynomial measure, ``levels`` the quantisation of the LZ measure,
-    ``fourier_boundary`` the Fourier measure's edges (``"periodic"`` or ``"mirror"``, see
-    :func:`rsa_bias.analysis.complexity.fourier_frequency`). ``seed`` seeds
+    the polynomial measure, ``levels`` the quantisation of the LZ measure (8: the binary
+    measure sees one level set only), ``fourier_boundary`` the Fourier measure's edges
+    (``"mirror"``, or ``"periodic"``, which sees the wrap-around edge of a non-periodic
+    function as a step; see :func:`rsa_bias.analysis.complexity.fourier_frequency`). These
+    defaults are those of ``models/redshift.toml``, whose comments give the reasons. ``seed`` seeds
     every random network; every cell draws from it afresh, so the draws are paired across cells.
     """
 
@@ -123,8 +125,8 @@ class RedshiftConfig(Section):
     device: str = "auto"
     grid_size: int = 64
     max_order: int = 10
-    levels: int = 2
-    fourier_boundary: str = "periodic"
+    levels: int = 8
+    fourier_boundary: str = "mirror"
     mlp: RandomMLPSweep = field(default_factory=RandomMLPSweep)
     transformer: RandomGPTSweep = field(default_factory=RandomGPTSweep)
 
