@@ -101,10 +101,17 @@ def test_csv_ids_keep_their_text(tmp_path):
     ds = dataset_from_csv(path, stimulus_column="image")
     assert ds["stimulus"].values.tolist() == ["003", "010", "7"]
     np.testing.assert_array_equal(ds["response"].values[:, 0], [0.5, 0.25, 1.0])
-    path.write_text("image,n0\n3,0.5\n10,0.25\n-7,1.0\n")
+    path.write_text("image,n0\n3,0.5\n 10 ,0.25\n-7,1.0\n")
     ds = dataset_from_csv(path, stimulus_column="image")
     assert ds["stimulus"].values.tolist() == [3, 10, -7]
     assert np.issubdtype(ds["stimulus"].dtype, np.integer)
+    # too large for 64 bits, or "-0" next to "0": text, not an overflow or a merged id
+    path.write_text("image,n0\n99999999999999999999,0.5\n2,0.25\n")
+    assert dataset_from_csv(path, stimulus_column="image")["stimulus"].values.tolist() == [
+        "99999999999999999999", "2"]
+    path.write_text("image,n0\n-0,0.5\n0,0.25\n")
+    assert dataset_from_csv(path, stimulus_column="image")["stimulus"].values.tolist() == [
+        "-0", "0"]
 
 
 def test_tsv_is_read_with_tabs(table, tmp_path):

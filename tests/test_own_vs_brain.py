@@ -197,3 +197,20 @@ def test_runs_as_repeats_and_cka_attributed_to_features():
                                atol=1e-12)
     share = out["cka_share"].sel(layer="fc")
     assert float(share.sel(feature="a")) > float(share.sel(feature="b"))  # the loud feature
+
+
+def test_integer_recording_ids_against_text_file_ids_are_refused():
+    """Ids 0..29 as integers in the recordings and as text in the activation file are not
+    the same stimuli: refused with both types named (numpy's own set difference of ints
+    and strings finds no difference from about 20 elements on)."""
+    from rsa_bias.brain import dataset_from_arrays
+
+    rng = np.random.default_rng(4)
+    n = 30
+    rec = dataset_from_arrays(rng.normal(size=(n, 4)), stimulus_ids=np.arange(n))
+    stimuli = xr.Dataset(coords={"stimulus": [str(i) for i in range(n)]},
+                         attrs={"feature_names": []})
+    tree = activation_tree(stimuli, {"layer": rng.normal(size=(n, 6))})
+    with pytest.raises(ValueError, match=r"lacks 30 of the 30 .*of type <U2; recording ids "
+                                         r"of type int64"):
+        compare_to_brain(tree, dataset=rec, n_boot=5, cv=3)

@@ -215,9 +215,12 @@ def _read_table(path: str | os.PathLike[str], sep: str | None,
     except Exception as err:  # pandas raises several types for malformed tables
         raise ValueError(f"{file} could not be read as a table ({err})") from err
     if id_column in table.columns:
-        ids = table[id_column]
-        if ids.notna().all() and ids.str.fullmatch(r"-?(0|[1-9][0-9]*)").all():
-            table[id_column] = ids.astype(np.int64)
+        ids = table[id_column].str.strip()
+        table[id_column] = ids
+        if ids.notna().all() and ids.str.fullmatch(r"0|-?[1-9][0-9]*").all():
+            numbers = [int(i) for i in ids]
+            if all(-2**63 <= i < 2**63 for i in numbers):  # else they stay text
+                table[id_column] = np.asarray(numbers, dtype=np.int64)
     return table
 
 
@@ -242,7 +245,11 @@ def dataset_from_csv(path: str | os.PathLike[str], *, stimulus_column: str,
     path : str or os.PathLike
         CSV file (``.tsv``/``.tab``: tab-separated) with a header row.
     stimulus_column : str
-        Column holding the stimulus ids (unique).
+        Column holding the stimulus ids (unique), read as text without surrounding spaces;
+        they become integers only when every id is written as a plain integer that fits
+        64 bits (``12``, ``-3``; not ``003``, ``+3``, ``-0``, ``1.0`` or ``1e3``), so ids
+        with leading zeros are never merged into numbers. Match the activation file's ids
+        (``rsa-bias compare`` refuses ids of another type or value, naming both).
     feature_columns : sequence of str, default ()
         Columns describing the stimuli, stored as ``feature_<column>``.
     response_columns : sequence of str, optional

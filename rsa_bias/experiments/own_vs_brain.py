@@ -48,7 +48,10 @@ def _activations(tree: xr.DataTree, layers: Sequence[str] | None) -> dict:
 
 def _need_ids(acts: dict, ids: np.ndarray, dataset: str) -> None:
     have = next(iter(acts.values()))["stimulus"].values
-    missing = np.setdiff1d(ids, have)
+    # element by element: numpy compares 3 and "3" inconsistently (np.setdiff1d of ints and
+    # strings finds no difference from about 20 elements on)
+    known = set(have.tolist())
+    missing = np.asarray([i for i in ids.tolist() if i not in known], dtype=object)
     if missing.size:
         how = f"extract on `--stimuli {dataset}`" if dataset in DATASETS else \
             "the recordings' stimulus ids must be the activation file's ids (file ids e.g. " \
