@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -44,3 +46,65 @@ def test_batch_first_outputs_with_equal_axes_pass():
     img = torch.randn(4, 3, 5, 5)
     got = module_activations(conv, img, stimulus_ids=np.arange(4), layers=["0"], batch_size=4)
     np.testing.assert_allclose(got["0"].values, conv(img).mean((2, 3)).numpy(), atol=1e-6)
+
+
+class Counter(nn.Module):
+    """Adds how often it has been called: a buffer updated in forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.out = nn.Identity()
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls = self.calls + 1
+        return self.out(self.lin(x) + self.calls)
+
+
+class FixedBatch(nn.Module):
+    """Reshapes with a hard-coded batch size, so it cannot take a single input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.reshape(4, -1))
+
+
+@torch.no_grad()
+def test_the_one_input_check_leaves_no_trace_and_tolerates_fixed_batches():
+    torch.manual_seed(0)
+    model, x = Counter(), torch.randn(8, 3)
+    with pytest.warns(RuntimeWarning, match="'out': an input's activations differ"):
+        got = module_activations(model, x, stimulus_ids=np.arange(8), layers=["out"],
+                                 batch_size=4)
+    lin = model.lin(x).numpy()
+    # the check's own call is undone: the batches saw calls 1 and 2, as without it
+    np.testing.assert_allclose(got["out"].values, lin + np.repeat([[1.0], [2.0]], 4, axis=0),
+                               atol=1e-6)
+    assert float(model.calls) == 2
+    fixed, x = FixedBatch(), torch.randn(8, 3, 2)
+    with pytest.warns(RuntimeWarning, match="could not run on a single input"):
+        got = module_activations(fixed, x, stimulus_ids=np.arange(8), layers=["lin"],
+                                 batch_size=4)
+    want = torch.cat([fixed(x[:4]), fixed(x[4:])]).numpy()
+    np.testing.assert_allclose(got["lin"].values, want, atol=1e-6)
+
+
+@torch.no_grad()
+def test_a_model_that_mixes_the_inputs_of_a_batch_warns():
+    """A batch-first model feeding an LSTM built sequence-first recurs over the stimuli of a
+    batch: its first stimulus's activations depend on the others."""
+    torch.manual_seed(0)
+    mixer = nn.Sequential()
+    mixer.add_module("lstm", nn.LSTM(5, 4))  # batch_first=False, fed (N, T, D)
+    x = torch.randn(8, 4, 5)
+    with pytest.warns(RuntimeWarning, match="'lstm': an input's activations differ"):
+        module_activations(mixer, x, stimulus_ids=np.arange(8), layers=["lstm"], batch_size=4)
+    clean = nn.Sequential()
+    clean.add_module("lstm", nn.LSTM(5, 4, batch_first=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module_activations(clean, x, stimulus_ids=np.arange(8), layers=["lstm"], batch_size=4)

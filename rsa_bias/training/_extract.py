@@ -5,6 +5,7 @@ hooked forward pass that leaves the model as it found it."""
 from __future__ import annotations
 
 import difflib
+import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 
@@ -222,7 +223,63 @@ def hooked_forward(model: nn.Module, x: torch.Tensor, modules: Mapping[str, nn.M
                          f"lists every module, used or not)")
     for path, a in got.items():
         if a.shape[0] != len(x):
-            raise ValueError(f"layer {path!r} gave {a.shape[0]} rows for a batch of {len(x)} "
-                             f"inputs; its first axis must be the batch (batch_first=True for "
-                             f"sequence models)")
+            raise BatchAxisError(f"layer {path!r} gave {a.shape[0]} rows for a batch of {len(x)} "
+                                 f"inputs; its first axis must be the batch (batch_first=True "
+                                 f"for sequence models)")
     return {p: got[p].numpy() for p in modules}
+
+
+class BatchAxisError(ValueError):
+    """A hooked output whose first axis is not the batch."""
+
+
+def check_one_input(model: nn.Module, x: torch.Tensor, got: Mapping[str, np.ndarray],
+                    modules: Mapping[str, nn.Module], reducers: Mapping[str, Reducer], *,
+                    output_index: int) -> None:
+    """Run the model on the last input of the first batch alone and check what the batch
+    gave for it (the last: a module recurring over the batch has seen all the others).
+
+    An output whose first axis is not 1 there is refused (:class:`BatchAxisError`): a
+    sequence-first module ``(T, N, D)`` whose ``T`` equals the batch size passes the row
+    count of a batch. A row that differs from the batch's warns: the model mixes
+    the inputs of a batch (a sequence-first module recurring over the batch, batch
+    statistics in a normalisation, randomness in ``forward``), so its activations depend on
+    the batch size. The random-number state and every buffer are restored afterwards, so
+    the check changes no later batch; a model that cannot take a single input is not
+    checked (a warning says so).
+    """
+    def rows_first(reduce: Reducer):
+        return lambda t: reduce(t) if t.dim() and t.shape[0] == 1 else t.new_zeros(
+            (t.shape[0] if t.dim() else 0, 0))
+
+    saved = [(m, key, b, b.detach().clone()) for m in model.modules()
+             for key, b in m._buffers.items() if b is not None]
+    devices = [x.device] if x.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            one = hooked_forward(model, x[-1:], modules,
+                                 {p: rows_first(r) for p, r in reducers.items()},
+                                 output_index=output_index)
+    except BatchAxisError:
+        raise
+    except Exception as err:  # the model's own limits (a fixed batch size, ...)
+        warnings.warn(f"the model could not run on a single input ({type(err).__name__}: "
+                      f"{err}), so the batch axis of its layers and whether it mixes the "
+                      f"inputs of a batch were not checked", RuntimeWarning, stacklevel=4)
+        return
+    finally:
+        with torch.no_grad():
+            for m, key, original, copy in saved:
+                original.copy_(copy)
+                m._buffers[key] = original
+    for path in modules:
+        batch, alone = got[path][-1], one[path][0]
+        scale = float(np.abs(batch).max(initial=0.0))
+        diff = float(np.abs(batch - alone).max(initial=0.0))
+        if diff > 1e-3 * scale + 1e-6:
+            warnings.warn(f"layer {path!r}: an input's activations differ between a "
+                          f"batch of {len(x)} and the input alone (largest difference {diff:.3g}, "
+                          f"largest value {scale:.3g}); the model mixes the inputs of a batch "
+                          f"(a sequence-first module recurring over the batch, batch statistics "
+                          f"in a normalisation, or randomness in forward), so its activations "
+                          f"depend on batch_size", RuntimeWarning, stacklevel=4)

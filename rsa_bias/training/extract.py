@@ -36,6 +36,7 @@ from rsa_bias.training._extract import (
     REDUCTIONS,
     Reducer,
     batch_source,
+    check_one_input,
     hooked_forward,
     input_ids,
     model_device,
@@ -185,16 +186,6 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
                     seed=int(seed), channel_axis=channel_axis, output_index=int(output_index))
 
 
-class _RowsOnly(dict):
-    """Reducers that keep only the first axis of every output (for the one-input check)."""
-
-    def __missing__(self, path: str):
-        return lambda t: t.new_zeros((t.shape[0] if t.dim() else 0, 0))
-
-
-_ROWS_ONLY = _RowsOnly()
-
-
 def _batches(model, n, take, modules, *, batch_size, progress, output_index,
              **reduce) -> Iterator[dict[str, np.ndarray]]:
     """The generator behind :func:`iter_module_activations` (its options checked)."""
@@ -204,12 +195,12 @@ def _batches(model, n, take, modules, *, batch_size, progress, output_index,
     bar = tqdm(total=-(-n // batch_size), desc="batches", disable=not progress, leave=False,
                dynamic_ncols=True)
     try:
-        if n > 1:  # one input first: a sequence-first output (T, 1, D) shows T rows
-            hooked_forward(model, take(0, 1).to(device), modules, _ROWS_ONLY,
-                           output_index=output_index)
         for start in range(0, n, batch_size):
             x = take(start, min(start + batch_size, n)).to(device)
-            yield hooked_forward(model, x, modules, reducers, output_index=output_index)
+            got = hooked_forward(model, x, modules, reducers, output_index=output_index)
+            if start == 0 and len(x) > 1:
+                check_one_input(model, x, got, modules, reducers, output_index=output_index)
+            yield got
             bar.update()
     finally:
         bar.close()
