@@ -40,6 +40,30 @@ def test_one_to_one_units_score_near_one_and_beat_the_null(units):
     assert res.neuron_score.shape == (6,)
 
 
+def test_neuron_bootstrap_resamples_the_neurons_of_the_fit(units):
+    """Each replicate is the score over neurons drawn with replacement, their weights rho
+    renormalised (recomputed here from the returned per-neuron scores and weights, with the
+    same draws); the interval holds the one-to-one score, which the stimulus bootstrap's
+    refits on repeated stimuli pull below."""
+    rng = np.random.default_rng(1)
+    neurons = units[:, ::-1] * [1, 2, 3, 1, 2, 3] + 0.1 * rng.standard_normal(units.shape)
+    res = alignment_score(units, neurons, n_perm=4, n_boot=25, seed=7)
+    draws = np.random.default_rng(7)
+    for _ in range(4):
+        draws.permutation(200)
+    per, rho = res.neuron_score.values, res.neuron_weight.values
+    for b in range(25):
+        j = draws.integers(0, 6, 6)
+        assert float(res.bootstrap[b]) == pytest.approx((rho[j] * per[j]).sum() / rho[j].sum())
+    assert float(res.ci_low) <= float(res.score) <= float(res.ci_high)
+    assert res.attrs["bootstrap"] == "neurons"
+    refit = alignment_score(units, neurons, n_perm=4, n_boot=10, seed=7, bootstrap="stimuli")
+    assert float(refit.score) == float(res.score)
+    assert float(refit.null[0]) == float(res.null[0])
+    with pytest.raises(ValueError, match="bootstrap"):
+        alignment_score(units, neurons, n_perm=2, n_boot=2, bootstrap="subjects")
+
+
 def test_rotated_units_score_clearly_lower(units):
     rng = np.random.default_rng(2)
     neurons = units + 0.1 * rng.standard_normal(units.shape)

@@ -102,7 +102,7 @@ def alignment_vs_v4(models: Mapping[str, nn.Module], v4: xr.Dataset | None = Non
     Returns
     -------
     xarray.Dataset
-        ``score``, ``ci_low``, ``ci_high`` (bootstrap percentile, 95%), ``p_value``
+        ``score``, ``ci_low``, ``ci_high`` (95% percentile interval over neurons), ``p_value``
         (permutation), ``null_mean`` (mean of the permutation null), ``n_units`` (units
         scored) and ``n_unconverged`` (lasso fits short of ``tol``), all (model, layer);
         ``neuron_score`` and ``alpha`` (model, layer, neuron); provenance attrs.

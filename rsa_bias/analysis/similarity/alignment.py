@@ -18,8 +18,16 @@ framework for the quantitative evaluation of disentangled representations", ICLR
 
 The permutation null shuffles the stimuli of the neurons against those of the units (the same
 shuffle for every neuron, so the neurons' joint structure is kept) and refits with each
-neuron's cross-validated penalty; the bootstrap resamples stimuli with replacement, also with
-the fixed penalties.
+neuron's cross-validated penalty.
+
+The bootstrap interval resamples the *neurons* with replacement by default (``bootstrap =
+"neurons"``): the fits are kept and the score is recomputed over the drawn neurons (their
+weights ``rho`` renormalised), which is the uncertainty from which neurons were recorded.
+``bootstrap = "stimuli"`` resamples stimuli and refits every neuron with the fixed penalties;
+a resample repeats about a third of the stimuli, which changes the lasso fits, and its
+replicates sit systematically below the full-data score (for units that are the generating
+features of simulated neurons, score 0.948, their 95% percentile interval was [0.788,
+0.877]), so its interval describes the resampled fits more than the score.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from rsa_bias._values import check_count
-from rsa_bias.analysis._inputs import ArrayLike
+from rsa_bias.analysis._inputs import ArrayLike, choose
 from rsa_bias.analysis.similarity._hsic import _values_in_id_order
 from rsa_bias.provenance import result_attrs
 
@@ -114,8 +122,8 @@ def _cv_alphas(x: np.ndarray, y: np.ndarray, cv: int, seed: int, tol: float,
 
 
 def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 1000,
-                    n_boot: int = 1000, ci: float = 0.95, tol: float = 1e-4,
-                    n_alphas: int = 100, seed: int = 0) -> xr.Dataset:
+                    n_boot: int = 1000, bootstrap: str = "neurons", ci: float = 0.95,
+                    tol: float = 1e-4, n_alphas: int = 100, seed: int = 0) -> xr.Dataset:
     """How one-to-one the units of ``x`` map onto the neurons of ``y`` (Higgins et al. 2021).
 
     The exact definition, its source and the inference are in the module docstring:
@@ -123,10 +131,11 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
     absolute weights over units, weighted across neurons as in the DCI disentanglement
     score. Each fixed-penalty fit is the ``sklearn.linear_model.Lasso`` problem solved by
     coordinate descent from the Gram matrix (``lasso_path``), a bootstrap refit started at
-    the full-data weights; ``n_perm + n_boot`` replicates refit every neuron, so lower them
-    for large populations. A fit converges when its duality gap falls below
-    ``tol * |y|²`` within 20000 passes; those that do not are counted in
-    ``n_unconverged`` and summed up in one ``ConvergenceWarning``.
+    the full-data weights; the ``n_perm`` permutations (and ``n_boot`` replicates with
+    ``bootstrap="stimuli"``) refit every neuron, so lower them for large populations. A
+    fit converges when its duality gap falls below ``tol * |y|²`` within 20000 passes;
+    those that do not are counted in ``n_unconverged`` and summed up in one
+    ``ConvergenceWarning``.
 
     Parameters
     ----------
@@ -139,7 +148,10 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
     n_perm : int, default 1000
         Permutations of the null (stimuli of ``y`` shuffled against ``x``).
     n_boot : int, default 1000
-        Bootstrap replicates over stimuli.
+        Bootstrap replicates.
+    bootstrap : {"neurons", "stimuli"}, default "neurons"
+        What the bootstrap resamples (module docstring): the neurons, keeping the fits, or
+        the stimuli, refitting every neuron.
     ci : float, default 0.95
         Coverage of the bootstrap percentile interval.
     tol : float, default 1e-4
@@ -174,6 +186,7 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
     >>> round(float(alignment_score(units @ q, neurons, n_perm=20, n_boot=20).score), 3)
     0.147
     """
+    bootstrap = choose({"neurons": "neurons", "stimuli": "stimuli"}, bootstrap, "bootstrap")
     check_count(n_perm, "n_perm")
     check_count(n_boot, "n_boot")
     check_count(cv, "cv")
@@ -197,6 +210,10 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
         wp, b = _lasso_coefs(xz, yz[rng.permutation(n)], alphas, tol)
         null[i], bad_fit = _score_from_weights(np.abs(wp))[0], bad_fit + b
     for i in range(n_boot):
+        if bootstrap == "neurons":
+            boot[i] = _score_from_weights(np.abs(w[:, rng.integers(0, w.shape[1],
+                                                                   w.shape[1])]))[0]
+            continue
         idx = rng.integers(0, n, n)
         wb, b = _lasso_coefs(xz[idx], yz[idx], alphas, tol, init=w)
         boot[i], bad_fit = _score_from_weights(np.abs(wb))[0], bad_fit + b
@@ -218,5 +235,6 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
          "null": ("permutation", null), "bootstrap": ("replicate", boot),
          "neuron_score": ("neuron", per), "neuron_weight": ("neuron", rho),
          "alpha": ("neuron", alphas), "n_unconverged": bad},
-        attrs=result_attrs("alignment_score", cv=cv, n_perm=n_perm, n_boot=n_boot, ci=ci,
+        attrs=result_attrs("alignment_score", cv=cv, n_perm=n_perm, n_boot=n_boot,
+                           bootstrap=bootstrap, ci=ci,
                            tol=tol, n_alphas=n_alphas, seed=seed))
