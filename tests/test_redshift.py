@@ -72,7 +72,7 @@ def test_measure_settings_flow_from_the_config_into_the_measures():
     cfg = dataclasses.replace(TINY, levels=8, fourier_boundary="mirror", mlp=cell)
     ds = random_mlp_sweep(cfg, progress=False)
     values = random_mlp_outputs(grid_points(16), n_networks=3, activation="sine", depth=3,
-                                width=8, scale=30.0, seed=0, device="cpu")
+                                width=8, scale=30.0, seed=0, device="cpu", dtype="float64")
     values = values.double().numpy().reshape(-1, 16, 16)
     got = {m: ds[m].values.ravel() for m in MEASURES}
     np.testing.assert_allclose(got["lz_complexity"], lz_complexity(values, levels=8))
@@ -80,6 +80,7 @@ def test_measure_settings_flow_from_the_config_into_the_measures():
     np.testing.assert_allclose(got["fourier_frequency"],
                                fourier_frequency(values, boundary="mirror"))
     assert ds.attrs["levels"] == 8 and ds.attrs["fourier_boundary"] == "mirror"
+    assert ds.attrs["dtype"] == TINY.mlp.dtype == "float64"
 
 
 def test_gpt_sweep_is_labelled():

@@ -49,7 +49,9 @@ def _check_positive(key: str, values: tuple, *, low: float = 0.0) -> None:
 class RandomMLPSweep(Section):
     """Random MLPs on the grid: every ``activation x variant x scale x depth`` cell holds
     ``n_networks`` networks with ``depth`` hidden layers of ``width`` units and one output,
-    their weights and biases drawn by ``init`` at ``scale`` (``uniform``: U(-scale, scale))."""
+    their weights and biases drawn by ``init`` at ``scale`` (``uniform``: U(-scale, scale)),
+    computed in ``dtype`` (float64: in float32 the nearly constant functions of deep
+    sigmoid and Gaussian networks at small scales are rounding steps)."""
 
     activations: tuple[str, ...] = ("relu", "gelu", "silu", "selu", "tanh", "sigmoid",
                                     "gaussian", "sine")
@@ -60,9 +62,11 @@ class RandomMLPSweep(Section):
     init: str = "uniform"
     n_networks: int = 10
     example_depth: int = 3
+    dtype: str = "float64"
 
     def validate(self, key: str = "mlp") -> None:
         _check_values(f"{key}.activations", self.activations, ACTIVATIONS)
+        _check_values(f"{key}.dtype", (self.dtype,), ("float32", "float64"))
         _check_values(f"{key}.variants", self.variants, MLP_VARIANTS)
         _check_values(f"{key}.init", (self.init,), RANDOM_INITS)
         _check_positive(f"{key}.scales", self.scales)

@@ -72,7 +72,8 @@ def random_mlp_sweep(cfg: RedshiftConfig, *, progress: bool = True) -> xr.Datase
         values = random_mlp_outputs(
             points, n_networks=sweep.n_networks, activation=sweep.activations[a],
             depth=sweep.depths[d], width=sweep.width, scale=sweep.scales[s], init=sweep.init,
-            residual=residual, layer_norm=layer_norm, seed=cfg.seed, device=device)
+            residual=residual, layer_norm=layer_norm, seed=cfg.seed, device=device,
+            dtype=sweep.dtype)
         values = values.detach().cpu().double().numpy().reshape(-1, n, n)
         for name, m in _measures(values, cfg).items():
             out[name][a, v, s, d] = m
@@ -94,6 +95,7 @@ def _mlp_dataset(out: dict[str, np.ndarray], example: np.ndarray,
                 "network": np.arange(sweep.n_networks), "y": axis, "x": axis})
     ds.attrs.update(provenance_attrs(cfg, seed=cfg.seed, method="random_mlp_sweep"))
     ds.attrs.update(init=sweep.init, width=sweep.width, example_depth=sweep.example_depth,
+                    dtype=sweep.dtype,
                     max_order=cfg.max_order, levels=cfg.levels,
                     fourier_boundary=cfg.fourier_boundary)
     return ds

@@ -129,7 +129,8 @@ def random_mlp_parameters(*, n_networks: int, in_features: int, depth: int, widt
 def random_mlp_outputs(points: np.ndarray | torch.Tensor, *, n_networks: int, activation: str,
                        depth: int, width: int = 64, scale: float = 1.0, init: str = "uniform",
                        residual: bool = False, layer_norm: bool = False, seed: int = 0,
-                       device: str = "cpu", chunk: int | None = None) -> torch.Tensor:
+                       device: str = "cpu", chunk: int | None = None,
+                       dtype: str = "float32") -> torch.Tensor:
     """The outputs of ``n_networks`` random MLPs at ``points``, as one batched computation.
 
     Parameters
@@ -161,23 +162,32 @@ def random_mlp_outputs(points: np.ndarray | torch.Tensor, *, n_networks: int, ac
         Networks computed at once. Default: as many as keep one hidden layer's activations
         near 8 MB on a CPU (in cache: on a 64 x 64 grid at width 64, 8 networks; larger
         chunks are up to 4x slower there) and near 512 MB on a GPU.
+    dtype : {"float32", "float64"}, default "float32"
+        Precision of the computation. A network that is nearly constant (deep sigmoid or
+        Gaussian networks at small weight scales vary by 1e-6 of their value) is, in
+        float32, a few rounding steps: complexity measures then measure the rounding.
+        float64 takes about twice as long on a CPU.
 
     Returns
     -------
     torch.Tensor
-        ``(n_networks, n_points)`` float32 on ``device``.
+        ``(n_networks, n_points)`` of ``dtype`` on ``device``.
     """
     act = activation_module(activation)
-    x = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    tdtype = getattr(torch, dtype)
+    x = torch.as_tensor(np.asarray(points, dtype=dtype), device=device)
     if x.ndim != 2:
         raise ValueError(f"points must be (n_points, in_features); got shape {tuple(x.shape)}")
     layers = random_mlp_parameters(n_networks=n_networks, in_features=x.shape[1], depth=depth,
                                    width=width, scale=scale, init=init, seed=seed)
-    layers = [(w.to(device, torch.float32), b.to(device, torch.float32)) for w, b in layers]
+    layers = [(w.to(device, tdtype), b.to(device, tdtype)) for w, b in layers]
     if chunk is None:
         budget = 2**27 if torch.device(device).type == "cuda" else 2**21
+        budget //= x.element_size() // 4  # the same bytes in float64
         chunk = max(1, budget // (x.shape[0] * max(width, 1)))
-    out = torch.empty(n_networks, x.shape[0], device=device)
+    out = torch.empty(n_networks, x.shape[0], device=device, dtype=tdtype)
     with torch.no_grad():
         for start in range(0, n_networks, chunk):
             part = slice(start, start + chunk)
