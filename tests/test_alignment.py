@@ -56,8 +56,8 @@ def test_neuron_bootstrap_resamples_the_neurons_of_the_fit(units):
         j = draws.integers(0, 6, 6)
         assert float(res.bootstrap[b]) == pytest.approx((rho[j] * per[j]).sum() / rho[j].sum())
     assert float(res.ci_low) <= float(res.score) <= float(res.ci_high)
-    assert res.attrs["bootstrap"] == "neurons"
-    refit = alignment_score(units, neurons, n_perm=4, n_boot=10, seed=7, bootstrap="stimuli")
+    assert res.attrs["bootstrap"] == "neuron"
+    refit = alignment_score(units, neurons, n_perm=4, n_boot=10, seed=7, bootstrap="stimulus")
     assert float(refit.score) == float(res.score)
     assert float(refit.null[0]) == float(res.null[0])
     with pytest.raises(ValueError, match="bootstrap"):

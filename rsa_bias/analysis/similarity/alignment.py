@@ -21,9 +21,9 @@ shuffle for every neuron, so the neurons' joint structure is kept) and refits wi
 neuron's cross-validated penalty.
 
 The bootstrap interval resamples the *neurons* with replacement by default (``bootstrap =
-"neurons"``): the fits are kept and the score is recomputed over the drawn neurons (their
+"neuron"``): the fits are kept and the score is recomputed over the drawn neurons (their
 weights ``rho`` renormalised), which is the uncertainty from which neurons were recorded.
-``bootstrap = "stimuli"`` resamples stimuli and refits every neuron with the fixed penalties;
+``bootstrap = "stimulus"`` resamples stimuli and refits every neuron with the fixed penalties;
 a resample repeats about a third of the stimuli, which changes the lasso fits, and its
 replicates sit systematically below the full-data score (for units that are the generating
 features of simulated neurons, score 0.948, their 95% percentile interval was [0.788,
@@ -122,7 +122,7 @@ def _cv_alphas(x: np.ndarray, y: np.ndarray, cv: int, seed: int, tol: float,
 
 
 def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 1000,
-                    n_boot: int = 1000, bootstrap: str = "neurons", ci: float = 0.95,
+                    n_boot: int = 1000, bootstrap: str = "neuron", ci: float = 0.95,
                     tol: float = 1e-4, n_alphas: int = 100, seed: int = 0) -> xr.Dataset:
     """How one-to-one the units of ``x`` map onto the neurons of ``y`` (Higgins et al. 2021).
 
@@ -132,7 +132,7 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
     score. Each fixed-penalty fit is the ``sklearn.linear_model.Lasso`` problem solved by
     coordinate descent from the Gram matrix (``lasso_path``), a bootstrap refit started at
     the full-data weights; the ``n_perm`` permutations (and ``n_boot`` replicates with
-    ``bootstrap="stimuli"``) refit every neuron, so lower them for large populations. A
+    ``bootstrap="stimulus"``) refit every neuron, so lower them for large populations. A
     fit converges when its duality gap falls below ``tol * |y|²`` within 20000 passes;
     those that do not are counted in ``n_unconverged`` and summed up in one
     ``ConvergenceWarning``.
@@ -149,7 +149,7 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
         Permutations of the null (stimuli of ``y`` shuffled against ``x``).
     n_boot : int, default 1000
         Bootstrap replicates.
-    bootstrap : {"neurons", "stimuli"}, default "neurons"
+    bootstrap : {"neuron", "stimulus"}, default "neuron"
         What the bootstrap resamples (module docstring): the neurons, keeping the fits, or
         the stimuli, refitting every neuron.
     ci : float, default 0.95
@@ -186,7 +186,7 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
     >>> round(float(alignment_score(units @ q, neurons, n_perm=20, n_boot=20).score), 3)
     0.147
     """
-    bootstrap = choose({"neurons": "neurons", "stimuli": "stimuli"}, bootstrap, "bootstrap")
+    bootstrap = choose({"neuron": "neuron", "stimulus": "stimulus"}, bootstrap, "bootstrap")
     check_count(n_perm, "n_perm")
     check_count(n_boot, "n_boot")
     check_count(cv, "cv")
@@ -210,7 +210,7 @@ def alignment_score(x: ArrayLike, y: ArrayLike, *, cv: int = 5, n_perm: int = 10
         wp, b = _lasso_coefs(xz, yz[rng.permutation(n)], alphas, tol)
         null[i], bad_fit = _score_from_weights(np.abs(wp))[0], bad_fit + b
     for i in range(n_boot):
-        if bootstrap == "neurons":
+        if bootstrap == "neuron":
             boot[i] = _score_from_weights(np.abs(w[:, rng.integers(0, w.shape[1],
                                                                    w.shape[1])]))[0]
             continue
