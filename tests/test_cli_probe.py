@@ -34,7 +34,7 @@ def no_run(monkeypatch):
     def ran(*args, **kwargs):
         raise AssertionError("the experiment ran")
 
-    monkeypatch.setattr(cli, "_run", ran)
+    monkeypatch.setattr(cli, "run_verb", ran)
     monkeypatch.setattr(sweep, "run_sweep", ran)
 
 
@@ -49,7 +49,7 @@ def fake_run(monkeypatch):
         table.attrs["noise_ceiling"] = (0.3, 0.6)
         return types.SimpleNamespace(table=table, paths={}, elapsed_s=0.0)
 
-    monkeypatch.setattr(cli, "_run", run)
+    monkeypatch.setattr(cli, "run_verb", run)
     return calls
 
 
@@ -103,7 +103,7 @@ def _run_summary(monkeypatch, shipped_config, tmp_path, r2):
         table = pd.DataFrame({"R2_mean": r2}, index=["easy", "hard"])
         return types.SimpleNamespace(table=table, paths={}, elapsed_s=0.0)
 
-    monkeypatch.setattr(cli, "_run", run)
+    monkeypatch.setattr(cli, "run_verb", run)
     code, stdout, err = run_main(["run", str(shipped_config), "--out", str(tmp_path), *QUICK])
     assert code == 0, err
     return stdout

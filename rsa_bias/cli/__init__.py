@@ -20,6 +20,8 @@ from rsa_bias.cli._args import (
     _point_name,
     _resources,
     _seed,
+    report,
+    run_verb,
     set_threads,
 )
 from rsa_bias.cli.own_model import add_parsers as add_own_model_parsers
@@ -28,31 +30,17 @@ from rsa_bias.cli.simplicity import add_parsers
 from rsa_bias.config import ConfigError, load_config
 
 
-def _run(name: str, out: str, **options):
-    """Every verb that runs an experiment goes through the registry here."""
-    from rsa_bias.experiments import run_experiment
-
-    return run_experiment(name, out, **options)
-
-
-def _report(run, *, index: bool = True) -> None:
-    """Print an experiment's summary table, the files it wrote and its time."""
-    print(run.table.to_string(index=index, float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in run.paths.values()))
-    print(f"total time: {run.elapsed_s:.1f} s")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)  # refuse a bad config before anything runs
     _check_folders(out=args.out)
     set_threads(args.threads)
-    run = _run("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
+    run = run_verb("complexity-bias", args.out, config=cfg, progress=not args.no_progress,
                keep_checkpoints=args.keep_checkpoints, figures=not args.no_figures,
                force=args.force, sequential=args.sequential)
     how = "one after another" if args.sequential or cfg.model.arch == "transformer" else \
         "as one batched ensemble"
     print(f"\n{cfg.name}: {len(cfg.seeds)} seeds, trained {how}")
-    _report(run)
+    report(run.table, run.paths, run.elapsed_s)
     r2 = run.table["R2_mean"]
     if len(r2) >= 2:
         print(_ratio(r2))
@@ -131,11 +119,11 @@ def cmd_causal(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     _check_folders(out=args.out)
     set_threads(args.threads)
-    run = _run("causal-checks", args.out, config=cfg, layer=args.layer,
+    run = run_verb("causal-checks", args.out, config=cfg, layer=args.layer,
                progress=not args.no_progress)
     print(f"\n{cfg.name}: causal checks at {run.table.attrs['layer']}, {len(cfg.seeds)} "
           "seeds (means [95% interval over seeds])")
-    _report(run)
+    report(run.table, run.paths, run.elapsed_s)
     return 0
 
 
@@ -187,19 +175,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          "go)")
     _check_folders(out=args.out, figures_dir=args.figures_dir)
     set_threads(args.threads)
-    _report(_run(args.name, args.out, seed=args.seed, quick=args.quick,
-                 figures_dir=args.figures_dir))
+    run = run_verb(args.name, args.out, seed=args.seed, quick=args.quick,
+                   figures_dir=args.figures_dir)
+    report(run.table, run.paths, run.elapsed_s)
     return 0
 
 
 def cmd_brain(args: argparse.Namespace) -> int:
     _check_folders(out=args.out)
     set_threads(args.threads)
-    run = _run("model-vs-brain", args.out, small=not args.full, seed=args.seed,
+    run = run_verb("model-vs-brain", args.out, small=not args.full, seed=args.seed,
                image_size=args.image_size, progress=not args.no_progress)
     lo, hi = run.table.attrs["noise_ceiling"]
     print(f"human-IT noise ceiling (Spearman): {lo:.3f}-{hi:.3f}")
-    _report(run, index=False)
+    report(run.table, run.paths, run.elapsed_s, index=False)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Argument types, output-folder checks and sweep grids of the command line
-(:mod:`rsa_bias.cli` and its verb modules)."""
+"""Argument types, output-folder checks, sweep grids and the shared running and reporting of
+the command line (:mod:`rsa_bias.cli` and its verb modules)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,22 @@ def _non_negative_int(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0: torch's choice), got {n}")
     return n
+
+
+def run_verb(name: str, out: str, **options):
+    """Every verb that runs an experiment goes through the registry here."""
+    from rsa_bias.experiments import run_experiment
+
+    return run_experiment(name, out, **options)
+
+
+def report(table, paths, elapsed_s: float | None = None, *, index: bool = True) -> None:
+    """Print a verb's summary table (if any), the files it wrote and (if given) its time."""
+    if table is not None:
+        print(table.to_string(index=index, float_format=lambda v: f"{v:.3f}"))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if elapsed_s is not None:
+        print(f"total time: {elapsed_s:.1f} s")
 
 
 def set_threads(n: int) -> None:

@@ -8,7 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rsa_bias.cli._args import _at_least, _non_negative_int, _seed, set_threads
+from rsa_bias.cli._args import _at_least, _non_negative_int, _seed, report, set_threads
 
 REDUCTIONS = ("mean", "max", "flatten", "random_projection")
 
@@ -130,8 +130,7 @@ def compare_to_dataset(args: argparse.Namespace) -> int:
     from rsa_bias.store import read_results
 
     table = brain_comparison_table(read_results(paths["results"]))
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    report(table, paths, index=False)
     return 0
 
 

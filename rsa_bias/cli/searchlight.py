@@ -14,6 +14,7 @@ from rsa_bias.cli._args import (
     _image_size,
     _non_negative_int,
     _seed,
+    report,
     set_threads,
 )
 
@@ -52,8 +53,7 @@ def cmd_searchlight(args: argparse.Namespace) -> int:
           f"model ({args.rdm_method} RDMs, {args.compare_method}): median "
           f"{float(score.median()):.3f}, peak {float(score.max()):.3f} at voxel "
           f"({int(res['i'][best])}, {int(res['j'][best])}, {int(res['k'][best])})")
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    print(f"total time: {time.perf_counter() - t0:.1f} s")
+    report(None, paths, time.perf_counter() - t0)
     return 0
 
 
@@ -66,9 +66,7 @@ def cmd_alignment(args: argparse.Namespace) -> int:
                                           n_perm=args.n_perm, n_boot=args.n_boot,
                                           n_jobs=args.jobs, trained=args.trained,
                                           progress=not args.no_progress)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    print(f"total time: {elapsed:.1f} s")
+    report(table, paths, elapsed, index=False)
     return 0
 
 

@@ -6,19 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from rsa_bias.cli._args import _check_folders, _non_negative_int, set_threads
-
-
-def _report(run) -> None:
-    print(run.table.to_string(float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in run.paths.values()))
-    print(f"total time: {run.elapsed_s:.1f} s")
-
-
-def _run(name: str, out: str, **options):
-    from rsa_bias.experiments import run_experiment
-
-    return run_experiment(name, out, **options)
+from rsa_bias.cli._args import _check_folders, _non_negative_int, report, run_verb, set_threads
 
 
 def _start(args: argparse.Namespace, loader, name: str):
@@ -26,7 +14,7 @@ def _start(args: argparse.Namespace, loader, name: str):
     cfg = loader(args.config, args.set)
     _check_folders(out=args.out)
     set_threads(args.threads)
-    return cfg, _run(name, args.out, config=cfg, progress=not args.no_progress,
+    return cfg, run_verb(name, args.out, config=cfg, progress=not args.no_progress,
                      figures=not args.no_figures)
 
 
@@ -39,7 +27,7 @@ def cmd_redshift(args: argparse.Namespace) -> int:
     print(f"\n{cfg.name}: {mlp.sizes['network']} random MLPs in each of "
           f"{mlp['fourier_frequency'].size // mlp.sizes['network']} cells (plain MLPs: mean "
           "at the smallest scale and depth, over scales >= 10 and depths >= 3, and / ReLU)")
-    _report(run)
+    report(run.table, run.paths, run.elapsed_s)
     if "plain" in mlp.variant.values and mlp.sizes["variant"] > 1:
         print("\nthe most complex plain cell of each activation, by variant:")
         print(variant_effect(mlp).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -54,7 +42,7 @@ def cmd_spectral(args: argparse.Namespace) -> int:
     cfg, run = _start(args, load_spectral_config, "spectral-bias")
     print(f"\n{cfg.name}: first step at which |f(k)| / A reaches {cfg.threshold} "
           f"({len(cfg.seeds)} repeats)")
-    _report(run)
+    report(run.table, run.paths, run.elapsed_s)
     return 0
 
 
@@ -69,15 +57,13 @@ def cmd_init_gap(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--scales takes comma-separated numbers, got {args.scales!r}") \
             from None
-    run = _run("init-gap", args.out, config=args.config, activations=activations,
+    run = run_verb("init-gap", args.out, config=args.config, activations=activations,
                scales=scales, overrides=args.set, jobs=args.jobs,
                progress=not args.no_progress, figures=not args.no_figures)
     ds = run.results["init_gap"]
     print(f"\ncomplexity at init vs R² {ds.attrs['easy']} - R² {ds.attrs['hard']} at "
           f"{ds.attrs['layer']} ({ds.sizes['seed']} seeds; gap [95% interval over seeds])")
-    print(run.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("wrote " + ", ".join(str(p) for p in run.paths.values()))
-    print(f"total time: {run.elapsed_s:.1f} s")
+    report(run.table, run.paths, run.elapsed_s, index=False)
     return 0
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from rsa_bias._api import choose
 from rsa_bias.networks.mlp import activation as activation_module
 
 #: Initialisation families of :func:`random_mlp_outputs`.
@@ -174,9 +175,7 @@ def random_mlp_outputs(points: np.ndarray | torch.Tensor, *, n_networks: int, ac
         ``(n_networks, n_points)`` of ``dtype`` on ``device``.
     """
     act = activation_module(activation)
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    tdtype = getattr(torch, dtype)
+    tdtype = choose({"float32": torch.float32, "float64": torch.float64}, dtype, "dtype")
     x = torch.as_tensor(np.asarray(points, dtype=dtype), device=device)
     if x.ndim != 2:
         raise ValueError(f"points must be (n_points, in_features); got shape {tuple(x.shape)}")

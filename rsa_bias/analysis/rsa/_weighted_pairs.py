@@ -234,7 +234,6 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     s = v.shape[1]
     lower, upper = np.zeros((wp.shape[0], s)), np.zeros((wp.shape[0], s))
-
     for b in range(wp.shape[0]):
         subj = np.flatnonzero(v[b] > 0)
         keep = wp[b] > 0
