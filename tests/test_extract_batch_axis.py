@@ -62,6 +62,14 @@ class Counter(nn.Module):
         return self.out(self.lin(x) + self.calls)
 
 
+class InPlaceCounter(Counter):
+    """The same, updating its buffer in place."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.add_(1)
+        return self.out(self.lin(x) + self.calls)
+
+
 class FixedBatch(nn.Module):
     """Reshapes with a hard-coded batch size, so it cannot take a single input."""
 
@@ -73,10 +81,11 @@ class FixedBatch(nn.Module):
         return self.lin(x.reshape(4, -1))
 
 
+@pytest.mark.parametrize("counter", [Counter, InPlaceCounter])
 @torch.no_grad()
-def test_the_one_input_check_leaves_no_trace_and_tolerates_fixed_batches():
+def test_the_one_input_check_leaves_no_trace_and_tolerates_fixed_batches(counter):
     torch.manual_seed(0)
-    model, x = Counter(), torch.randn(8, 3)
+    model, x = counter(), torch.randn(8, 3)
     with pytest.warns(RuntimeWarning, match="'out': an input's activations differ"):
         got = module_activations(model, x, stimulus_ids=np.arange(8), layers=["out"],
                                  batch_size=4)
