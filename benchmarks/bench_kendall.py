@@ -15,6 +15,8 @@
    tied data.
 
 Targets: each bootstrap >= 20x rsatoolbox, and our τ-a bootstrap <= 3x our Spearman one.
+With numba installed (``pip install "rsa_bias[fast]"``) τ-a pairs are counted by a
+compiled kernel; the τ-a bootstrap is then also timed on the NumPy route alone.
 
 Run: ``python benchmarks/bench_kendall.py [--boot 100] [--rt-boot 100] [--repeats 3]``
 (``--rt-boot`` below ``--boot`` runs rsatoolbox on that many resamples and scales its time).
@@ -22,13 +24,15 @@ Run: ``python benchmarks/bench_kendall.py [--boot 100] [--rt-boot 100] [--repeat
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import numpy as np
 from _timing import best_of, int_options
 from bench_inference import make_rdms, replay, run_rsatoolbox
 
-from rsa_bias.analysis.rsa import _resample, compare
+from rsa_bias.analysis.rsa import _resample, _tau_kernel, compare
 from rsa_bias.analysis.rsa.compare import compare_rdms
 from rsa_bias.analysis.rsa.inference import evaluate_models
 
@@ -52,6 +56,22 @@ def run_old_tau_a(models: np.ndarray, data: np.ndarray, draws: np.ndarray):
         _resample._FAMILIES["kendall_tau_a"], compare._METHODS["kendall_tau_a"] = saved
 
 
+def load_counter() -> bool:
+    """Load the compiled τ-a counters (numba) if installed, and say how long it took."""
+    start = time.perf_counter()
+    fn = _tau_kernel.kernel()
+    if fn is None:
+        print("numba not installed (or RSA_BIAS_NUMBA=0): the NumPy counting route only")
+        return False
+    one = np.zeros((1, 2), dtype=np.int64)
+    _tau_kernel.count_rows(one, one, None, fn)
+    _tau_kernel.count_columns(one[0], one[0], one.T + 1, fn)
+    print(f"compiled tau-a counters (numba) loaded in {time.perf_counter() - start:.2f} s "
+          "(once per process, from numba's cache after the first time; a bootstrap\n"
+          "  counting >= 5e6 entries loads them itself)")
+    return True
+
+
 def bootstraps(args) -> dict[str, float]:
     models, data = make_rdms(args.stimuli, args.models, args.subjects)
     draws = replay(args.stimuli, args.boot, args.seed)
@@ -59,7 +79,8 @@ def bootstraps(args) -> dict[str, float]:
     print(f"bootstrap evaluation: {args.models} models x {args.subjects} subjects, "
           f"{args.stimuli} stimuli, {args.boot} stimulus resamples + noise ceiling "
           "(same resamples for both tools)")
-    ours_t = {}
+    compiled = load_counter()
+    ours_t, rt_t = {}, {}
     for method in METHODS:
         t_ours, ours = best_of(lambda m=method: evaluate_models(
             models, data, method=m, indices={"stimulus": draws}), args.repeats)
@@ -74,7 +95,17 @@ def bootstraps(args) -> dict[str, float]:
               f"max |diff| scores {err:.1e}, ceiling {err_nc:.1e}")
         if not (err < 1e-8 and err_nc < 1e-8):
             raise SystemExit(f"{method}: results disagree with rsatoolbox")
-        ours_t[method] = t_ours
+        ours_t[method], rt_t[method] = t_ours, t_rt_full
+    if compiled:
+        os.environ[_tau_kernel.ENV] = "0"
+        try:
+            t_np, _ = best_of(lambda: evaluate_models(
+                models, data, method="kendall_tau_a", indices={"stimulus": draws}),
+                args.repeats)
+        finally:
+            del os.environ[_tau_kernel.ENV]
+        print(f"  kendall_tau_a without numba (NumPy counting route): {t_np:.3f} s, speed-up "
+              f"{rt_t['kendall_tau_a'] / t_np:.1f}x")
     t_old, old = best_of(lambda: run_old_tau_a(models, data, draws), 1)
     new = evaluate_models(models, data, method="kendall_tau_a", indices={"stimulus": draws})
     diff = np.nanmax(np.abs(old.score_bootstrap.values - new.score_bootstrap.values))

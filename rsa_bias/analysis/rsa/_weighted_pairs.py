@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsa_bias.analysis.rsa._pair_counts import (
+    KERNEL_ENTRIES,
     _flat_keys,
     _Level,
     _levels,
@@ -39,6 +40,7 @@ from rsa_bias.analysis.rsa._pair_counts import (
     dense_ranks,
     sorted_dense,
 )
+from rsa_bias.analysis.rsa._tau_kernel import count_columns, kernel
 from rsa_bias.analysis.rsa.ceilings import _mean_over_drawn, sorted_ranks, tie_ends
 
 
@@ -190,23 +192,33 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6,
     """Mean over subjects (weighted by their draws) of each model's τ-a ``(B, K)``, and
     the per-subject τ-a of the first replicate ``(K, S)``.
 
-    Each (model, subject) partition is built once and counted for the replicates in
-    column blocks of at most ``max_entries`` weights.
+    Each (model, subject) pair is counted for the replicates in column blocks of at most
+    ``max_entries`` weights: by the compiled kernel where it is loaded (all columns in one
+    pass over the entries), else by a partition built once (:class:`FixedPair`).
     """
     copies = wp.sum(axis=1)
     total = copies * (copies - 1) // 2
     step = int(max(1, max_entries // wp.shape[1]))
-    blocks = [Weights(wp[c:c + step].T) for c in range(0, wp.shape[0], step)]
+    starts = range(0, wp.shape[0], step)
     (k, s), b = (t.x_ranks.shape[0], t.y_order.shape[0]), wp.shape[0]
+    fn = kernel(load=wp.size * k * s >= KERNEL_ENTRIES)
+    blocks = None if fn else [Weights(wp[c:c + step].T) for c in starts]
     out, first = np.zeros((b, k)), np.zeros((k, s))
     for js in range(s):
         drawn = v[:, js] > 0
         if not drawn.any():
             continue
         part = np.zeros((b, k))
+        order = t.y_order[js]
+        if fn:  # the weights in this subject's order, one block of columns at a time
+            columns = [np.ascontiguousarray(wp[c:c + step, order].T) for c in starts]
         for jk in range(k):
-            fp = FixedPair.build(t.y_order[js], t.y_ranks[js], t.x_ranks[jk])
-            num = np.concatenate([fp.numerator(block) for block in blocks])
+            if fn:
+                num = np.concatenate([count_columns(t.y_ranks[js], t.x_ranks[jk][order],
+                                                    block, fn)[0] for block in columns])
+            else:
+                fp = FixedPair.build(order, t.y_ranks[js], t.x_ranks[jk])
+                num = np.concatenate([fp.numerator(block) for block in blocks])
             tau = np.clip(num / total, -1.0, 1.0)
             part[:, jk] = np.where(drawn, v[:, js] * tau, 0.0)
             first[jk, js] = tau[0]
@@ -234,6 +246,7 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     s = v.shape[1]
     lower, upper = np.zeros((wp.shape[0], s)), np.zeros((wp.shape[0], s))
+    load = 2 * s * np.count_nonzero(wp) >= KERNEL_ENTRIES
     for b in range(wp.shape[0]):
         subj = np.flatnonzero(v[b] > 0)
         keep = wp[b] > 0
@@ -254,7 +267,8 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.nd
         b_sorted = np.concatenate([dense_ranks(total)[a_order],
                                    np.take_along_axis(dense_ranks(total - counts * ranks),
                                                       a_order, axis=1)])
-        num, pairs = concordance(None, np.tile(a_ranks, (2, 1)), b_sorted, np.tile(ws, (2, 1)))
+        num, pairs = concordance(None, np.tile(a_ranks, (2, 1)), b_sorted, np.tile(ws, (2, 1)),
+                                 load_kernel=load)
         tau = np.clip(num / pairs, -1.0, 1.0)
         upper[b, subj], lower[b, subj] = tau[:subj.size], tau[subj.size:]
     return lower, upper

@@ -21,7 +21,9 @@ from the weights* instead of building the resampled RDMs:
   in each RDM's fixed sort order (ties averaged exactly);
 * ``kendall_tau_a``: concordant minus discordant pairs of the weighted entries,
   counted exactly in integers (a radix-partition inversion count, built once per
-  model-subject pair and counted for all replicates together);
+  model-subject pair and counted for all replicates together; where numba is
+  installed, ``pip install "rsa_bias[fast]"``, compiled Fenwick-tree counts of the
+  same integers);
 * ``kendall_tau_b``: resampled vectors are built and compared one replicate at a
   time (slow, as in rsatoolbox).
 
