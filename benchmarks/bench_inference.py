@@ -33,7 +33,7 @@ from rsa_bias.analysis.rsa.inference import evaluate_models
 
 RSATOOLBOX_NAMES = {"pearson": "corr", "spearman": "spearman", "rho_a": "rho-a",
                     "cosine": "cosine", "cosine_cov": "cosine_cov", "corr_cov": "corr_cov",
-                    "kendall_tau_a": "tau-a"}
+                    "kendall_tau_a": "tau-a", "kendall_tau_b": "kendall"}
 
 
 def make_rdms(n_stim: int, n_models: int, n_subjects: int,

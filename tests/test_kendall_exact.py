@@ -11,6 +11,7 @@ reference for "results unchanged".
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -131,7 +132,7 @@ def test_narrow_and_packed_weights_count_the_same(high: int) -> None:
 # ----------------------------------------------------------------- bootstrap replicates
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("method", ["kendall_tau_a", "spearman"])
+@pytest.mark.parametrize("method", ["kendall_tau_a", "kendall_tau_b", "spearman"])
 def test_weighted_replicates_equal_resampled_rdms(method: str, seed: int) -> None:
     """Weighted counts / ranks equal building and comparing every resampled RDM."""
     rng = np.random.default_rng(seed)
@@ -152,19 +153,24 @@ def test_weighted_replicates_equal_resampled_rdms(method: str, seed: int) -> Non
     for a, b in zip(fast, slow, strict=True):
         assert np.array_equal(np.isnan(a), np.isnan(b))
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-    assert np.isnan(fast[0][0]).all() and np.isfinite(fast[0][2:]).all()
+    if method == "kendall_tau_b" and seed % 2:  # subject 3 is constant: NaN where drawn
+        assert np.array_equal(np.isnan(fast[0][:, 0]), (v[:, 3] > 0) | (np.arange(10) == 0))
+    else:
+        assert np.isnan(fast[0][0]).all() and np.isfinite(fast[0][2:]).all()
 
 
+@pytest.mark.parametrize("method", ["kendall_tau_a", "kendall_tau_b"])
 @pytest.mark.parametrize("subjects", [1, 4])
-def test_full_data_counted_with_the_replicates_equals_the_direct_path(subjects: int) -> None:
+def test_full_data_counted_with_the_replicates_equals_the_direct_path(subjects: int,
+                                                                      method: str) -> None:
     """With a bootstrap, τ-a's full-data scores and ceilings come out of the replicate
     counts (one more, all-ones replicate); they equal the direct path bit for bit."""
     rng = np.random.default_rng(13)
     m = 11 * 10 // 2
     models = np.stack([rng.random(m), rng.integers(0, 3, m).astype(float)])
     data = np.round(models[0] + rng.random((subjects, m)), 1)  # ties in the data
-    direct = evaluate_models(models, data, method="kendall_tau_a", bootstrap=None)
-    boot = evaluate_models(models, data, method="kendall_tau_a", bootstrap="stimulus",
+    direct = evaluate_models(models, data, method=method, bootstrap=None)
+    boot = evaluate_models(models, data, method=method, bootstrap="stimulus",
                            n_boot=5, seed=0)
     for name in ("score", "score_subject", "noise_ceiling_lower", "noise_ceiling_upper",
                  "noise_ceiling_lower_subject", "noise_ceiling_upper_subject"):
@@ -177,7 +183,7 @@ def old_tau_a(x, y, keep, sigma_k):
 
 
 @pytest.mark.parametrize("bootstrap", ["stimulus", "both"])
-@pytest.mark.parametrize("method", ["kendall_tau_a", "spearman"])
+@pytest.mark.parametrize("method", ["kendall_tau_a", "kendall_tau_b", "spearman"])
 def test_evaluate_models_unchanged_from_the_materialising_path(monkeypatch, method: str,
                                                                bootstrap: str) -> None:
     rng = np.random.default_rng(11)
@@ -207,3 +213,38 @@ def test_permutation_test_tau_a_unchanged(monkeypatch) -> None:
     np.testing.assert_allclose(new.null.values, old.null.values, rtol=0, atol=1e-12)
     np.testing.assert_allclose(new.score.values, old.score.values, rtol=0, atol=1e-12)
     assert np.array_equal(new.p_value.values, old.p_value.values)
+
+
+def test_undefined_tau_b_replicates_stay_out_of_their_model_only() -> None:
+    """τ-b is NaN where a drawn subject's RDM is constant: those replicates are left out
+    (as rsatoolbox's, whose replicates are finite exactly where that subject was not
+    drawn), not counted as too-few-stimuli replicates that blank the rest; a constant
+    model's NaN does not blank the other model's interval."""
+    from rsatoolbox.inference import eval_bootstrap_rdm
+    from rsatoolbox.model import ModelFixed
+    from rsatoolbox.rdm import RDMs
+
+    rng = np.random.default_rng(5)
+    m = 12 * 11 // 2
+    data = np.vstack([np.round(rng.random((5, m)), 1), np.full((1, m), 0.2)])
+    models = data[:5].mean(0, keepdims=True) + rng.normal(0, 0.2, (1, m))
+    state = np.random.RandomState(4)
+    draws = np.array([state.randint(0, 6, size=6) for _ in range(20)])
+    with pytest.warns(RuntimeWarning, match="undefined"):
+        ours = evaluate_models(models, data, method="kendall_tau_b", bootstrap="subject",
+                               indices={"subject": draws})
+    np.random.seed(4)  # noqa: NPY002 - rsatoolbox draws from the global stream
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = eval_bootstrap_rdm([ModelFixed("m", RDMs(models))], RDMs(data),
+                                 method="kendall", N=20).evaluations.ravel()
+    got = ours.score_bootstrap.values.ravel()
+    assert np.array_equal(np.isnan(got), np.isnan(ref))
+    assert np.array_equal(np.isnan(got), (draws == 5).any(axis=1))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    assert ours.attrs["n_invalid"] == 0 and np.isfinite(ours.ci_low.values).all()
+    with_constant = np.vstack([models, np.full((1, m), 1.0)])
+    with pytest.warns(RuntimeWarning, match=r"per model 1: 20\)"):
+        both = evaluate_models(with_constant, data[:5], method="kendall_tau_b", n_boot=20)
+    assert np.isfinite(both.ci_low.values[0]) and np.isnan(both.ci_low.values[1])
+    assert both.attrs["n_invalid"] == 0

@@ -19,10 +19,17 @@ pytest.importorskip("numba")
 KINDS = ["continuous", "tied", "constant", "binary"]
 
 
+def brute_ties(v: np.ndarray, w: np.ndarray | None) -> int:
+    """Pairs of copies tied in ``v`` (the copies of one entry are tied with each other)."""
+    w = np.ones(v.size, dtype=np.int64) if w is None else w.astype(np.int64)
+    same = np.triu(v[:, None] == v[None], 1)
+    return int(np.sum(same * np.outer(w, w)) + np.sum(w * (w - 1) // 2))
+
+
 def counts(route: str, monkeypatch: pytest.MonkeyPatch, a, b, w):
     monkeypatch.setenv(_tau_kernel.ENV, "1" if route == "compiled" else "0")
     order, ranks = sorted_dense(a)
-    return concordance(order, ranks, dense_ranks(b), w, load_kernel=True)
+    return concordance(order, ranks, dense_ranks(b), w, load_kernel=True, with_ties=True)
 
 
 @pytest.mark.parametrize("route", ["compiled", "numpy"])
@@ -34,10 +41,13 @@ def test_both_routes_equal_brute_force(route: str, kind_a: str, kind_b: str,
     for m in (2, 3, 19, 150):
         a, b = vectors(kind_a, rng, 3, m), vectors(kind_b, rng, 3, m)
         for w in (None, rng.integers(0, 4, (3, m))):  # copies, some entries not drawn
-            num, total = counts(route, monkeypatch, a, b, w)
-            ref = [brute_counts(a[r], b[r], None if w is None else w[r]) for r in range(3)]
+            num, total, tied_a, tied_b = counts(route, monkeypatch, a, b, w)
+            wr = [None if w is None else w[r] for r in range(3)]
+            ref = [brute_counts(a[r], b[r], wr[r]) for r in range(3)]
             assert num.tolist() == [n for n, _ in ref]
             assert total.tolist() == [t for _, t in ref]
+            assert tied_a.tolist() == [brute_ties(a[r], wr[r]) for r in range(3)]
+            assert tied_b.tolist() == [brute_ties(b[r], wr[r]) for r in range(3)]
 
 
 @pytest.mark.parametrize("kind_b", KINDS)
@@ -52,10 +62,13 @@ def test_columns_kernel_equals_brute_force(kind_a: str, kind_b: str) -> None:
         b_sorted = dense_ranks(b[None])[0][order[0]]
         for high in (4, 1000):  # int32 counts, and int64 ones (>= 46 000 copies)
             w = rng.integers(0, high, (m, 5))
-            num, total = _tau_kernel.count_columns(ranks[0], b_sorted, w[order[0]], fn)
+            num, total, tied_a, tied_b = _tau_kernel.count_columns(ranks[0], b_sorted,
+                                                                   w[order[0]], fn)
             ref = [brute_counts(a, b, w[:, c]) for c in range(5)]
             assert num.tolist() == [n for n, _ in ref]
             assert total.tolist() == [t for _, t in ref]
+            assert tied_a.tolist() == [brute_ties(a, w[:, c]) for c in range(5)]
+            assert tied_b.tolist() == [brute_ties(b, w[:, c]) for c in range(5)]
 
 
 def test_routes_agree_on_large_weighted_rows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,8 +81,9 @@ def test_routes_agree_on_large_weighted_rows(monkeypatch: pytest.MonkeyPatch) ->
     assert [x.tolist() for x in got] == [x.tolist() for x in ref]
 
 
-def test_bootstrap_replicates_identical_on_both_routes(monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:
+@pytest.mark.parametrize("method", ["kendall_tau_a", "kendall_tau_b"])
+def test_bootstrap_replicates_identical_on_both_routes(monkeypatch: pytest.MonkeyPatch,
+                                                       method: str) -> None:
     rng = np.random.default_rng(3)
     data = np.round(rng.random((6, 190)), 2)  # 20 stimuli, tied entries
     models = np.stack([data.mean(0) + rng.normal(0, s, 190) for s in (0.05, 0.3)])
@@ -77,7 +91,7 @@ def test_bootstrap_replicates_identical_on_both_routes(monkeypatch: pytest.Monke
     for route in ("compiled", "numpy"):
         monkeypatch.setenv(_tau_kernel.ENV, "1" if route == "compiled" else "0")
         monkeypatch.setattr(_weighted_pairs, "KERNEL_ENTRIES", 0)  # load at any size
-        results[route] = evaluate_models(models, data, method="kendall_tau_a",
+        results[route] = evaluate_models(models, data, method=method,
                                          bootstrap="stimulus", n_boot=40, seed=1)
     for name in ("score_bootstrap", "noise_ceiling_bootstrap"):
         got, ref = results["compiled"][name].values, results["numpy"][name].values

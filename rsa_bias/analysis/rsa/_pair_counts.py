@@ -280,7 +280,7 @@ def _flat_keys(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.ndar
 
 def concordance(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.ndarray,
                 weights: np.ndarray | None = None, *, load_kernel: bool = False,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                with_ties: bool = False) -> tuple[np.ndarray, ...]:
     """``C - D`` and the number of pairs of each row pair, in integers.
 
     Parameters
@@ -295,21 +295,27 @@ def concordance(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.nda
     weights : numpy.ndarray of int64, shape (R, m), optional
         Copies of each entry (default 1).
     load_kernel : bool, default False
-        Load the compiled counter of :mod:`._tau_kernel` if numba is installed (about a
-        second, once per process; worth it for the many calls of a bootstrap). Without
-        it the counter is used only if some earlier call loaded it.
+        Load the compiled counters of :mod:`._tau_kernel` if numba is installed (about
+        0.3 s once per process, 3 s the first time; worth it for the many calls of a
+        bootstrap). Without it they are used only if some earlier call loaded them.
+    with_ties : bool, default False
+        Also return the pairs tied in ``a`` and those tied in ``b`` (for τ-b).
 
     Returns
     -------
     numerator, total : numpy.ndarray of int64, shape (R,)
         Concordant minus discordant pairs, and all pairs ``M(M-1)/2`` (``M`` copies).
+    tied_a, tied_b : numpy.ndarray of int64, shape (R,)
+        With ``with_ties``: pairs of copies tied in ``a``, and in ``b`` (each counting
+        the pairs of copies of one entry).
     """
     r, m = b_ranks.shape
     fn = kernel(load=load_kernel)
     if fn is not None:
         def in_a_order(x):
             return x if a_order is None or x is None else np.take_along_axis(x, a_order, 1)
-        return count_rows(a_ranks, in_a_order(b_ranks), in_a_order(weights), fn)
+        counts = count_rows(a_ranks, in_a_order(b_ranks), in_a_order(weights), fn)
+        return tuple(counts) if with_ties else (counts[0], counts[1])
     key, ad, nbits, rows = _flat_keys(a_order, a_ranks, b_ranks)
     n = key.size
     pos = np.arange(n, dtype=np.int32 if 2 * n < 2**31 else np.int64)
@@ -344,7 +350,8 @@ def concordance(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.nda
     tab = _tied(wf, first_ab, rows)
     copies = np.full(r, m, dtype=np.int64) if w is None else np.add.reduceat(w, rows)
     total = copies * (copies - 1) // 2
-    return total - ta - tb + tab - 2 * disc, total
+    num = total - ta - tb + tab - 2 * disc
+    return (num, total, ta, tb) if with_ties else (num, total)
 
 
 def tau_a_rows(x: np.ndarray, y: np.ndarray, *, max_entries: int = 2_000_000) -> np.ndarray:

@@ -285,7 +285,8 @@ def _run_explicit(p: _Problem, w: np.ndarray, v: np.ndarray, method: str,
     for b in range(w.shape[0]):
         xe, keep = _resampled_vectors(p.x, w[b])
         ye, _ = _resampled_vectors(p.y, w[b])
-        scores[b] = kernel(xe, ye, keep, None) @ v[b] / v.shape[1]
+        drawn = v[b] > 0  # only the RDMs drawn (a constant one's NaN τ-b stays out)
+        scores[b] = kernel(xe, ye[drawn], keep, None) @ v[b, drawn] / v.shape[1]
         reps = v[b].astype(np.intp)
         lower, upper = _ceiling_per_group(np.repeat(ye, reps, axis=0),
                                           np.repeat(groups, reps), method, keep)
@@ -312,12 +313,12 @@ def _rank_floats(p: _Problem) -> int:
 _LINEAR = _Family(_prepare_linear, _run_linear, _linear_floats)
 _RANKED = _Family(_prepare_ranked, _run_ranked, _rank_floats)
 _EXPLICIT = _Family(lambda p: p, _run_explicit, lambda p: 1)
-_TAU_A = _Family(lambda p: _weighted_pairs.prepare(p.x, p.y), _weighted_pairs.run,
+_TAU = _Family(lambda p: _weighted_pairs.prepare(p.x, p.y), _weighted_pairs.run,
                  lambda p: 2 * p.x.shape[1])
 _FAMILIES: dict[str, _Family] = {
     "pearson": _LINEAR, "cosine": _LINEAR, "cosine_cov": _LINEAR, "corr_cov": _LINEAR,
     "spearman": _RANKED, "rho_a": _RANKED,
-    "kendall_tau_a": _TAU_A, "kendall_tau_b": _EXPLICIT,
+    "kendall_tau_a": _TAU, "kendall_tau_b": _TAU,
 }
 
 
@@ -326,7 +327,7 @@ def _replicates(p: _Problem, w: np.ndarray, v: np.ndarray, *, chunk_floats: floa
     """Scores ``(B, K)`` and noise ceilings ``(B, 2)`` of every replicate, in chunks.
 
     With ``with_full``, also the full data's per-subject scores and ceiling terms when
-    the family counts them with the replicates (τ-a: ``prepared.full``), else None.
+    the family counts them with the replicates (τ: ``prepared.full``), else None.
     """
     family = family or _FAMILIES[p.method]
     prepared = family.prepare(p)

@@ -1,5 +1,6 @@
-"""Compiled counts of τ-a pairs (numba), used by :func:`._pair_counts.concordance` and the
-bootstrap of :mod:`._weighted_pairs` when numba is installed (``pip install
+"""Compiled counts of Kendall τ pairs and ties (numba), used by
+:func:`._pair_counts.concordance` and the bootstrap of :mod:`._weighted_pairs` when
+numba is installed (``pip install
 "rsa_bias[fast]"``); without it the NumPy radix partition of :mod:`._pair_counts`
 counts the same integers.
 
@@ -36,8 +37,7 @@ ENV = "RSA_BIAS_NUMBA"
 
 def _rows(a, b, w, n_ranks):  # pragma: no cover - compiled by numba
     r, m = b.shape
-    num = np.zeros(r, dtype=np.int64)
-    total = np.zeros(r, dtype=np.int64)
+    out = np.zeros((4, r), dtype=np.int64)  # C - D, all pairs, tied in a, tied in b
     tree = np.zeros(n_ranks + 1, dtype=np.int64)
     per_b = np.zeros(n_ranks, dtype=np.int64)
     in_run = np.zeros(n_ranks, dtype=np.int64)
@@ -86,9 +86,9 @@ def _rows(a, b, w, n_ranks):  # pragma: no cover - compiled by numba
         for rank in range(n_ranks):
             tied_b += per_b[rank] * (per_b[rank] - 1) // 2
         pairs = seen * (seen - 1) // 2
-        total[row] = pairs
-        num[row] = pairs - tied_a - tied_b + tied_ab - 2 * disc
-    return num, total
+        out[0, row] = pairs - tied_a - tied_b + tied_ab - 2 * disc
+        out[1, row], out[2, row], out[3, row] = pairs, tied_a, tied_b
+    return out
 
 
 def _columns(a, b, w, in_run, n_ranks):  # pragma: no cover - compiled by numba
@@ -144,16 +144,16 @@ def _columns(a, b, w, in_run, n_ranks):  # pragma: no cover - compiled by numba
         if up <= n_ranks:
             for c in range(nb):
                 tree[up, c] -= tree[k, c]
-    num = np.empty(nb, dtype=np.int64)
-    total = np.empty(nb, dtype=np.int64)
+    out = np.empty((4, nb), dtype=np.int64)  # C - D, all pairs, tied in a, tied in b
     for c in range(nb):
         tied_b = 0
         for k in range(1, n_ranks + 1):
             tied_b += np.int64(tree[k, c]) * (tree[k, c] - 1) // 2
         copies = np.int64(seen[c])
-        total[c] = copies * (copies - 1) // 2
-        num[c] = total[c] - tied_a[c] - tied_b + tied_ab[c] - 2 * np.int64(disc[c])
-    return num, total
+        pairs = copies * (copies - 1) // 2
+        out[0, c] = pairs - tied_a[c] - tied_b + tied_ab[c] - 2 * np.int64(disc[c])
+        out[1, c], out[2, c], out[3, c] = pairs, tied_a[c], tied_b
+    return out
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class Kernels:
     """The compiled counters."""
 
     rows: Callable     # count_rows: many rows, one weight vector each
-    columns: Callable  # count_columns: one row, many weight vectors
+    columns: Callable  # count_columns: one pair of rows, many weight vectors
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,8 +187,9 @@ def kernel(*, load: bool = True) -> Kernels | None:
 
 
 def count_rows(a_ranks: np.ndarray, b_sorted: np.ndarray, weights: np.ndarray | None,
-               fn: Kernels) -> tuple[np.ndarray, np.ndarray]:
-    """``C - D`` and all pairs of copies per row, with the compiled counters ``fn``.
+               fn: Kernels) -> np.ndarray:
+    """``(4, R)`` int64 per row: ``C - D``, all pairs of copies, the pairs tied in ``a``
+    and those tied in ``b``, with the compiled counters ``fn``.
 
     ``a_ranks`` (non-decreasing per row), ``b_sorted`` (dense ranks) and ``weights``
     (copies, default 1), all ``(R, m)`` and in ``a``-order.
@@ -201,8 +202,9 @@ def count_rows(a_ranks: np.ndarray, b_sorted: np.ndarray, weights: np.ndarray | 
 
 
 def count_columns(a_ranks: np.ndarray, b_sorted: np.ndarray, weights: np.ndarray,
-                  fn: Kernels) -> tuple[np.ndarray, np.ndarray]:
-    """``C - D`` and all pairs of copies of one pair of rows for each weight column.
+                  fn: Kernels) -> np.ndarray:
+    """``(4, B)`` int64 for one pair of rows and each weight column: ``C - D``, all pairs
+    of copies, the pairs tied in ``a`` and those tied in ``b``.
 
     ``a_ranks`` (non-decreasing) and ``b_sorted`` (dense ranks), ``(m,)`` in ``a``-order;
     ``weights (m, B)`` in the same order. Each entry's Fenwick-tree steps are taken for

@@ -1,10 +1,13 @@
-"""Bootstrap replicates of Kendall τ-a scores and noise ceilings, from the draw weights.
+"""Bootstrap replicates of Kendall τ-a and τ-b scores and noise ceilings, from the draw
+weights.
 
 In a stimulus bootstrap (rsatoolbox's ``bootstrap_sample_pattern``) stimulus ``i``
 drawn ``w_i`` times fills ``w_i`` positions of the resampled RDM, and the pairs of a
 stimulus with its own copies are missing: the resampled vector holds entry ``(i, j)``
-of the original RDM ``w_i w_j`` times and nothing else. Its τ-a is therefore τ-a of
-the original vectors with those integer *weights* (copies), which
+of the original RDM ``w_i w_j`` times and nothing else. Its τ is therefore τ of
+the original vectors with those integer *weights* (copies): concordant minus
+discordant pairs of copies, all pairs, and (for τ-b) the pairs tied in each vector,
+which
 :mod:`rsa_bias.analysis.rsa._pair_counts` counts exactly, in integers, without
 building the resampled vectors:
 
@@ -19,8 +22,9 @@ building the resampled vectors:
   replicate and are compared with each subject one replicate at a time, over the
   entries drawn (weight > 0) only.
 
-Every replicate equals τ-a of the resampled RDMs built as rsatoolbox does (the
-``kendall_tau_a`` comparison, which counts the same integers).
+Every replicate equals τ of the resampled RDMs built as rsatoolbox does (the
+``kendall_tau_a`` comparison, which counts the same integers; for τ-b scipy's
+``kendalltau``, whose integer counts and division are those of :func:`tau`).
 """
 
 from __future__ import annotations
@@ -82,6 +86,10 @@ class FixedPair:
 
     def numerator(self, wts: Weights) -> np.ndarray:
         """``C - D`` for every weight column of ``wts`` (:class:`Weights`)."""
+        return self.pair_counts(wts)[0]
+
+    def pair_counts(self, wts: Weights) -> np.ndarray:
+        """``(4, B)``: ``C - D``, all pairs, pairs tied in ``a`` and in ``b``, per column."""
         disc = wts.discordant(self.counts)
         row0 = np.zeros(1, dtype=np.intp)
         w, own = wts.w, wts.own
@@ -89,7 +97,8 @@ class FixedPair:
         wf = w[self.final] if not self.first_b.all() else None
         tb = own if wf is None else _tied(wf, self.first_b, row0)[0]
         tab = own if wf is None or self.first_ab.all() else _tied(wf, self.first_ab, row0)[0]
-        return wts.copies * (wts.copies - 1) // 2 - ta - tb + tab - 2 * disc
+        total = wts.copies * (wts.copies - 1) // 2
+        return np.stack(np.broadcast_arrays(total - ta - tb + tab - 2 * disc, total, ta, tb))
 
 
 def counting_dtypes(w: np.ndarray) -> tuple[type, type]:
@@ -187,17 +196,27 @@ def pair_weights(w: np.ndarray) -> np.ndarray:
     return counts[:, i] * counts[:, j]
 
 
-def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6,
+def tau(counts: np.ndarray, method: str) -> np.ndarray:
+    """τ from ``(4, ...)`` counts (``C - D``, all pairs, tied in ``a`` (the subject), tied
+    in ``b`` (the model or pooled RDM)): τ-a ``(C - D) / T``, or τ-b ``(C - D) /
+    sqrt(T - T_b) / sqrt(T - T_a)``, in scipy's order of operations (scipy's ``x`` is
+    the model), NaN where a vector is constant; clipped to [-1, 1]."""
+    num, total, tied_a, tied_b = counts
+    if method == "kendall_tau_a":
+        return np.clip(num / total, -1.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant vector: 0 / 0
+        return np.clip(num / np.sqrt(total - tied_b) / np.sqrt(total - tied_a), -1.0, 1.0)
+
+
+def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, method: str, max_entries: float = 4e6,
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over subjects (weighted by their draws) of each model's τ-a ``(B, K)``, and
-    the per-subject τ-a of the first replicate ``(K, S)``.
+    """Mean over subjects (weighted by their draws) of each model's τ ``(B, K)``, and the
+    per-subject τ of the first replicate ``(K, S)``.
 
     Each (model, subject) pair is counted for the replicates in column blocks of at most
     ``max_entries`` weights: by the compiled kernel where it is loaded (all columns in one
     pass over the entries), else by a partition built once (:class:`FixedPair`).
     """
-    copies = wp.sum(axis=1)
-    total = copies * (copies - 1) // 2
     step = int(max(1, max_entries // wp.shape[1]))
     starts = range(0, wp.shape[0], step)
     (k, s), b = (t.x_ranks.shape[0], t.y_order.shape[0]), wp.shape[0]
@@ -214,14 +233,14 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, max_entries: float = 4e6,
             columns = [np.ascontiguousarray(wp[c:c + step, order].T) for c in starts]
         for jk in range(k):
             if fn:
-                num = np.concatenate([count_columns(t.y_ranks[js], t.x_ranks[jk][order],
-                                                    block, fn)[0] for block in columns])
+                counts = [count_columns(t.y_ranks[js], t.x_ranks[jk][order], block, fn)
+                          for block in columns]
             else:
                 fp = FixedPair.build(order, t.y_ranks[js], t.x_ranks[jk])
-                num = np.concatenate([fp.numerator(block) for block in blocks])
-            tau = np.clip(num / total, -1.0, 1.0)
-            part[:, jk] = np.where(drawn, v[:, js] * tau, 0.0)
-            first[jk, js] = tau[0]
+                counts = [fp.pair_counts(block) for block in blocks]
+            taus = tau(np.concatenate(counts, axis=1), method)
+            part[:, jk] = np.where(drawn, v[:, js] * taus, 0.0)
+            first[jk, js] = taus[0]
         out += part
     return out / s, first
 
@@ -236,7 +255,8 @@ def _doubled_ranks(ws: np.ndarray, a_ranks: np.ndarray) -> np.ndarray:
     return np.rint(2 * sorted_ranks(ws, tie_ends(a_ranks))).astype(np.int64)
 
 
-def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray, method: str,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper noise-ceiling terms of each subject ``(B, S)`` x 2: pooled ranks
     compared with each subject (0 where a subject is not drawn).
 
@@ -267,10 +287,10 @@ def _ceilings(t: TauA, wp: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.nd
         b_sorted = np.concatenate([dense_ranks(total)[a_order],
                                    np.take_along_axis(dense_ranks(total - counts * ranks),
                                                       a_order, axis=1)])
-        num, pairs = concordance(None, np.tile(a_ranks, (2, 1)), b_sorted, np.tile(ws, (2, 1)),
-                                 load_kernel=load)
-        tau = np.clip(num / pairs, -1.0, 1.0)
-        upper[b, subj], lower[b, subj] = tau[:subj.size], tau[subj.size:]
+        counts = concordance(None, np.tile(a_ranks, (2, 1)), b_sorted, np.tile(ws, (2, 1)),
+                             load_kernel=load, with_ties=True)
+        taus = tau(np.stack(counts), method)
+        upper[b, subj], lower[b, subj] = taus[:subj.size], taus[subj.size:]
     return lower, upper
 
 
@@ -278,17 +298,17 @@ def run(t: TauA, w: np.ndarray, v: np.ndarray, method: str) -> tuple[np.ndarray,
     """Scores ``(B, K)`` and noise ceilings ``(B, 2)`` of replicates with draw counts.
 
     ``w (B, n)``: stimulus draw counts; ``v (B, S)``: subject draw counts; ``method``
-    is ``"kendall_tau_a"``. The first call also counts the full data (every stimulus
-    and subject once) as one more replicate, for nearly nothing (the partitions are
-    shared), and keeps it in ``t.full``.
+    is ``"kendall_tau_a"`` or ``"kendall_tau_b"``. The first call also counts the full
+    data (every stimulus and subject once) as one more replicate, for nearly nothing
+    (the partitions are shared), and keeps it in ``t.full``.
     """
     extra = t.full is None
     if extra:
         w = np.vstack([np.ones((1, w.shape[1]), dtype=w.dtype), w])
         v = np.vstack([np.ones((1, v.shape[1]), dtype=v.dtype), v])
     wp = pair_weights(w)
-    scores, first = _scores(t, wp, v)
-    lower, upper = _ceilings(t, wp, v)
+    scores, first = _scores(t, wp, v, method)
+    lower, upper = _ceilings(t, wp, v, method)
     if extra:
         t.full = first, lower[0], upper[0]
         scores, lower, upper, v = scores[1:], lower[1:], upper[1:], v[1:]

@@ -19,13 +19,12 @@ from the weights* instead of building the resampled RDMs:
   weighted least-squares centring of the resampled RDM;
 * ``spearman``/``rho_a``: ranks of the expanded vector from cumulative weights
   in each RDM's fixed sort order (ties averaged exactly);
-* ``kendall_tau_a``: concordant minus discordant pairs of the weighted entries,
-  counted exactly in integers (a radix-partition inversion count, built once per
-  model-subject pair and counted for all replicates together; where numba is
-  installed, ``pip install "rsa_bias[fast]"``, compiled Fenwick-tree counts of the
-  same integers);
-* ``kendall_tau_b``: resampled vectors are built and compared one replicate at a
-  time (slow, as in rsatoolbox).
+* ``kendall_tau_a``/``kendall_tau_b``: concordant minus discordant pairs of the
+  weighted entries and the pairs tied in each vector, counted exactly in integers (a
+  radix-partition inversion count, built once per model-subject pair and counted for
+  all replicates together; where numba is installed, ``pip install
+  "rsa_bias[fast]"``, compiled Fenwick-tree counts of the same integers); τ-b divides
+  them as scipy's ``kendalltau`` does.
 
 Replicates with fewer than 3 distinct stimuli are NaN (as rsatoolbox). They are
 computed in :mod:`rsa_bias.analysis.rsa._resample`; tests between models and p-value
@@ -71,14 +70,15 @@ def _full_data(p: _Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _interval(values: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Standard error (ddof=1) and percentile interval over finite replicates, per column."""
-    ok = np.isfinite(values).all(axis=1)
-    kept = values[ok]
-    if kept.shape[0] < 2:
-        nan = np.full(values.shape[1], np.nan)
-        return nan, nan, nan
-    low, high = np.quantile(kept, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
-    return kept.std(axis=0, ddof=1), low, high
+    """Standard error (ddof=1) and percentile interval of each column over its finite
+    replicates (NaN with fewer than 2)."""
+    out = np.full((3, values.shape[1]), np.nan)
+    for k, column in enumerate(values.T):
+        kept = column[np.isfinite(column)]
+        if kept.size >= 2:
+            out[0, k] = kept.std(ddof=1)
+            out[1:, k] = np.quantile(kept, [(1 - ci) / 2, (1 + ci) / 2])
+    return out[0], out[1], out[2]
 
 
 def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearman",
@@ -135,7 +135,9 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
         ``noise_ceiling_bootstrap(replicate, bound)``. Flat attrs record
         ``method``, ``bootstrap``, ``n_boot``, ``seed``, ``ci``, ``n_stimuli``,
         ``n_subjects`` and ``n_invalid`` (replicates with < 3 distinct stimuli,
-        NaN and left out of the summaries).
+        NaN and left out of the summaries). A replicate whose score is undefined
+        for a model (NaN: τ-b or a correlation with an RDM constant on the drawn
+        pairs) is left out of that model's summaries only, with a warning.
 
     See Also
     --------
@@ -185,7 +187,7 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
     if kind_name == "none":
         _subject_summary(ds, per_subject, ci)
     else:
-        n_invalid = int(np.isnan(scores).all(axis=1).sum()) if scores.size else 0
+        n_invalid = int((np.count_nonzero(w, axis=1) < 3).sum())
         if n_invalid > w.shape[0] / 2:
             scores = np.full_like(scores, np.nan)  # the rest all repeat the full data
         if n_invalid:
@@ -194,6 +196,8 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
                           + ("; that is most of them, so the interval is NaN: "
                              f"{p.n} stimuli are too few for a stimulus bootstrap"
                              if np.isnan(scores).all() else ""), RuntimeWarning, stacklevel=2)
+        if n_invalid <= w.shape[0] / 2:
+            _warn_undefined(scores, np.count_nonzero(w, axis=1) >= 3, p.models, method)
         ds["score_bootstrap"] = (("replicate", "model"), scores)
         ds["noise_ceiling_bootstrap"] = (("replicate", "bound"), nc)
         ds = ds.assign_coords(replicate=np.arange(w.shape[0]), bound=["lower", "upper"])
@@ -205,6 +209,19 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
                             n_stimuli=p.n, n_subjects=int(p.y.shape[0]), n_invalid=n_invalid,
                             explicit_indices=indices is not None)
     return ds
+
+
+def _warn_undefined(scores: np.ndarray, valid: np.ndarray, models: np.ndarray,
+                    method: str) -> None:
+    """Warn about NaN scores of replicates that drew enough stimuli: the method is
+    undefined there (a model or a drawn subject's RDM constant on the drawn pairs)."""
+    bad = np.isnan(scores[valid]).sum(axis=0)
+    if bad.any():
+        named = ", ".join(f"{m}: {b}" for m, b in zip(models, bad, strict=True) if b)
+        warnings.warn(f"{method} is undefined (NaN) in some bootstrap replicates, where a model "
+                      f"or a drawn subject's RDM is constant on the drawn pairs (NaN "
+                      f"replicates per model {named}); each model's interval is over its "
+                      "other replicates", RuntimeWarning, stacklevel=3)
 
 
 def _subject_summary(ds: xr.Dataset, per_subject: np.ndarray, ci: float) -> None:
