@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from rsa_bias.cli import main
+from rsa_bias.experiments import extraction
 from rsa_bias.experiments.extraction import extract_to_file, load_factory, named_stimuli
 from rsa_bias.store import layer_activation, read_activations
 from rsa_bias.training.extract import module_activations
@@ -40,6 +41,23 @@ MODEL_FILE = textwrap.dedent("""
     def make_net():
         torch.manual_seed(0)
         return Net()
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, 2 * x
+
+    class TwoOutputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, stride=2)
+            self.pair = Pair()
+
+        def forward(self, x):
+            return self.pair(self.stem(x))[0].flatten(1)
+
+    def make_pair():
+        torch.manual_seed(0)
+        return TwoOutputs()
 """)
 
 
@@ -193,3 +211,39 @@ def test_a_module_called_twice_with_other_shapes_is_named():
     with pytest.raises(ValueError, match="called more than once in one forward"):
         module_activations(Shared(), torch.zeros(2, 4), stimulus_ids=[0, 1], layers=["relu"],
                            reduction="random_projection", n_components=2)
+
+
+def test_cli_channel_axis_output_index_read_batch_and_dtype(tmp_path, model_file,
+                                                            monkeypatch):
+    """The CLI passes the reading options through: each file equals the Python call."""
+    common = ["--stimuli", "rsa92", "--image-size", "16", "--no-progress"]
+    runs = {"second": ["--output-index", "1", "--dtype", "float64"],
+            "first": ["--dtype", "float64"]}
+    for name, extra in runs.items():
+        assert main(["extract", f"{model_file}:make_pair", "--layers", "pair", "--out",
+                     str(tmp_path / f"{name}.nc"), *common, *extra]) == 0
+    second = layer_activation(read_activations(tmp_path / "second.nc"), "pair")
+    first = layer_activation(read_activations(tmp_path / "first.nc"), "pair")
+    assert second.dtype == np.float64
+    np.testing.assert_array_equal(second.values, 2 * first.values)
+    assert main(["extract", f"{model_file}:make_net", "--layers", "stem", "--out",
+                 str(tmp_path / "h.nc"), "--channel-axis", "2", *common]) == 0
+    model = load_factory(f"{model_file}:make_net")()
+    ref = module_activations(model, named_stimuli("rsa92"), layers=["stem"], image_size=16,
+                             channel_axis=2)["stem"]
+    got = layer_activation(read_activations(tmp_path / "h.nc"), "stem")
+    assert got.shape == (92, 7)  # the 7 rows of the stride-2 map of a 16-pixel image
+    np.testing.assert_array_equal(got.values, ref.values)
+    seen = {}
+
+    def recording(*args, **kwargs):  # the folder reading itself is tested above
+        seen.update(kwargs)
+        return extract_to_file(*args, **kwargs)
+
+    monkeypatch.setattr(extraction, "extract_to_file", recording)
+    assert main(["extract", f"{model_file}:make_net", "--layers", "stem", "--out",
+                 str(tmp_path / "r.nc"), "--read-batch", "3", *common]) == 0
+    assert seen["read_batch"] == 3 and (tmp_path / "r.nc").exists()
+    assert main(["extract", f"{model_file}:make_net", "--layers", "stem", "--out",
+                 str(tmp_path / "bad.nc"), "--channel-axis", "5", *common]) == 2
+    assert not (tmp_path / "bad.nc").exists()

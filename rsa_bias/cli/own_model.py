@@ -61,7 +61,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     path = extract_to_file(model, stimuli, args.out, layers=args.layers, stimulus_ids=ids,
                            batch_size=args.batch_size, reduction=args.reduction,
                            n_components=args.n_components, seed=args.seed,
-                           image_size=args.image_size, compression=args.compression,
+                           channel_axis=args.channel_axis, output_index=args.output_index,
+                           image_size=args.image_size, read_batch=args.read_batch,
+                           dtype=args.dtype, compression=args.compression,
                            progress=not args.no_progress, source=args.model)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, layers "
           f"{', '.join(args.layers)}) in {time.perf_counter() - t0:.1f} s")
@@ -158,7 +160,17 @@ def add_parsers(sub) -> None:
     e.add_argument("--n-components", type=_at_least(1), default=None,
                    help="units of the random projection (with --reduction random_projection)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the random projection")
+    e.add_argument("--channel-axis", type=int, default=None,
+                   help="the axis --reduction mean/max keeps (default 1 for (N, C, H, W, ...) "
+                        "outputs, -1 for (N, T, D)); e.g. -1 for channels-last maps")
+    e.add_argument("--output-index", type=_non_negative_int, default=0,
+                   help="which element of a tuple output to read (default 0; "
+                        "nn.MultiheadAttention and nn.LSTM return tuples)")
     e.add_argument("--batch-size", type=_at_least(1), default=64)
+    e.add_argument("--read-batch", type=_at_least(1), default=1024,
+                   help="images of a folder read from disk at a time (default 1024)")
+    e.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="how the activations are stored (default float32)")
     e.add_argument("--image-size", type=_at_least(1), default=None,
                    help="resize images to this many pixels, stretched to a square and "
                         "scaled to [-1, 1] (no ImageNet normalisation: put it in your model); "
