@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from rsa_bias._atomic import remove_stale_tmp
+from rsa_bias._lock import folder_lock
 from rsa_bias.config import load_config
 from rsa_bias.executors import executor
 from rsa_bias.experiments.complexity_bias import stored_run, summary_table
@@ -155,9 +156,22 @@ def run_sweep(config: str | Path, out: str | Path,
     ------
     rsa_bias.config.ConfigError
         When a point's config is invalid (before anything runs).
+    OSError
+        (``FolderBusy``) When another sweep is running in ``out``: its lock
+        ``out/.sweep.lock`` names the process (a lock left by a killed sweep is taken
+        over).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "sweep"):  # a second sweep on this folder stops here
+        return _sweep(config, out, points, jobs=jobs, scheduler=scheduler, figures=figures,
+                      force=force, one_at_a_time=one_at_a_time, sequential=sequential,
+                      resources=resources, plot=plot, progress=progress)
+
+
+def _sweep(config, out: Path, points, *, jobs, scheduler, figures, force, one_at_a_time,
+           sequential, resources, plot, progress) -> pd.DataFrame:
+    """:func:`run_sweep`'s work, holding the folder's lock."""
     remove_stale_tmp(out, report=True)
     remove_stale_tmp(out / "checkpoints", report=True)
     if force:  # recompute from scratch: group checkpoints of earlier configs would be refused
