@@ -7,6 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from PIL import Image
 
 from rsa_bias.cli import main
@@ -247,3 +248,32 @@ def test_cli_channel_axis_output_index_read_batch_and_dtype(tmp_path, model_file
     assert main(["extract", f"{model_file}:make_net", "--layers", "stem", "--out",
                  str(tmp_path / "bad.nc"), "--channel-axis", "5", *common]) == 2
     assert not (tmp_path / "bad.nc").exists()
+
+
+def test_a_dask_backed_stimulus_set_is_read_batch_by_batch(tmp_path, model_file):
+    """Each batch's images are read when it runs, not the whole set first (a stimulus set
+    larger than memory can be extracted)."""
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+
+    events = []
+    images = np.random.default_rng(2).integers(0, 256, (12, 12, 12, 3), dtype=np.uint8)
+
+    def read(start):  # an on-disk image store: records which rows are read, and when
+        events.append(("read", start))
+        return images[start:start + 4]
+
+    lazy = da.concatenate([da.from_delayed(dask.delayed(read)(s), (4, 12, 12, 3), np.uint8)
+                           for s in range(0, 12, 4)])
+    stimuli = xr.Dataset({"image": (("stimulus", "y", "x", "channel"), lazy)},
+                         coords={"stimulus": np.arange(12)})
+    model = load_factory(f"{model_file}:make_net")()
+    model.stem.register_forward_hook(lambda *_: events.append(("forward", None)))
+    path = extract_to_file(model, stimuli, tmp_path / "d.nc", layers=["stem"], batch_size=4)
+    first_forward = events.index(("forward", None))
+    assert [e for e in events[:first_forward] if e[0] == "read"] == [("read", 0)]
+    assert {("read", 4), ("read", 8)} <= set(events[first_forward:])
+    ref = module_activations(model, images, stimulus_ids=np.arange(12), layers=["stem"],
+                             batch_size=4)["stem"]
+    np.testing.assert_array_equal(layer_activation(read_activations(path), "stem").values,
+                                  ref.values)

@@ -77,6 +77,20 @@ def input_ids(inputs) -> np.ndarray | None:
     return None
 
 
+class _Rows:
+    """A DataArray read one slice of stimuli at a time: a Dask-backed or lazily loaded
+    stimulus set is never read whole (a slice's values only when its batch runs)."""
+
+    def __init__(self, da: xr.DataArray) -> None:
+        self.da, self.shape, self.dtype, self.ndim = da, da.shape, da.dtype, da.ndim
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.asarray(self.da[rows].values)
+
+
 def batch_source(inputs, *, image_size: int | None
                  ) -> tuple[int, Callable[[int, int], torch.Tensor]]:
     """``(n, take)``: the number of inputs and ``take(start, stop)``, the tensor of that slice
@@ -85,7 +99,7 @@ def batch_source(inputs, *, image_size: int | None
     if isinstance(arr, xr.DataArray):
         if arr.dtype == np.uint8 and set(arr.dims) == {"stimulus", "y", "x", "channel"}:
             arr = arr.transpose("stimulus", "y", "x", "channel")
-        arr = arr.values
+        arr = _Rows(arr)
     if getattr(arr, "ndim", 0) == 0 or len(arr) == 0:
         raise ValueError(f"inputs must hold at least one stimulus along their first axis; got "
                          f"shape {tuple(arr.shape)}")

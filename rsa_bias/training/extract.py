@@ -116,8 +116,9 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
         The stimuli along the first axis (a DataArray's ``stimulus`` dim): a tensor, used as
         it is; a float array, as float32; uint8 images ``(n, y, x, 3)``, prepared by
         :func:`rsa_bias.networks.prepare_images` (resized to ``image_size``, scaled to
-        [-1, 1]) batch by batch; a DataArray, by its values; a stimulus-set Dataset, by its
-        ``inputs`` variable, else its ``image`` variable.
+        [-1, 1]) batch by batch; a DataArray, by its values, read one batch at a time (a
+        Dask-backed or lazily loaded one is never read whole); a stimulus-set Dataset, by
+        its ``inputs`` variable, else its ``image`` variable.
     layers : sequence of str
         Module paths as :func:`module_layers` lists them (``"layer4.1.relu"``), each once.
     batch_size : int, default 64
