@@ -21,7 +21,7 @@ from rsa_bias.analysis.rsa._pair_counts import (
     concordance,
     dense_ranks,
     sorted_dense,
-    tau_a_rows,
+    tau_rows,
 )
 from rsa_bias.analysis.rsa._weighted_pairs import FixedPair, Weights
 from rsa_bias.analysis.rsa.compare import compare_rdms
@@ -56,22 +56,24 @@ KINDS = ["continuous", "tied", "constant", "binary"]
 
 @pytest.mark.parametrize("kind_b", KINDS)
 @pytest.mark.parametrize("kind_a", KINDS)
-def test_tau_a_equals_brute_force_and_rsatoolbox(kind_a: str, kind_b: str) -> None:
+def test_tau_a_equals_brute_force_and_rsatoolbox_and_tau_b_scipy(kind_a: str, kind_b: str) -> None:
     rng = np.random.default_rng(KINDS.index(kind_a) * 4 + KINDS.index(kind_b))
     for m in (2, 3, 17, 300):
         x, y = vectors(kind_a, rng, 3, m), vectors(kind_b, rng, 2, m)
-        ours = tau_a_rows(x, y)
+        ours = tau_rows(x, y)
         ref = rt_compare(x, y)  # rsatoolbox takes vectors as they are
         assert np.array_equal(ours, ref), (m, ours, ref)
         for i, j in np.ndindex(ours.shape):
             num, total = brute_counts(x[i], y[j])
             assert ours[i, j] == num / total
+        tau_b = tau_rows(x, y, variant="b")  # scipy's τ-b, bit for bit, NaN where constant
+        assert np.array_equal(tau_b, compare._kendall(x, y, variant_a=False), equal_nan=True)
 
 
 def test_tau_a_of_constant_vectors_is_zero_and_m2_is_the_sign() -> None:
-    assert tau_a_rows(np.ones((1, 5)), np.arange(5.0)[None])[0, 0] == 0.0
-    assert tau_a_rows(np.array([[1.0, 2.0]]), np.array([[5.0, 3.0]]))[0, 0] == -1.0
-    assert tau_a_rows(np.array([[1.0, 2.0]]), np.array([[3.0, 3.0]]))[0, 0] == 0.0
+    assert tau_rows(np.ones((1, 5)), np.arange(5.0)[None])[0, 0] == 0.0
+    assert tau_rows(np.array([[1.0, 2.0]]), np.array([[5.0, 3.0]]))[0, 0] == -1.0
+    assert tau_rows(np.array([[1.0, 2.0]]), np.array([[3.0, 3.0]]))[0, 0] == 0.0
 
 
 def test_compare_rdms_tau_a_equals_rsatoolbox_bit_for_bit() -> None:
@@ -89,7 +91,7 @@ def test_large_vectors_count_beyond_int32_pairs() -> None:
     rng = np.random.default_rng(6)
     a = rng.random((1, 70_000))
     b = np.round(a + rng.random((1, 70_000)), 2)
-    assert np.array_equal(tau_a_rows(a, b), rt_compare(a, b))
+    assert np.array_equal(tau_rows(a, b), rt_compare(a, b))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -104,7 +106,7 @@ def test_weighted_counts_equal_brute_force_and_expanded_vectors(kind: str) -> No
     fixed_num = fixed.numerator(Weights(w.T))
     for r in range(4):
         assert (num[r], total[r]) == brute_counts(x[r], y[r], w[r])
-        expanded = tau_a_rows(np.repeat(x[r], w[r])[None], np.repeat(y[r], w[r])[None])
+        expanded = tau_rows(np.repeat(x[r], w[r])[None], np.repeat(y[r], w[r])[None])
         assert num[r] / total[r] == expanded[0, 0]
         assert fixed_num[r] == brute_counts(x[0], y[0], w[r])[0]
 

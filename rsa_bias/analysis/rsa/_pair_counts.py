@@ -354,29 +354,33 @@ def concordance(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.nda
     return (num, total, ta, tb) if with_ties else (num, total)
 
 
-def tau_a_rows(x: np.ndarray, y: np.ndarray, *, max_entries: int = 2_000_000) -> np.ndarray:
-    """Exact Kendall τ-a of every row of ``x`` with every row of ``y``.
+def tau_rows(x: np.ndarray, y: np.ndarray, *, variant: str = "a",
+             max_entries: int = 2_000_000) -> np.ndarray:
+    """Exact Kendall τ-a (or τ-b) of every row of ``x`` with every row of ``y``.
 
     Parameters
     ----------
     x : numpy.ndarray of shape (kx, m)
     y : numpy.ndarray of shape (ky, m)
         Vectors without NaN, ``m >= 2``.
+    variant : {"a", "b"}, default "a"
+        τ-a ``(C - D) / T`` counted as rsatoolbox's ``compare_kendall_tau_a`` (0 for a
+        constant vector), or τ-b ``(C - D) / sqrt(T - T_x) / sqrt(T - T_y)`` with the
+        integers and the division of ``scipy.stats.kendalltau`` (NaN for a constant one).
     max_entries : int, default 2_000_000
         Entries counted together (pairs of rows are processed in chunks of this size).
 
     Returns
     -------
     numpy.ndarray of shape (kx, ky)
-        ``(C - D) / (m(m-1)/2)``, counted exactly as rsatoolbox's
-        ``compare_kendall_tau_a`` (0 for a constant vector).
+        Clipped to [-1, 1].
 
     Examples
     --------
     3 concordant pairs, 2 discordant and one tied in ``b``, of 6:
 
     >>> import numpy as np
-    >>> tau = tau_a_rows(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 2]]))
+    >>> tau = tau_rows(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 2]]))
     >>> bool(tau[0, 0] == (3 - 2) / 6)
     True
     """
@@ -389,6 +393,9 @@ def tau_a_rows(x: np.ndarray, y: np.ndarray, *, max_entries: int = 2_000_000) ->
     load = i.size * m >= KERNEL_ENTRIES
     for s in range(0, i.size, step):
         sl = slice(s, s + step)
-        num, total = concordance(ox[i[sl]], rx[i[sl]], ry[j[sl]], load_kernel=load)
-        out[sl] = num / total
+        num, total, tx, ty = concordance(ox[i[sl]], rx[i[sl]], ry[j[sl]], load_kernel=load,
+                                         with_ties=True)
+        with np.errstate(invalid="ignore", divide="ignore"):  # τ-b of a constant: 0 / 0
+            out[sl] = num / total if variant == "a" else num / np.sqrt(total - tx) / np.sqrt(
+                total - ty)
     return np.clip(out, -1.0, 1.0).reshape(kx, y.shape[0])

@@ -39,7 +39,7 @@ from rsa_bias.analysis._rdm_vectors import (
     n_stimuli_from_pairs,
     select_pairs,
 )
-from rsa_bias.analysis.rsa._pair_counts import tau_a_rows
+from rsa_bias.analysis.rsa._pair_counts import tau_rows
 from rsa_bias.provenance import result_attrs
 
 # --------------------------------------------------------------------------- kernels
@@ -151,11 +151,11 @@ def _kendall(x: np.ndarray, y: np.ndarray, *, variant_a: bool) -> np.ndarray:
 
 
 def _kendall_tau_a(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
-    return tau_a_rows(x, y)  # exact pair counts, as rsatoolbox
+    return tau_rows(x, y)  # exact pair counts, as rsatoolbox
 
 
 def _kendall_tau_b(x: np.ndarray, y: np.ndarray, keep: np.ndarray, sigma_k: Any) -> np.ndarray:
-    return _kendall(x, y, variant_a=False)
+    return tau_rows(x, y, variant="b")  # scipy's integers and division, all pairs at once
 
 
 def _incidence(i: np.ndarray, j: np.ndarray, n: int) -> scipy.sparse.csr_matrix:
