@@ -372,8 +372,7 @@ def tau_rows(x: np.ndarray, y: np.ndarray, *, variant: str = "a",
 
     Returns
     -------
-    numpy.ndarray of shape (kx, ky)
-        Clipped to [-1, 1].
+    numpy.ndarray of shape (kx, ky), clipped to [-1, 1]
 
     Examples
     --------
