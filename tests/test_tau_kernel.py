@@ -52,8 +52,10 @@ def test_both_routes_equal_brute_force(route: str, kind_a: str, kind_b: str,
 
 @pytest.mark.parametrize("kind_b", KINDS)
 @pytest.mark.parametrize("kind_a", KINDS)
-def test_columns_kernel_equals_brute_force(kind_a: str, kind_b: str) -> None:
+def test_columns_kernel_equals_brute_force(kind_a: str, kind_b: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """One pair of rows, many weight vectors (the bootstrap's model scores)."""
+    monkeypatch.setenv(_tau_kernel.ENV, "1")
     fn = _tau_kernel.kernel()
     rng = np.random.default_rng(16 + KINDS.index(kind_a) * 4 + KINDS.index(kind_b))
     for m in (2, 3, 19, 150):
