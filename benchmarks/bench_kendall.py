@@ -41,20 +41,19 @@ METHODS = ("kendall_tau_a", "kendall_tau_b", "spearman")
 
 
 
-def old_tau_a(x, y, keep, sigma_k):
-    return compare._kendall(x, y, variant_a=True)
+#: The previous comparisons: scipy's τ-b per pair of vectors, and the τ-a derived from it.
+PREVIOUS = {"kendall_tau_a": lambda x, y, keep, sigma_k: compare._kendall(x, y, variant_a=True),
+            "kendall_tau_b": lambda x, y, keep, sigma_k: compare._kendall(x, y, variant_a=False)}
 
 
-def run_old_tau_a(models: np.ndarray, data: np.ndarray, draws: np.ndarray):
-    """The previous path: build every resampled RDM and compare it (scipy-derived τ-a)."""
-    saved = _resample._FAMILIES["kendall_tau_a"], compare._METHODS["kendall_tau_a"]
-    _resample._FAMILIES["kendall_tau_a"] = _resample._EXPLICIT
-    compare._METHODS["kendall_tau_a"] = old_tau_a
+def run_previous(models: np.ndarray, data: np.ndarray, draws: np.ndarray, method: str):
+    """The previous path: build every resampled RDM and compare it with scipy."""
+    saved = _resample._FAMILIES[method], compare._METHODS[method]
+    _resample._FAMILIES[method], compare._METHODS[method] = _resample._EXPLICIT, PREVIOUS[method]
     try:
-        return evaluate_models(models, data, method="kendall_tau_a",
-                               indices={"stimulus": draws})
+        return evaluate_models(models, data, method=method, indices={"stimulus": draws})
     finally:
-        _resample._FAMILIES["kendall_tau_a"], compare._METHODS["kendall_tau_a"] = saved
+        _resample._FAMILIES[method], compare._METHODS[method] = saved
 
 
 def load_counter() -> bool:
@@ -107,23 +106,13 @@ def bootstraps(args) -> dict[str, float]:
             del os.environ[_tau_kernel.ENV]
         print(f"  kendall_tau_a without numba (NumPy counting route): {t_np:.3f} s, speed-up "
               f"{rt_t['kendall_tau_a'] / t_np:.1f}x")
-    t_old, old = best_of(lambda: run_old_tau_a(models, data, draws), 1)
-    new = evaluate_models(models, data, method="kendall_tau_a", indices={"stimulus": draws})
-    diff = np.nanmax(np.abs(old.score_bootstrap.values - new.score_bootstrap.values))
+    for method, how in (("kendall_tau_a", "scipy-derived"), ("kendall_tau_b", "scipy")):
+        t_old, old = best_of(lambda m=method: run_previous(models, data, draws, m), 1)
+        new = evaluate_models(models, data, method=method, indices={"stimulus": draws})
+        diff = np.nanmax(np.abs(old.score_bootstrap.values - new.score_bootstrap.values))
+        print(f"  {method} previous path (resampled RDMs built, {how}): {t_old:.2f} s "
+              f"-> {t_old / ours_t[method]:.1f}x faster now (max |diff| {diff:.1e})")
     ratio = ours_t["kendall_tau_a"] / ours_t["spearman"]
-    print(f"  kendall_tau_a previous path (resampled RDMs built, scipy-derived): {t_old:.2f} s "
-          f"-> {t_old / ours_t['kendall_tau_a']:.1f}x faster now (max |diff| {diff:.1e})")
-    saved = _resample._FAMILIES["kendall_tau_b"]
-    _resample._FAMILIES["kendall_tau_b"] = _resample._EXPLICIT
-    try:
-        t_old_b, old_b = best_of(lambda: evaluate_models(
-            models, data, method="kendall_tau_b", indices={"stimulus": draws}), 1)
-    finally:
-        _resample._FAMILIES["kendall_tau_b"] = saved
-    new_b = evaluate_models(models, data, method="kendall_tau_b", indices={"stimulus": draws})
-    diff_b = np.nanmax(np.abs(old_b.score_bootstrap.values - new_b.score_bootstrap.values))
-    print(f"  kendall_tau_b previous path (resampled RDMs built, scipy): {t_old_b:.2f} s "
-          f"-> {t_old_b / ours_t['kendall_tau_b']:.1f}x faster now (max |diff| {diff_b:.1e})")
     print(f"  our tau-a / our spearman bootstrap: {ratio:.2f}x (target <= 3)")
     return ours_t
 

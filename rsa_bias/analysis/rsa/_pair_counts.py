@@ -26,9 +26,8 @@ Entries may carry integer weights (an entry of weight ``w`` stands for ``w``
 copies: the resampled RDMs of a stimulus bootstrap); all counts are then of
 pairs of copies.
 
-Where numba is installed, :mod:`._tau_kernel` counts the same integers in compiled
-code (a Fenwick tree over ``b``'s ranks), several times faster; the partition here is
-the NumPy route and the reference the kernel is tested against.
+Where numba is installed, :mod:`._tau_kernel` counts the same integers several times
+faster; the partition here is the NumPy route and the kernels' reference.
 """
 
 from __future__ import annotations
@@ -40,10 +39,8 @@ import numpy as np
 
 from rsa_bias.analysis.rsa._tau_kernel import count_rows, kernel
 
-#: Entries counted in one job from which the compiled counters are loaded (about 0.3 s
-#: once per process from numba's cache, about 3 s the first time numba compiles them):
-#: the NumPy route counts about 12 million entries a second, the compiled ones 50 to 300
-#: million, so the load is repaid within that job or the next.
+#: Entries counted in one job from which the compiled counters are loaded (0.3 s from
+#: numba's cache, 3 s compiling): NumPy counts ~12e6 entries/s, the kernels 50-300e6.
 KERNEL_ENTRIES = 5_000_000
 
 
@@ -295,9 +292,8 @@ def concordance(a_order: np.ndarray | None, a_ranks: np.ndarray, b_ranks: np.nda
     weights : numpy.ndarray of int64, shape (R, m), optional
         Copies of each entry (default 1).
     load_kernel : bool, default False
-        Load the compiled counters of :mod:`._tau_kernel` if numba is installed (about
-        0.3 s once per process, 3 s the first time; worth it for the many calls of a
-        bootstrap). Without it they are used only if some earlier call loaded them.
+        Load the compiled counters of :mod:`._tau_kernel` (see :data:`KERNEL_ENTRIES`);
+        without it they are used only if some earlier call loaded them.
     with_ties : bool, default False
         Also return the pairs tied in ``a`` and those tied in ``b`` (for τ-b).
 
@@ -364,9 +360,8 @@ def tau_rows(x: np.ndarray, y: np.ndarray, *, variant: str = "a",
     y : numpy.ndarray of shape (ky, m)
         Vectors without NaN, ``m >= 2``.
     variant : {"a", "b"}, default "a"
-        τ-a ``(C - D) / T`` counted as rsatoolbox's ``compare_kendall_tau_a`` (0 for a
-        constant vector), or τ-b ``(C - D) / sqrt(T - T_x) / sqrt(T - T_y)`` with the
-        integers and the division of ``scipy.stats.kendalltau`` (NaN for a constant one).
+        τ-a as rsatoolbox's ``compare_kendall_tau_a`` (0 for a constant vector), or τ-b
+        as ``scipy.stats.kendalltau`` (NaN for a constant one): :func:`tau_of`.
     max_entries : int, default 2_000_000
         Entries counted together (pairs of rows are processed in chunks of this size).
 
@@ -383,18 +378,22 @@ def tau_rows(x: np.ndarray, y: np.ndarray, *, variant: str = "a",
     >>> bool(tau[0, 0] == (3 - 2) / 6)
     True
     """
-    kx, m = x.shape
-    ox, rx = sorted_dense(x)
-    ry = dense_ranks(y)
+    (kx, m), (ox, rx), ry = x.shape, sorted_dense(x), dense_ranks(y)
     i, j = (t.ravel() for t in np.indices((kx, y.shape[0])))
     out = np.empty(i.size)
     step = max(1, max_entries // max(m, 1))
     load = i.size * m >= KERNEL_ENTRIES
     for s in range(0, i.size, step):
         sl = slice(s, s + step)
-        num, total, tx, ty = concordance(ox[i[sl]], rx[i[sl]], ry[j[sl]], load_kernel=load,
-                                         with_ties=True)
-        with np.errstate(invalid="ignore", divide="ignore"):  # τ-b of a constant: 0 / 0
-            out[sl] = num / total if variant == "a" else num / np.sqrt(total - tx) / np.sqrt(
-                total - ty)
-    return np.clip(out, -1.0, 1.0).reshape(kx, y.shape[0])
+        out[sl] = tau_of(*concordance(ox[i[sl]], rx[i[sl]], ry[j[sl]], load_kernel=load,
+                                      with_ties=True), variant=variant)
+    return out.reshape(kx, y.shape[0])
+
+
+def tau_of(num, total, tied_x, tied_y, *, variant: str) -> np.ndarray:
+    """τ-a ``(C - D) / T`` or τ-b ``(C - D) / sqrt(T - T_x) / sqrt(T - T_y)`` from counts
+    (scipy's order of operations, ``x`` its first vector; NaN for a constant one), clipped."""
+    if variant == "a":
+        return np.clip(num / total, -1.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant vector: 0 / 0
+        return np.clip(num / np.sqrt(total - tied_x) / np.sqrt(total - tied_y), -1.0, 1.0)

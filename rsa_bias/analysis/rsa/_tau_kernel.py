@@ -201,20 +201,28 @@ def count_rows(a_ranks: np.ndarray, b_sorted: np.ndarray, weights: np.ndarray | 
                    int(b.max(initial=0)) + 1)
 
 
+def column_weights(weights: np.ndarray) -> np.ndarray:
+    """Weight columns ``(m, B)`` as :func:`count_columns` counts them: C-contiguous int32
+    while every count fits (all pairs of copies < 2**31: fewer than 46 000 copies per
+    column), else int64. Prepare them once when they are counted against many rows."""
+    dtype = np.int32 if int(weights.sum(axis=0).max(initial=0)) < 46_000 else np.int64
+    return np.ascontiguousarray(weights, dtype=dtype)
+
+
 def count_columns(a_ranks: np.ndarray, b_sorted: np.ndarray, weights: np.ndarray,
                   fn: Kernels) -> np.ndarray:
     """``(4, B)`` int64 for one pair of rows and each weight column: ``C - D``, all pairs
     of copies, the pairs tied in ``a`` and those tied in ``b``.
 
     ``a_ranks`` (non-decreasing) and ``b_sorted`` (dense ranks), ``(m,)`` in ``a``-order;
-    ``weights (m, B)`` in the same order. Each entry's Fenwick-tree steps are taken for
-    all columns at once (the inner loops run over columns and vectorise).
+    ``weights (m, B)`` in the same order (int32 ones are taken as prepared by
+    :func:`column_weights`). Each entry's Fenwick-tree steps are taken for all columns at
+    once (the inner loops run over columns and vectorise).
     """
+    w = weights if weights.dtype == np.int32 else column_weights(weights)
     a = np.ascontiguousarray(a_ranks, dtype=np.int64)
     b = np.ascontiguousarray(b_sorted, dtype=np.int64)
     n_ranks = int(b.max(initial=0)) + 1
     ties = bool(np.any(a[1:] == a[:-1]))  # per-rank copies of an a-tie run, if any
-    # int32 while every count fits (all pairs of copies < 2**31), else int64
-    dtype = np.int32 if int(weights.sum(axis=0).max(initial=0)) < 46_000 else np.int64
-    in_run = np.zeros((n_ranks if ties else 1, weights.shape[1]), dtype=dtype)
-    return fn.columns(a, b, np.ascontiguousarray(weights, dtype=dtype), in_run, n_ranks)
+    in_run = np.zeros((n_ranks if ties else 1, w.shape[1]), dtype=w.dtype)
+    return fn.columns(a, b, np.ascontiguousarray(w), in_run, n_ranks)

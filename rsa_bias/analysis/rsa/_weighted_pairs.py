@@ -43,8 +43,9 @@ from rsa_bias.analysis.rsa._pair_counts import (
     concordance,
     dense_ranks,
     sorted_dense,
+    tau_of,
 )
-from rsa_bias.analysis.rsa._tau_kernel import count_columns, kernel
+from rsa_bias.analysis.rsa._tau_kernel import column_weights, count_columns, kernel
 from rsa_bias.analysis.rsa.ceilings import _mean_over_drawn, sorted_ranks, tie_ends
 
 
@@ -197,15 +198,10 @@ def pair_weights(w: np.ndarray) -> np.ndarray:
 
 
 def tau(counts: np.ndarray, method: str) -> np.ndarray:
-    """τ from ``(4, ...)`` counts (``C - D``, all pairs, tied in ``a`` (the subject), tied
-    in ``b`` (the model or pooled RDM)): τ-a ``(C - D) / T``, or τ-b ``(C - D) /
-    sqrt(T - T_b) / sqrt(T - T_a)``, in scipy's order of operations (scipy's ``x`` is
-    the model), NaN where a vector is constant; clipped to [-1, 1]."""
+    """τ-a or τ-b (``method``) from ``(4, ...)`` counts: ``C - D``, all pairs, tied in
+    ``a`` (the subject), tied in ``b`` (the model or pooled RDM, scipy's ``x``)."""
     num, total, tied_a, tied_b = counts
-    if method == "kendall_tau_a":
-        return np.clip(num / total, -1.0, 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):  # a constant vector: 0 / 0
-        return np.clip(num / np.sqrt(total - tied_b) / np.sqrt(total - tied_a), -1.0, 1.0)
+    return tau_of(num, total, tied_b, tied_a, variant=method[-1])
 
 
 def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, method: str, max_entries: float = 4e6,
@@ -230,7 +226,7 @@ def _scores(t: TauA, wp: np.ndarray, v: np.ndarray, method: str, max_entries: fl
         part = np.zeros((b, k))
         order = t.y_order[js]
         if fn:  # the weights in this subject's order, one block of columns at a time
-            columns = [np.ascontiguousarray(wp[c:c + step, order].T) for c in starts]
+            columns = [column_weights(wp[c:c + step, order].T) for c in starts]
         for jk in range(k):
             if fn:
                 counts = [count_columns(t.y_ranks[js], t.x_ranks[jk][order], block, fn)

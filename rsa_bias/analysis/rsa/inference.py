@@ -187,7 +187,8 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
     if kind_name == "none":
         _subject_summary(ds, per_subject, ci)
     else:
-        n_invalid = int((np.count_nonzero(w, axis=1) < 3).sum())
+        valid = np.count_nonzero(w, axis=1) >= 3
+        n_invalid = int((~valid).sum())
         if n_invalid > w.shape[0] / 2:
             scores = np.full_like(scores, np.nan)  # the rest all repeat the full data
         if n_invalid:
@@ -197,7 +198,7 @@ def evaluate_models(models: ArrayLike, data: ArrayLike, *, method: str = "spearm
                              f"{p.n} stimuli are too few for a stimulus bootstrap"
                              if np.isnan(scores).all() else ""), RuntimeWarning, stacklevel=2)
         if n_invalid <= w.shape[0] / 2:
-            _warn_undefined(scores, np.count_nonzero(w, axis=1) >= 3, p.models, method)
+            _warn_undefined(scores, valid, p.models, method)
         ds["score_bootstrap"] = (("replicate", "model"), scores)
         ds["noise_ceiling_bootstrap"] = (("replicate", "bound"), nc)
         ds = ds.assign_coords(replicate=np.arange(w.shape[0]), bound=["lower", "upper"])
