@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rsa_bias"
 #: helpers ``rsa_bias._*``, ``rsa_bias.provenance`` and ``rsa_bias.config``).
 LAYERS = ["tasks", "networks", "training", "store", "brain", "analysis", "plotting",
           "experiments", "cli"]
-SHARED = {"_api", "_atomic", "_features", "_linalg", "_lock", "_values", "_version",
-          "provenance", "config", "executors", "interop"}
+SHARED = {"_api", "_atomic", "_features", "_image_prep", "_linalg", "_lock", "_values",
+          "_version", "provenance", "config", "executors", "interop"}
 
 
 def _modules() -> list[Path]:

@@ -20,6 +20,7 @@ from rsa_bias.cli._args import (
     _point_name,
     _resources,
     _seed,
+    add_image_prep_arguments,
     report,
     run_verb,
     set_threads,
@@ -294,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "--responses: the images the recordings saw (a folder "
                                      "or a .npy array); with --dataset its own images")
     c.add_argument("--image-size", type=_at_least(1), default=None,
-                   help="with a model: resize the images to this many pixels")
+                   help="with a model: the side of the square the images are fitted to")
+    add_image_prep_arguments(c)
     c.add_argument("--no-progress", action="store_true", help="with a model: no progress bar")
     c.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates with --dataset / --responses (default 1000)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import math
 import os
 from pathlib import Path
 
@@ -211,3 +212,46 @@ def _resources(text: str | None) -> dict[str, float] | None:
                              " e.g. --resources GPU=1")
         out[name.strip()] = amount
     return out
+
+
+def _rgb(text: str) -> tuple[float, float, float]:
+    """argparse type of ``--mean`` / ``--std``: three comma-separated numbers (R,G,B)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three numbers R,G,B, got {text!r}") from None
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def add_image_prep_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--image-prep``, ``--crop-fraction``, ``--mean``, ``--std``: how images become input."""
+    from rsa_bias._image_prep import IMAGE_PREPS
+
+    parser.add_argument("--image-prep", choices=sorted(IMAGE_PREPS), default="unit",
+                        help="unit (default): stretch to the square, scale to [-1, 1]; "
+                             "imagenet: torchvision's evaluation transform for its pretrained "
+                             "weights (shorter side to size / 0.875, centre crop, ImageNet "
+                             "mean and std)")
+    parser.add_argument("--crop-fraction", type=float, default=None,
+                        help="resize the shorter side to size / F and cut the centre square "
+                             "(0 < F <= 1; overrides the preset's; 1 keeps the whole shorter "
+                             "side)")
+    parser.add_argument("--mean", type=_rgb, default=None,
+                        help="per-channel mean R,G,B on pixels / 255 (overrides the preset's)")
+    parser.add_argument("--std", type=_rgb, default=None,
+                        help="per-channel standard deviation R,G,B (overrides the preset's)")
+
+
+def image_prep_of(args: argparse.Namespace):
+    """The :class:`~rsa_bias.networks.ImagePrep` of the arguments of
+    :func:`add_image_prep_arguments` (the preset with any override)."""
+    from dataclasses import replace
+
+    from rsa_bias._image_prep import ImagePrep
+
+    prep = ImagePrep.named(args.image_prep)
+    changes = {k: v for k, v in (("crop_fraction", args.crop_fraction), ("mean", args.mean),
+                                 ("std", args.std)) if v is not None}
+    return replace(prep, **changes) if changes else prep

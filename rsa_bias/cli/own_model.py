@@ -8,7 +8,15 @@ import argparse
 import time
 from pathlib import Path
 
-from rsa_bias.cli._args import _at_least, _non_negative_int, _seed, report, set_threads
+from rsa_bias.cli._args import (
+    _at_least,
+    _non_negative_int,
+    _seed,
+    add_image_prep_arguments,
+    image_prep_of,
+    report,
+    set_threads,
+)
 
 REDUCTIONS = ("mean", "max", "flatten", "random_projection")
 
@@ -62,7 +70,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, reduction=args.reduction,
                            n_components=args.n_components, seed=args.seed,
                            channel_axis=args.channel_axis, output_index=args.output_index,
-                           image_size=args.image_size, read_batch=args.read_batch,
+                           image_size=args.image_size, image_prep=image_prep_of(args),
+                           read_batch=args.read_batch,
                            dtype=args.dtype, compression=args.compression,
                            progress=not args.no_progress, source=args.model)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, layers "
@@ -87,6 +96,7 @@ def _extract_for(args: argparse.Namespace, spec: str, layers: list[str], dataset
     stimuli, ids = _stimuli(stimuli_spec)
     path = extract_to_file(model, stimuli, Path(args.out) / "activations.nc", layers=layers,
                            stimulus_ids=ids, image_size=args.image_size,
+                           image_prep=image_prep_of(args),
                            progress=not args.no_progress, source=spec)
     print(f"extracted {', '.join(layers)} of {spec} on {stimuli_spec} into {path}")
     return path
@@ -172,9 +182,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="how the activations are stored (default float32)")
     e.add_argument("--image-size", type=_at_least(1), default=None,
-                   help="resize images to this many pixels, stretched to a square and "
-                        "scaled to [-1, 1] (no ImageNet normalisation: put it in your model); "
-                        "a folder: default 224")
+                   help="the side of the square images are fitted to, as --image-prep "
+                        "says; a folder: default 224")
+    add_image_prep_arguments(e)
     e.add_argument("--compression", type=int, choices=range(10), default=0,
                    help="zlib level of the stored activations (default 0: none)")
     e.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")

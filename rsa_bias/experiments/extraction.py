@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import xarray as xr
 from torch import nn
 
 from rsa_bias._atomic import remove_stale_tmp
+from rsa_bias.networks import ImagePrep
 from rsa_bias.provenance import provenance_attrs
 from rsa_bias.store.images import ImageFolderArray, image_folder_stimuli
 from rsa_bias.store.stream import ActivationWriter
@@ -116,14 +118,17 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     return factory
 
 
-def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
-             ) -> tuple[xr.Dataset, object]:
-    """The stimulus set to write at the root, and the inputs."""
+def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None, prep: ImagePrep
+             ) -> tuple[xr.Dataset, object, ImagePrep]:
+    """The stimulus set to write at the root, the inputs and what is left of ``prep`` to
+    apply to them (a folder's images are fitted to the square as they are read)."""
     if isinstance(stimuli, str | Path) and Path(stimuli).is_dir():
         folder = Path(stimuli)
         st = image_folder_stimuli(folder)
         ids = st["stimulus"].values
-        return st, ImageFolderArray(folder, ids, size=image_size or 224, block=read_batch)
+        images = ImageFolderArray(folder, ids, size=image_size or 224, block=read_batch,
+                                  crop_fraction=prep.crop_fraction)
+        return st, images, replace(prep, crop_fraction=None)
     if isinstance(stimuli, str | Path):
         raise ValueError(f"stimuli {stimuli} is not a folder; pass a folder of images, a "
                          "stimulus-set Dataset or an array")
@@ -135,7 +140,7 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
         if "feature_names" not in st.attrs:
             st.attrs["feature_names"] = [str(c)[8:] for c in st.coords
                                          if str(c).startswith("feature_")]
-        return st, stimuli
+        return st, stimuli, prep
     n = len(stimuli)
     if stimulus_ids is None:
         raise ValueError("stimulus_ids are required for an unlabelled array or tensor; pass "
@@ -145,7 +150,7 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None
         raise ValueError(f"stimulus_ids must be {n} distinct ids, one per stimulus; got "
                          f"shape {ids.shape} with {len(np.unique(ids))} distinct")
     st = xr.Dataset(coords={"stimulus": ids}, attrs={"feature_names": []})
-    return st, stimuli
+    return st, stimuli, prep
 
 
 def _describe(stimuli) -> str:
@@ -163,8 +168,8 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
                     stimulus_ids: Sequence | None = None, batch_size: int = 64,
                     reduction: str = "mean", n_components: int | None = None, seed: int = 0,
                     channel_axis: int | None = None, output_index: int = 0,
-                    image_size: int | None = None, read_batch: int = 1024,
-                    dtype: str = "float32", compression: int = 0,
+                    image_size: int | None = None, image_prep: ImagePrep | str | None = None,
+                    read_batch: int = 1024, dtype: str = "float32", compression: int = 0,
                     progress: bool = False, source: str | None = None) -> Path:
     """Read the named modules of ``model`` on ``stimuli`` into an activation file, batch by
     batch.
@@ -188,6 +193,12 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
     batch_size, reduction, n_components, seed, channel_axis, output_index, image_size
         As in :func:`rsa_bias.training.extract.iter_module_activations` (``image_size``
         also sets the size images of a folder are read at).
+    image_prep : ImagePrep or {"unit", "imagenet"}, default "unit"
+        How images are fitted to the square and normalised
+        (:class:`~rsa_bias.networks.ImagePrep`): ``"unit"`` stretches and scales to [-1, 1];
+        ``"imagenet"`` resizes the shorter side to ``image_size / 0.875`` (a folder's files
+        with Pillow's bilinear filter, arrays with torch's antialiased one, as torchvision
+        does on each), cuts the centre square and applies the ImageNet mean and std.
     read_batch : int, default 1024
         Images of a folder read from disk at a time.
     dtype : {"float32", "float64"}, default "float32"
@@ -208,19 +219,22 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
         extraction_provenance` (``model_class``, ``layer_paths``, ``reduction``, ...).
     """
     remove_stale_tmp(Path(path).parent)  # of extractions killed before they could clean up
-    st, inputs = _sources(stimuli, stimulus_ids, read_batch, image_size)
+    prep = ImagePrep.named(image_prep)
+    st, inputs, rest = _sources(stimuli, stimulus_ids, read_batch, image_size, prep)
     options = dict(layers=list(layers), batch_size=batch_size, reduction=reduction,
                    n_components=n_components, seed=seed, channel_axis=channel_axis,
                    output_index=output_index, image_size=image_size)
-    attrs = {**provenance_attrs({k: v for k, v in options.items() if k != "batch_size"},
-                                seed=seed, method="extract"),
+    settings = {**{k: v for k, v in options.items() if k != "batch_size"},
+                "image_prep": prep.to_dict()}
+    attrs = {**provenance_attrs(settings, seed=seed, method="extract"),
              "stimuli_source": _describe(stimuli), "model_source": source or "",
              "torch_version": torch.__version__,
              **extraction_provenance(model, layers=list(layers), reduction=reduction,
                                      n_components=n_components, seed=seed,
                                      channel_axis=channel_axis, output_index=output_index)}
     with ActivationWriter(path, st, attrs=attrs, dtype=dtype, compression=compression) as w:
-        for batch in iter_module_activations(model, inputs, progress=progress, **options):
+        for batch in iter_module_activations(model, inputs, progress=progress,
+                                             image_prep=rest, **options):
             w.append(batch)
     return Path(path)
 

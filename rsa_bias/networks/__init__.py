@@ -8,7 +8,9 @@
 * :func:`build_model` — any of them, from a :class:`~rsa_bias.config.ModelConfig`;
 * :func:`initialise` — initialisation families for random-network comparisons;
 * :func:`random_mlp_outputs` — thousands of random MLPs on a grid as one batched computation;
-* :func:`random_gpt_generate` — tokens generated greedily by random GPT-style models.
+* :func:`random_gpt_generate` — tokens generated greedily by random GPT-style models;
+* :func:`prepare_images` with :class:`ImagePrep` — photographs as network input (stretched
+  or centre-cropped, scaled to [-1, 1] or ImageNet-normalised).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
+from rsa_bias._image_prep import IMAGE_PREPS, ImagePrep
 from rsa_bias.config import ModelConfig
 from rsa_bias.networks.cnn import CNN, build_cnn, prepare_images, spatial_readout
 from rsa_bias.networks.init import FAMILIES, initialise
@@ -94,4 +97,4 @@ def build_model(input_shape: Sequence[int], heads: Mapping[str, int],
 __all__ = ["MLP", "CNN", "ResNet", "Transformer", "build_mlp", "build_cnn", "build_resnet",
            "build_transformer", "build_model", "initialise", "FAMILIES", "prepare_images",
            "spatial_readout", "grid_points", "random_mlp_outputs", "RandomGPT",
-           "random_gpt_generate"]
+           "random_gpt_generate", "ImagePrep", "IMAGE_PREPS"]

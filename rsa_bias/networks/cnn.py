@@ -16,6 +16,7 @@ import xarray as xr
 from torch import nn
 
 from rsa_bias._api import legacy_call
+from rsa_bias._image_prep import ImagePrep, crop_geometry
 from rsa_bias.config import ModelConfig
 from rsa_bias.networks.init import initialise
 from rsa_bias.networks.mlp import HiddenLayer, activation
@@ -229,8 +230,9 @@ def spatial_readout(arr: np.ndarray, *, readout: str = "gap") -> np.ndarray:
 
 
 def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,
+                   prep: ImagePrep | str | None = None,
                    device: str | torch.device = "cpu") -> torch.Tensor:
-    """Turn photographs into network input, in the same range as the synthetic images.
+    """Turn photographs into network input, by default in the range of the synthetic images.
 
     Parameters
     ----------
@@ -240,29 +242,39 @@ def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,
     size : int, default 32
         Side of the square output; images are resized with bilinear interpolation with
         antialiasing (``torch.nn.functional.interpolate(..., antialias=True)``, an
-        area-weighted filter when shrinking). ``None`` keeps the size.
+        area-weighted filter when shrinking). ``None`` keeps the size (stretching only).
+    prep : ImagePrep or {"unit", "imagenet"}, default "unit"
+        The geometry and normalisation (:class:`~rsa_bias.networks.ImagePrep`): ``"unit"``
+        stretches to the square and scales to [-1, 1]; ``"imagenet"`` resizes the shorter
+        side to ``size / 0.875``, cuts the centre square and applies the ImageNet mean and
+        standard deviation (torchvision's evaluation transform on tensors).
     device : str or torch.device, default "cpu"
         Device of the returned tensor (the resizing runs there).
 
     Returns
     -------
     torch.Tensor
-        float32 ``(n, 3, size, size)`` with values ``2 * pixel / 255 - 1`` in [-1, 1]: the
-        range of :func:`rsa_bias.tasks.make_image_task` (grey 128 -> ~0). No per-channel
-        mean/std normalisation, so a network trained on the synthetic images sees
-        photographs on the same scale.
+        float32 ``(n, 3, size, size)``, ``(pixel / 255 - mean) / std`` per channel. The
+        default gives ``2 * pixel / 255 - 1`` in [-1, 1]: the range of
+        :func:`rsa_bias.tasks.make_image_task` (grey 128 -> ~0), so a network trained on the
+        synthetic images sees photographs on the same scale.
 
     Raises
     ------
     ValueError
-        For images not shaped ``(n, y, x, 3)`` or not uint8.
+        For images not shaped ``(n, y, x, 3)`` or not uint8, an unknown ``prep``, or a crop
+        without ``size``.
 
     Examples
     --------
     >>> x = prepare_images(np.full((2, 8, 8, 3), 255, dtype=np.uint8), size=4)
     >>> tuple(x.shape), float(x.max())
     ((2, 3, 4, 4), 1.0)
+    >>> x = prepare_images(np.zeros((1, 6, 8, 3), dtype=np.uint8), size=4, prep="imagenet")
+    >>> tuple(x.shape), round(float(x[0, 0, 0, 0]), 4)  # (0 - 0.485) / 0.229
+    ((1, 3, 4, 4), -2.1179)
     """
+    prep = ImagePrep.named(prep)
     if isinstance(images, xr.DataArray):
         images = images.transpose("stimulus", "y", "x", "channel").values
     arr = np.asarray(images)
@@ -273,8 +285,28 @@ def prepare_images(images: np.ndarray | xr.DataArray, *, size: int | None = 32,
     if not arr.flags.writeable:  # a memory-mapped or read-only array: torch needs its own copy
         arr = np.array(arr)
     x = torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2)
-    x = x.to(torch.float32) / 255.0
-    if size is not None and tuple(x.shape[-2:]) != (size, size):
-        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear",
-                                      align_corners=False, antialias=True)
-    return (2.0 * x - 1.0).clamp_(-1.0, 1.0).contiguous()
+    x = _fitted(x.to(torch.float32) / 255.0, size, prep)
+    if prep.is_unit:
+        return (2.0 * x - 1.0).clamp_(-1.0, 1.0).contiguous()
+    mean = torch.tensor(prep.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(prep.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+def _resized(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == hw:
+        return x
+    return nn.functional.interpolate(x, size=hw, mode="bilinear", align_corners=False,
+                                     antialias=True)
+
+
+def _fitted(x: torch.Tensor, size: int | None, prep: ImagePrep) -> torch.Tensor:
+    """``x`` (n, 3, h, w) in [0, 1] stretched, or resized and centre-cropped, to ``size``."""
+    if prep.crop_fraction is None:
+        return x if size is None else _resized(x, (size, size))
+    if size is None:
+        raise ValueError("a centre crop (prep.crop_fraction) needs the output size; pass "
+                         "size=")
+    new_h, new_w, top, left = crop_geometry(*x.shape[-2:], size, prep.shorter_side(size))
+    x = _resized(x, (new_h, new_w))
+    return x[..., top:top + size, left:left + size]

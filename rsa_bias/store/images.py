@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from rsa_bias._image_prep import ImagePrep, crop_geometry
 from rsa_bias.store.schema import StoreError
 
 #: Pillow modes read as 8-bit images (converted to RGB); 16-bit and float images are refused,
@@ -67,7 +68,7 @@ def image_folder_stimuli(folder: str | Path) -> xr.Dataset:
 
 
 def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
-                size: int | None = None) -> np.ndarray:
+                size: int | None = None, crop_fraction: float | None = None) -> np.ndarray:
     """The pixels of some images of a folder, as uint8 ``(n, y, x, 3)`` RGB.
 
     Parameters
@@ -78,13 +79,21 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
         Paths relative to ``folder`` (ids of :func:`image_folder_stimuli`), in the order
         wanted.
     size : int, optional
-        Resize every image to ``size`` x ``size`` pixels (bicubic); default keep their size,
-        which must then be the same for all.
+        Resize every image to ``size`` x ``size`` pixels; default keep their size, which
+        must then be the same for all.
+    crop_fraction : float, optional
+        ``None`` (default): stretch to the square (bicubic). A number in (0, 1]: resize the
+        shorter side to ``floor(size / crop_fraction)`` keeping the aspect ratio (bilinear,
+        as torchvision's ``Resize`` on Pillow images), then cut the centre square
+        (:func:`rsa_bias._image_prep.crop_geometry`; 0.875 is ``Resize(256)`` +
+        ``CenterCrop(224)``).
 
     Returns
     -------
     numpy.ndarray of uint8, shape (n, y, x, 3)
-        Greyscale and palette images are converted to RGB, an alpha channel dropped.
+        Upright (an EXIF orientation tag, as phone cameras write, is applied first, as an
+        image viewer does); greyscale and palette images converted to RGB, an alpha channel
+        dropped.
 
     Raises
     ------
@@ -94,6 +103,9 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
     """
     from PIL import Image, UnidentifiedImageError
 
+    if crop_fraction is not None and size is None:
+        raise ValueError("a centre crop (crop_fraction) needs the output size; pass size=")
+    prep = ImagePrep(crop_fraction=crop_fraction)  # validates the fraction
     folder = Path(folder)
     out = []
     for sid in stimulus_ids:
@@ -104,10 +116,7 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
                     raise StoreError(f"image {path} has mode {img.mode!r} (more than 8 bits per "
                                      "channel, or floats); convert it to 8-bit RGB first, "
                                      "scaling its range as your model expects")
-                img = img.convert("RGB")
-                if size is not None:
-                    img = img.resize((int(size), int(size)), Image.Resampling.BICUBIC)
-                out.append(np.asarray(img, dtype=np.uint8))
+                out.append(np.asarray(_fitted(img, size, prep), dtype=np.uint8))
         except FileNotFoundError as exc:
             raise StoreError(f"image {path} does not exist; the stimulus ids must be paths "
                              f"relative to {folder}") from exc
@@ -119,6 +128,22 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
         raise StoreError(f"the images have different sizes {sorted(shapes)[:3]}; pass size= "
                          "to resize them all to one")
     return np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)
+
+
+def _fitted(img, size: int | None, prep: ImagePrep):
+    """The Pillow image ``img`` upright, in RGB, stretched or resized and centre-cropped."""
+    from PIL import Image, ImageOps
+
+    img = ImageOps.exif_transpose(img).convert("RGB")
+    if size is None:
+        return img
+    if prep.crop_fraction is None:
+        return img.resize((int(size), int(size)), Image.Resampling.BICUBIC)
+    new_h, new_w, top, left = crop_geometry(img.height, img.width, int(size),
+                                            prep.shorter_side(int(size)))
+    if (new_h, new_w) != (img.height, img.width):
+        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    return img.crop((left, top, left + int(size), top + int(size)))
 
 
 class ImageFolderArray:
@@ -136,14 +161,17 @@ class ImageFolderArray:
         Side every image is resized to.
     block : int, default 1024
         Images read from disk at once (the slices asked for are served from that block).
+    crop_fraction : float, optional
+        As in :func:`read_images`: ``None`` stretches, a fraction resizes and centre-crops.
     """
 
     dtype = np.dtype(np.uint8)
     ndim = 4
 
     def __init__(self, folder: str | Path, stimulus_ids: Sequence[str], *, size: int,
-                 block: int = 1024) -> None:
+                 block: int = 1024, crop_fraction: float | None = None) -> None:
         self.folder, self.ids, self.size = Path(folder), list(stimulus_ids), int(size)
+        self.crop_fraction = crop_fraction
         self.block = max(1, int(block))
         self.shape = (len(self.ids), self.size, self.size, 3)
         self._start, self._pixels = 0, np.zeros((0, self.size, self.size, 3), np.uint8)
@@ -160,7 +188,7 @@ class ImageFolderArray:
             self._start = start
             self._pixels = read_images(self.folder,
                                        self.ids[start:max(stop, start + self.block)],
-                                       size=self.size)
+                                       size=self.size, crop_fraction=self.crop_fraction)
         return self._pixels[start - self._start:stop - self._start]
 
 

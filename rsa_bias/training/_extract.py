@@ -14,7 +14,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from rsa_bias.networks import prepare_images
+from rsa_bias.networks import ImagePrep, prepare_images
 
 #: The reductions of outputs with more than two axes.
 REDUCTIONS = ("mean", "max", "flatten", "random_projection")
@@ -91,10 +91,15 @@ class _Rows:
         return np.asarray(self.da[rows].values)
 
 
-def batch_source(inputs, *, image_size: int | None
+def batch_source(inputs, *, image_size: int | None, image_prep: ImagePrep | str | None = None
                  ) -> tuple[int, Callable[[int, int], torch.Tensor]]:
     """``(n, take)``: the number of inputs and ``take(start, stop)``, the tensor of that slice
-    (uint8 images prepared slice by slice, so the whole set is never resized at once)."""
+    (uint8 images prepared slice by slice as ``image_prep`` says, so the whole set is never
+    resized at once)."""
+    prep = ImagePrep.named(image_prep)
+    if prep.crop_fraction is not None and image_size is None:
+        raise ValueError("a centre crop (image_prep crop_fraction) needs image_size, the side "
+                         "of the crop")
     arr = _as_input_array(inputs)
     if isinstance(arr, xr.DataArray):
         if arr.dtype == np.uint8 and set(arr.dims) == {"stimulus", "y", "x", "channel"}:
@@ -109,7 +114,7 @@ def batch_source(inputs, *, image_size: int | None
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"uint8 inputs are read as images (n, y, x, 3); got shape "
                              f"{arr.shape}; pass float inputs as float arrays")
-        return len(arr), lambda a, b: prepare_images(arr[a:b], size=image_size)
+        return len(arr), lambda a, b: prepare_images(arr[a:b], size=image_size, prep=prep)
     if np.issubdtype(arr.dtype, np.floating):
         return len(arr), lambda a, b: torch.from_numpy(  # a copy: memory-mapped files are
             np.array(arr[a:b], dtype=np.float32))       # read-only, torch wants writable

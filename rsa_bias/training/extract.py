@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from rsa_bias._api import choose
 from rsa_bias._values import check_count, check_flag, check_names, check_seed
+from rsa_bias.networks import ImagePrep
 from rsa_bias.training._extract import (
     REDUCTIONS,
     Reducer,
@@ -103,7 +104,8 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
                             batch_size: int = 64, reduction: str = "mean",
                             n_components: int | None = None, seed: int = 0,
                             channel_axis: int | None = None, output_index: int = 0,
-                            image_size: int | None = None, progress: bool = False,
+                            image_size: int | None = None,
+                            image_prep: ImagePrep | str | None = None, progress: bool = False,
                             ) -> Iterator[dict[str, np.ndarray]]:
     """Yield the activations of the named modules of ``model``, one batch of inputs at a time.
 
@@ -115,10 +117,11 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
     inputs : torch.Tensor, numpy.ndarray, xarray.DataArray or xarray.Dataset
         The stimuli along the first axis (a DataArray's ``stimulus`` dim): a tensor, used as
         it is; a float array, as float32; uint8 images ``(n, y, x, 3)``, prepared by
-        :func:`rsa_bias.networks.prepare_images` (resized to ``image_size``, scaled to
-        [-1, 1]) batch by batch; a DataArray, by its values, read one batch at a time (a
-        Dask-backed or lazily loaded one is never read whole); a stimulus-set Dataset, by
-        its ``inputs`` variable, else its ``image`` variable.
+        :func:`rsa_bias.networks.prepare_images` (sized to ``image_size`` and normalised
+        as ``image_prep`` says, by default stretched and scaled to [-1, 1]) batch by
+        batch; a DataArray, by its values, read one batch at a time (a Dask-backed or lazily
+        loaded one is never read whole); a stimulus-set Dataset, by its ``inputs`` variable,
+        else its ``image`` variable.
     layers : sequence of str
         Module paths as :func:`module_layers` lists them (``"layer4.1.relu"``), each once.
     batch_size : int, default 64
@@ -152,6 +155,12 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
         a tensor.
     image_size : int, optional
         Side uint8 images are resized to; default their own size.
+    image_prep : ImagePrep or {"unit", "imagenet"}, default "unit"
+        How uint8 images are fitted to the square and normalised
+        (:class:`~rsa_bias.networks.ImagePrep`): ``"unit"`` stretches and scales to [-1, 1];
+        ``"imagenet"`` is torchvision's evaluation transform for its pretrained weights
+        (shorter side to ``image_size / 0.875``, centre crop, ImageNet mean and std).
+        Float inputs and tensors are used as they are.
     progress : bool, default False
         Show a progress bar over the batches.
 
@@ -181,7 +190,7 @@ def iter_module_activations(model: nn.Module, inputs: Inputs, *, layers: Sequenc
     opts = _options(model, layers, batch_size=batch_size, reduction=reduction,
                     n_components=n_components, seed=seed, channel_axis=channel_axis,
                     output_index=output_index, progress=progress)
-    n, take = batch_source(inputs, image_size=image_size)
+    n, take = batch_source(inputs, image_size=image_size, image_prep=image_prep)
     return _batches(model, n, take, opts["modules"], batch_size=opts["batch_size"],
                     progress=opts["progress"], reduction=reduction, n_components=n_components,
                     seed=int(seed), channel_axis=channel_axis, output_index=int(output_index))
@@ -211,7 +220,8 @@ def module_activations(model: nn.Module, inputs: Inputs, *, stimulus_ids: Sequen
                        layers: Sequence[str], batch_size: int = 64, reduction: str = "mean",
                        n_components: int | None = None, seed: int = 0,
                        channel_axis: int | None = None, output_index: int = 0,
-                       image_size: int | None = None, progress: bool = False,
+                       image_size: int | None = None,
+                       image_prep: ImagePrep | str | None = None, progress: bool = False,
                        ) -> dict[str, xr.DataArray]:
     """The activations of the named modules of ``model`` on ``inputs``, labelled by stimulus.
 
@@ -244,6 +254,8 @@ def module_activations(model: nn.Module, inputs: Inputs, *, stimulus_ids: Sequen
         The element of a tuple output to read.
     image_size : int, optional
         Side uint8 images are resized to; default their own size.
+    image_prep : ImagePrep or {"unit", "imagenet"}, default "unit"
+        How uint8 images are fitted and normalised (see :func:`iter_module_activations`).
     progress : bool, default False
         Show a progress bar over the batches.
 
@@ -273,7 +285,8 @@ def module_activations(model: nn.Module, inputs: Inputs, *, stimulus_ids: Sequen
     batches = iter_module_activations(
         model, inputs, layers=layers, batch_size=batch_size, reduction=reduction,
         n_components=n_components, seed=seed, channel_axis=channel_axis,
-        output_index=output_index, image_size=image_size, progress=progress)
+        output_index=output_index, image_size=image_size, image_prep=image_prep,
+        progress=progress)
     if len(ids) != _n_inputs(inputs):
         raise ValueError(f"{len(ids)} stimulus ids for {_n_inputs(inputs)} stimuli; pass one "
                          f"id per stimulus, in order")
