@@ -12,12 +12,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+#: The smallest ``crop_fraction`` accepted (smaller ones would resize a 224-pixel crop's
+#: shorter side beyond 4480 pixels).
+MIN_CROP_FRACTION = 0.05
+
 #: ImageNet channel statistics (torchvision's and timm's defaults), RGB, on pixels / 255.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _triple(value, name: str, *, positive: bool) -> tuple[float, float, float]:
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be three numbers (R, G, B), got the string {value!r}")
     try:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
@@ -37,14 +43,24 @@ class ImagePrep:
     ----------
     crop_fraction : float, optional
         ``None`` (default): stretch every image to the square, whatever its aspect ratio. A
-        number in (0, 1]: resize the shorter side to ``floor(size / crop_fraction)`` keeping
-        the aspect ratio, then cut the centre ``size`` x ``size`` square, as torchvision's
-        ``Resize(256)`` + ``CenterCrop(224)`` does with 0.875 (1.0 keeps the whole shorter
-        side).
+        number in [0.05, 1]: resize the shorter side to ``floor(size / crop_fraction)``
+        (timm's rule) keeping the aspect ratio, then cut the centre ``size`` x ``size``
+        square, as torchvision's ``Resize(256)`` + ``CenterCrop(224)`` does with 0.875 (1.0
+        keeps the whole shorter side).
+    resize_to : int, optional
+        The shorter side before the crop in pixels, for a model whose transform names it
+        (Inception v3: ``Resize(342)`` + ``CenterCrop(299)``); in place of ``crop_fraction``
+        (give one of them), at least the crop's side.
     mean, std : three floats, default (0.5, 0.5, 0.5)
         Input = ``(pixel / 255 - mean) / std`` per RGB channel. The default maps pixels to
         [-1, 1], the range of the synthetic image tasks; :data:`IMAGENET_MEAN` and
         :data:`IMAGENET_STD` are what torchvision's pretrained weights expect.
+    upright : bool, default False
+        Turn image files upright by their EXIF orientation tag (as phone cameras write it)
+        before anything else. Off by default: torchvision's image loader and PsychoPy's
+        image stimuli use the pixels as stored, so a tagged photo was shown, and is read,
+        as stored (reading a folder warns when any image carries such a tag). In-memory
+        arrays have no tag.
 
     Examples
     --------
@@ -57,17 +73,30 @@ class ImagePrep:
     crop_fraction: float | None = None
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    resize_to: int | None = None
+    upright: bool = False
 
     def __post_init__(self) -> None:
         if self.crop_fraction is not None:
             f = float(self.crop_fraction)
-            if not (0 < f <= 1):
-                raise ValueError(f"crop_fraction must be in (0, 1] (the share of the resized "
-                                 f"shorter side kept), got {self.crop_fraction!r}; None "
-                                 "stretches instead")
+            if not (MIN_CROP_FRACTION <= f <= 1):
+                raise ValueError(f"crop_fraction must be in [{MIN_CROP_FRACTION}, 1] (the share "
+                                 f"of the resized shorter side kept; 0.875 for ImageNet "
+                                 f"weights), got {self.crop_fraction!r}; None stretches "
+                                 "instead")
             object.__setattr__(self, "crop_fraction", f)
+        if self.resize_to is not None:
+            if self.crop_fraction is not None:
+                raise ValueError("give crop_fraction or resize_to (the shorter side before "
+                                 "the crop), not both")
+            if isinstance(self.resize_to, bool) or int(self.resize_to) != self.resize_to \
+                    or self.resize_to < 1:
+                raise ValueError(f"resize_to must be a positive number of pixels, got "
+                                 f"{self.resize_to!r}")
+            object.__setattr__(self, "resize_to", int(self.resize_to))
         object.__setattr__(self, "mean", _triple(self.mean, "mean", positive=False))
         object.__setattr__(self, "std", _triple(self.std, "std", positive=True))
+        object.__setattr__(self, "upright", bool(self.upright))
 
     @classmethod
     def named(cls, name: str | ImagePrep | None) -> ImagePrep:
@@ -84,6 +113,11 @@ class ImagePrep:
                              "an ImagePrep(crop_fraction=, mean=, std=)") from None
 
     @property
+    def crops(self) -> bool:
+        """Whether images are resized keeping their aspect ratio and centre-cropped."""
+        return self.crop_fraction is not None or self.resize_to is not None
+
+    @property
     def is_unit(self) -> bool:
         """Whether the normalisation is the default 2 * pixel / 255 - 1."""
         return self.mean == (0.5, 0.5, 0.5) and self.std == (0.5, 0.5, 0.5)
@@ -91,14 +125,24 @@ class ImagePrep:
     def shorter_side(self, size: int) -> int:
         """The side the shorter edge is resized to before the crop (``size`` when
         stretching)."""
+        if self.resize_to is not None:
+            if self.resize_to < size:
+                raise ValueError(f"resize_to={self.resize_to} is smaller than the crop's side "
+                                 f"{size}; the shorter side must be at least the crop")
+            return self.resize_to
         if self.crop_fraction is None:
             return int(size)
         return max(int(size), math.floor(int(size) / self.crop_fraction))
 
+    def without_geometry(self) -> ImagePrep:
+        """The same normalisation with neither crop nor rotation (for images a reader has
+        already fitted to the square)."""
+        return ImagePrep(mean=self.mean, std=self.std)
+
     def to_dict(self) -> dict:
         """JSON-ready fields, for provenance."""
-        return {"crop_fraction": self.crop_fraction, "mean": list(self.mean),
-                "std": list(self.std)}
+        return {"crop_fraction": self.crop_fraction, "resize_to": self.resize_to,
+                "mean": list(self.mean), "std": list(self.std), "upright": self.upright}
 
 
 #: Named settings: ``"unit"`` stretches and maps pixels to [-1, 1] (the default, as the

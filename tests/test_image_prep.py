@@ -48,14 +48,20 @@ def test_presets_and_validation():
     assert net.shorter_side(224) == 256 and ImagePrep().shorter_side(224) == 224
     with pytest.raises(ValueError, match=r"unknown image_prep 'inet'.*imagenet"):
         ImagePrep.named("inet")
-    for bad in (0, 1.5, -0.2):
+    for bad in (0, 1.5, -0.2, 1e-7, float("nan")):
         with pytest.raises(ValueError, match="crop_fraction must be in"):
             ImagePrep(crop_fraction=bad)
+    with pytest.raises(ValueError, match="not both"):
+        ImagePrep(crop_fraction=0.9, resize_to=256)
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        ImagePrep(resize_to=200).shorter_side(224)
+    with pytest.raises(ValueError, match="string"):
+        ImagePrep(mean="123")
     with pytest.raises(ValueError, match="std must be positive"):
         ImagePrep(std=(0.2, 0.0, 0.2))
     with pytest.raises(ValueError, match="mean must be three"):
         ImagePrep(mean=(0.5, 0.5))
-    with pytest.raises(ValueError, match="needs the output size"):
+    with pytest.raises(ValueError, match="needs the crop's side"):
         prepare_images(np.zeros((1, 4, 4, 3), np.uint8), size=None, prep="imagenet")
     assert prepare_images is prepare_images_from_cnn
 
@@ -96,21 +102,30 @@ def test_folder_crop_is_pillows_resize_then_centre_crop(tmp_path):
     # torchvision's Resize(256) + CenterCrop(224) on a 375 x 500 Pillow image, in its numbers
     img = RNG.integers(0, 256, (375, 500, 3), dtype=np.uint8)
     _save(tmp_path / "f", [img])
-    got = read_images(tmp_path / "f", ["0.png"], size=224, crop_fraction=0.875)[0]
+    got = read_images(tmp_path / "f", ["0.png"], size=224, prep="imagenet")[0]
     want = np.asarray(Image.fromarray(img).resize((341, 256), Image.Resampling.BILINEAR)
                       .crop((58, 16, 282, 240)))
     np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match="needs the output size"):
-        read_images(tmp_path / "f", ["0.png"], crop_fraction=0.875)
+    with pytest.raises(ValueError, match="needs the crop's side"):
+        read_images(tmp_path / "f", ["0.png"], prep="imagenet")
+    # Inception v3: Resize(342) + CenterCrop(299), given as the shorter side itself
+    got = read_images(tmp_path / "f", ["0.png"], size=299, prep=ImagePrep(resize_to=342))[0]
+    want = np.asarray(Image.fromarray(img).resize((456, 342), Image.Resampling.BILINEAR)
+                      .crop((78, 22, 377, 321)))
+    np.testing.assert_array_equal(got, want)
 
 
-def test_exif_orientation_is_applied(tmp_path):
+def test_exif_orientation_read_as_stored_with_a_warning_or_upright(tmp_path):
     img = RNG.integers(0, 256, (6, 10, 3), dtype=np.uint8)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phone cameras write
-    (tmp_path / "f").mkdir()
+    _save(tmp_path / "f", [img, img])
     Image.fromarray(img).save(tmp_path / "f" / "0.png", exif=exif)
-    got = read_images(tmp_path / "f", ["0.png"])[0]
+    with pytest.warns(UserWarning, match=r"1 of 2 images carry an EXIF orientation tag "
+                                         r"\(e.g. 0.png\).*upright=True"):
+        got = read_images(tmp_path / "f", ["0.png", "1.png"])
+    np.testing.assert_array_equal(got[0], img)  # as torchvision's loader reads it
+    got = read_images(tmp_path / "f", ["0.png"], prep=ImagePrep(upright=True))[0]
     np.testing.assert_array_equal(got, np.rot90(img, k=-1))
 
 
@@ -149,20 +164,50 @@ def test_folder_and_array_and_cli_give_the_same_crop(tmp_path, conv):
                  "--std", ",".join(map(str, IMAGENET_STD))]) == 0
     np.testing.assert_array_equal(layer_activation(read_activations(tmp_path / "d.nc"),
                                                    "1").values, ref.values)
+    # --crop-fraction none: the preset's normalisation on stretched images
+    assert main([*argv, "--out", str(tmp_path / "s.nc"), "--image-prep", "imagenet",
+                 "--crop-fraction", "none"]) == 0
+    stretched = module_activations(conv, imgs, stimulus_ids=ids, layers=["1"], image_size=6,
+                                   image_prep=ImagePrep(mean=IMAGENET_MEAN,
+                                                        std=IMAGENET_STD))["1"]
+    np.testing.assert_allclose(layer_activation(read_activations(tmp_path / "s.nc"),
+                                                "1").values, stretched.values, atol=0.05)
+    assert np.abs(stretched.values - ref.values).max() > 0.1
+
+
+def test_provenance_records_what_was_applied(tmp_path, conv):
+    floats = RNG.normal(size=(3, 3, 8, 8)).astype(np.float32)
+    path = extract_to_file(conv, floats, tmp_path / "f.nc", layers=["1"], stimulus_ids=[0, 1, 2],
+                           image_prep="imagenet")  # no crop size needed: floats are used as is
+    assert json.loads(read_activations(path).attrs["config_json"])["image_prep"] is None
+    np.testing.assert_array_equal(
+        layer_activation(read_activations(path), "1").values,
+        module_activations(conv, floats, stimulus_ids=[0, 1, 2], layers=["1"])["1"].values)
+    folder = _save(tmp_path / "imgs", RNG.integers(0, 256, (2, 9, 9, 3), dtype=np.uint8))
+    path = extract_to_file(conv, folder, tmp_path / "i.nc", layers=["1"])
+    cfg = json.loads(read_activations(path).attrs["config_json"])
+    assert cfg["image_size"] == 224 and cfg["image_prep"] == ImagePrep().to_dict()
+    with pytest.raises(ValueError, match="needs the crop's side; pass image_size="):
+        extract_to_file(conv, RNG.integers(0, 256, (2, 9, 9, 3), dtype=np.uint8),
+                        tmp_path / "u.nc", layers=["1"], stimulus_ids=[0, 1],
+                        image_prep="imagenet")
+    assert not (tmp_path / "u.nc").exists()
 
 
 @pytest.mark.parametrize("extra, match", [
     (["--image-prep", "inet"], "invalid choice"),
     (["--crop-fraction", "1.5"], "crop_fraction must be in"),
     (["--std", "1,2"], "three finite numbers"),
+    (["--crop-fraction", "x"], "or none"),
+    (["--image-prep", "imagenet"], "--image-size"),  # a .npy array has no default size
 ])
 def test_cli_image_prep_errors(tmp_path, capsys, extra, match):
     model_file = tmp_path / "m.py"
     model_file.write_text("import torch\n\ndef make():\n    return torch.nn.Sequential("
                           "torch.nn.ReLU())\n")
-    folder = _save(tmp_path / "imgs", RNG.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
-    argv = ["extract", f"{model_file}:make", "--stimuli", str(folder), "--layers", "0",
-            "--out", str(tmp_path / "e.nc"), "--no-progress", *extra]
+    np.save(tmp_path / "x.npy", RNG.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
+    argv = ["extract", f"{model_file}:make", "--stimuli", str(tmp_path / "x.npy"), "--layers",
+            "0", "--out", str(tmp_path / "e.nc"), "--no-progress", *extra]
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse refuses a bad choice or type itself
@@ -170,3 +215,14 @@ def test_cli_image_prep_errors(tmp_path, capsys, extra, match):
     assert code == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "e.nc").exists()
+
+
+def test_compare_refuses_image_options_without_a_model(tmp_path, conv, capsys):
+    floats = RNG.normal(size=(92, 3, 8, 8)).astype(np.float32)
+    path = extract_to_file(conv, floats, tmp_path / "a.nc", layers=["1"],
+                           stimulus_ids=np.arange(92))
+    assert main(["compare", str(path), "--dataset", "rsa92", "--out", str(tmp_path / "o"),
+                 "--image-prep", "imagenet"]) == 2
+    assert "apply only when a model" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path), "--image-size", "32"]) == 2
+    assert "apply only to a model" in capsys.readouterr().err

@@ -222,13 +222,13 @@ def test_image_folder_array_reads_blocks_on_slicing(tmp_path, monkeypatch):
     for i in range(7):
         _save(tmp_path / f"{i}.png", rng.integers(0, 256, (5, 5, 3), dtype=np.uint8))
     ids = image_folder_stimuli(tmp_path)["stimulus"].values
-    calls = []
-    real = images.read_images
-    monkeypatch.setattr(images, "read_images",
+    calls, want = [], images.read_images(tmp_path, ids, size=5)
+    real = images._stacked
+    monkeypatch.setattr(images, "_stacked",
                         lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
     arr = ImageFolderArray(tmp_path, ids, size=5, block=4)
     got = np.concatenate([arr[s:s + 2] for s in range(0, 7, 2)])
-    np.testing.assert_array_equal(got, real(tmp_path, ids, size=5))
+    np.testing.assert_array_equal(got, want)
     assert calls == [4, 3] and arr.shape == (7, 5, 5, 3) and len(arr) == 7
     with pytest.raises(TypeError, match="contiguous slices"):
         arr[[0, 2]]

@@ -21,6 +21,7 @@ from rsa_bias.cli._args import (
     _resources,
     _seed,
     add_image_prep_arguments,
+    image_prep_given,
     report,
     run_verb,
     set_threads,
@@ -133,6 +134,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from rsa_bias.cli.own_model import compare_to_dataset
 
         return compare_to_dataset(args)
+    if image_prep_given(args) or args.image_size is not None:
+        raise ValueError("--image-size and the image options (--image-prep, --crop-fraction, "
+                         "...) apply only to a model compared with --dataset or --responses")
     from rsa_bias.experiments.bias_suite import read_runs, runs_table
 
     files = [r for r in args.runs if Path(r).is_file() or ":" in r]
@@ -296,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "or a .npy array); with --dataset its own images")
     c.add_argument("--image-size", type=_at_least(1), default=None,
                    help="with a model: the side of the square the images are fitted to")
-    add_image_prep_arguments(c)
+    add_image_prep_arguments(c, with_model="with a model: ")
     c.add_argument("--no-progress", action="store_true", help="with a model: no progress bar")
     c.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates with --dataset / --responses (default 1000)")

@@ -225,23 +225,56 @@ def _rgb(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def add_image_prep_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--image-prep``, ``--crop-fraction``, ``--mean``, ``--std``: how images become input."""
+#: ``--crop-fraction`` not given (``None`` is a value: stretch).
+_UNSET = object()
+
+
+def _fraction_or_none(text: str) -> float | None:
+    """argparse type of ``--crop-fraction``: a number, or ``none`` (stretch)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or none, got "
+                                         f"{text!r}") from None
+
+
+def add_image_prep_arguments(parser: argparse.ArgumentParser, *, with_model: str = "") -> None:
+    """``--image-prep``, ``--crop-fraction``, ``--resize-to``, ``--mean``, ``--std``,
+    ``--upright``: how images become input (``with_model`` prefixes the help texts)."""
     from rsa_bias._image_prep import IMAGE_PREPS
 
-    parser.add_argument("--image-prep", choices=sorted(IMAGE_PREPS), default="unit",
-                        help="unit (default): stretch to the square, scale to [-1, 1]; "
-                             "imagenet: torchvision's evaluation transform for its pretrained "
-                             "weights (shorter side to size / 0.875, centre crop, ImageNet "
-                             "mean and std)")
-    parser.add_argument("--crop-fraction", type=float, default=None,
-                        help="resize the shorter side to size / F and cut the centre square "
-                             "(0 < F <= 1; overrides the preset's; 1 keeps the whole shorter "
-                             "side)")
+    parser.add_argument("--image-prep", choices=sorted(IMAGE_PREPS), default=None,
+                        help=f"{with_model}unit (default): stretch to the square, scale to "
+                             "[-1, 1]; imagenet: torchvision's evaluation transform for its "
+                             "pretrained weights (shorter side to size / 0.875, centre crop, "
+                             "ImageNet mean and std)")
+    parser.add_argument("--crop-fraction", type=_fraction_or_none, default=_UNSET,
+                        help=f"{with_model}resize the shorter side to size / F and cut the "
+                             "centre square (0.05 <= F <= 1; 1 keeps the whole shorter side; "
+                             "none stretches); overrides the preset's")
+    parser.add_argument("--resize-to", type=_at_least(1), default=None,
+                        help=f"{with_model}the shorter side in pixels before the centre crop "
+                             "(e.g. 342 for Inception v3's Resize(342) + CenterCrop(299)); in "
+                             "place of --crop-fraction")
     parser.add_argument("--mean", type=_rgb, default=None,
-                        help="per-channel mean R,G,B on pixels / 255 (overrides the preset's)")
+                        help=f"{with_model}per-channel mean R,G,B on pixels / 255 (overrides "
+                             "the preset's; write --mean=-0.5,0,0 for a leading minus)")
     parser.add_argument("--std", type=_rgb, default=None,
-                        help="per-channel standard deviation R,G,B (overrides the preset's)")
+                        help=f"{with_model}per-channel standard deviation R,G,B (overrides the "
+                             "preset's)")
+    parser.add_argument("--upright", action="store_true",
+                        help=f"{with_model}turn image files upright by their EXIF orientation "
+                             "tag first (default: as stored, as torchvision's loader and "
+                             "PsychoPy show them)")
+
+
+def image_prep_given(args: argparse.Namespace) -> bool:
+    """Whether any argument of :func:`add_image_prep_arguments` was given."""
+    return (args.image_prep is not None or args.crop_fraction is not _UNSET
+            or any(v not in (None, False) for v in (args.resize_to, args.mean, args.std,
+                                                     args.upright)))
 
 
 def image_prep_of(args: argparse.Namespace):
@@ -252,6 +285,12 @@ def image_prep_of(args: argparse.Namespace):
     from rsa_bias._image_prep import ImagePrep
 
     prep = ImagePrep.named(args.image_prep)
-    changes = {k: v for k, v in (("crop_fraction", args.crop_fraction), ("mean", args.mean),
+    changes = {k: v for k, v in (("resize_to", args.resize_to), ("mean", args.mean),
                                  ("std", args.std)) if v is not None}
+    if args.crop_fraction is not _UNSET:
+        changes["crop_fraction"] = args.crop_fraction
+    elif args.resize_to is not None:
+        changes["crop_fraction"] = None  # --resize-to in place of the preset's fraction
+    if args.upright:
+        changes["upright"] = True
     return replace(prep, **changes) if changes else prep

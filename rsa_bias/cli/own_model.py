@@ -13,6 +13,7 @@ from rsa_bias.cli._args import (
     _non_negative_int,
     _seed,
     add_image_prep_arguments,
+    image_prep_given,
     image_prep_of,
     report,
     set_threads,
@@ -131,6 +132,10 @@ def compare_to_dataset(args: argparse.Namespace) -> int:
     layers = args.layers.split(",") if args.layers else None
     source = args.runs[0]
     model_given = ":" in source and not Path(source).exists()
+    if not model_given and (image_prep_given(args) or args.image_size is not None):
+        raise ValueError(f"{source} is an activation file: --image-size and the image options "
+                         "(--image-prep, --crop-fraction, ...) apply only when a model "
+                         "(FILE.py:FACTORY) is given in its place")
     if model_given and not layers:
         raise ValueError(f"{source} names a model: give the module paths to read with "
                          "--layers a,b,c (rsa-bias extract MODEL --list-layers lists them)")

@@ -15,7 +15,6 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,11 @@ from rsa_bias.networks import ImagePrep
 from rsa_bias.provenance import provenance_attrs
 from rsa_bias.store.images import ImageFolderArray, image_folder_stimuli
 from rsa_bias.store.stream import ActivationWriter
-from rsa_bias.training.extract import extraction_provenance, iter_module_activations
+from rsa_bias.training.extract import (
+    extraction_provenance,
+    is_image_input,
+    iter_module_activations,
+)
 
 #: The shipped image sets :func:`named_stimuli` knows, and the labels each carries.
 NAMED_STIMULI = ("rsa92", "v4")
@@ -118,6 +121,10 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     return factory
 
 
+#: The side a folder's images are fitted to when no ``image_size`` is given.
+FOLDER_IMAGE_SIZE = 224
+
+
 def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None, prep: ImagePrep
              ) -> tuple[xr.Dataset, object, ImagePrep]:
     """The stimulus set to write at the root, the inputs and what is left of ``prep`` to
@@ -126,9 +133,9 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None, pre
         folder = Path(stimuli)
         st = image_folder_stimuli(folder)
         ids = st["stimulus"].values
-        images = ImageFolderArray(folder, ids, size=image_size or 224, block=read_batch,
-                                  crop_fraction=prep.crop_fraction)
-        return st, images, replace(prep, crop_fraction=None)
+        images = ImageFolderArray(folder, ids, size=image_size or FOLDER_IMAGE_SIZE,
+                                  block=read_batch, prep=prep)
+        return st, images, prep.without_geometry()
     if isinstance(stimuli, str | Path):
         raise ValueError(f"stimuli {stimuli} is not a folder; pass a folder of images, a "
                          "stimulus-set Dataset or an array")
@@ -198,7 +205,9 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
         (:class:`~rsa_bias.networks.ImagePrep`): ``"unit"`` stretches and scales to [-1, 1];
         ``"imagenet"`` resizes the shorter side to ``image_size / 0.875`` (a folder's files
         with Pillow's bilinear filter, arrays with torch's antialiased one, as torchvision
-        does on each), cuts the centre square and applies the ImageNet mean and std.
+        does on each), cuts the centre square and applies the ImageNet mean and std. Float
+        inputs and tensors are used as they are (``config_json`` then records
+        ``image_prep: null``); a folder's record holds the size its images were read at.
     read_batch : int, default 1024
         Images of a folder read from disk at a time.
     dtype : {"float32", "float64"}, default "float32"
@@ -224,8 +233,11 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
     options = dict(layers=list(layers), batch_size=batch_size, reduction=reduction,
                    n_components=n_components, seed=seed, channel_axis=channel_axis,
                    output_index=output_index, image_size=image_size)
+    images = is_image_input(inputs)  # floats and tensors are used as they are
     settings = {**{k: v for k, v in options.items() if k != "batch_size"},
-                "image_prep": prep.to_dict()}
+                "image_size": inputs.size if isinstance(inputs, ImageFolderArray)
+                else image_size,
+                "image_prep": prep.to_dict() if images else None}
     attrs = {**provenance_attrs(settings, seed=seed, method="extract"),
              "stimuli_source": _describe(stimuli), "model_source": source or "",
              "torch_version": torch.__version__,

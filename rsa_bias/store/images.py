@@ -9,6 +9,7 @@ of any batch of those ids, so a set of any size is read without holding it all i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from rsa_bias.store.schema import StoreError
 #: since converting them would clip or binarise their values.
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK",
                    "YCbCr", "LAB", "HSV")
+
+#: The EXIF tag of an image's orientation (1: as stored).
+ORIENTATION = 0x0112
 
 #: File endings read as images (what Pillow reads without extra plug-ins).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -68,7 +72,7 @@ def image_folder_stimuli(folder: str | Path) -> xr.Dataset:
 
 
 def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
-                size: int | None = None, crop_fraction: float | None = None) -> np.ndarray:
+                size: int | None = None, prep: ImagePrep | str | None = None) -> np.ndarray:
     """The pixels of some images of a folder, as uint8 ``(n, y, x, 3)`` RGB.
 
     Parameters
@@ -81,33 +85,64 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
     size : int, optional
         Resize every image to ``size`` x ``size`` pixels; default keep their size, which
         must then be the same for all.
-    crop_fraction : float, optional
-        ``None`` (default): stretch to the square (bicubic). A number in (0, 1]: resize the
-        shorter side to ``floor(size / crop_fraction)`` keeping the aspect ratio (bilinear,
-        as torchvision's ``Resize`` on Pillow images), then cut the centre square
-        (:func:`rsa_bias._image_prep.crop_geometry`; 0.875 is ``Resize(256)`` +
-        ``CenterCrop(224)``).
+    prep : ImagePrep or {"unit", "imagenet"}, optional
+        Its geometry (:class:`~rsa_bias.networks.ImagePrep`; the normalisation is left to
+        :func:`~rsa_bias.networks.prepare_images`): stretch to the square (bicubic, the
+        default), or resize the shorter side keeping the aspect ratio (bilinear, as
+        torchvision's ``Resize`` on Pillow images) and cut the centre square
+        (:func:`rsa_bias._image_prep.crop_geometry`); ``upright`` applies EXIF orientation
+        tags first.
 
     Returns
     -------
     numpy.ndarray of uint8, shape (n, y, x, 3)
-        Upright (an EXIF orientation tag, as phone cameras write, is applied first, as an
-        image viewer does); greyscale and palette images converted to RGB, an alpha channel
-        dropped.
+        Greyscale and palette images converted to RGB, an alpha channel dropped.
 
     Raises
     ------
     StoreError
         An image that is missing or cannot be decoded (named), or images of different sizes
         without ``size``.
+
+    Warns
+    -----
+    UserWarning
+        When images carry an EXIF orientation tag and ``prep.upright`` is off (they are read
+        as stored, as torchvision's loader and PsychoPy do).
     """
+    prep = ImagePrep.named(prep)
+    if prep.crops and size is None:
+        raise ValueError("a centre crop needs the crop's side; pass size= (the CLI's "
+                         "--image-size), e.g. 224 for ImageNet weights")
+    pixels, tagged = _stacked(Path(folder), stimulus_ids, size, prep)
+    _warn_tagged(tagged, len(pixels), prep)
+    return pixels
+
+
+def _warn_tagged(tagged: list[str], n: int, prep: ImagePrep) -> None:
+    if tagged and not prep.upright:
+        warnings.warn(f"{len(tagged)} of {n} images carry an EXIF orientation tag (e.g. "
+                      f"{tagged[0]}); they are read as stored, as torchvision's loader and "
+                      "PsychoPy show them; pass ImagePrep(upright=True) (--upright) to turn "
+                      "them upright first", stacklevel=3)
+
+
+def _stacked(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: ImagePrep
+             ) -> tuple[np.ndarray, list[str]]:
+    out, tagged = _read(folder, stimulus_ids, size, prep)
+    shapes = {a.shape for a in out}
+    if len(shapes) > 1:
+        raise StoreError(f"the images have different sizes {sorted(shapes)[:3]}; pass size= "
+                         "to resize them all to one")
+    return (np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)), tagged
+
+
+def _read(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: ImagePrep
+          ) -> tuple[list[np.ndarray], list[str]]:
+    """The fitted pixels of each image, and the ids of those with an EXIF orientation tag."""
     from PIL import Image, UnidentifiedImageError
 
-    if crop_fraction is not None and size is None:
-        raise ValueError("a centre crop (crop_fraction) needs the output size; pass size=")
-    prep = ImagePrep(crop_fraction=crop_fraction)  # validates the fraction
-    folder = Path(folder)
-    out = []
+    out, tagged = [], []
     for sid in stimulus_ids:
         path = folder / str(sid)
         try:
@@ -116,6 +151,8 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
                     raise StoreError(f"image {path} has mode {img.mode!r} (more than 8 bits per "
                                      "channel, or floats); convert it to 8-bit RGB first, "
                                      "scaling its range as your model expects")
+                if img.getexif().get(ORIENTATION, 1) != 1:
+                    tagged.append(str(sid))
                 out.append(np.asarray(_fitted(img, size, prep), dtype=np.uint8))
         except FileNotFoundError as exc:
             raise StoreError(f"image {path} does not exist; the stimulus ids must be paths "
@@ -123,21 +160,20 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
         except (UnidentifiedImageError, OSError) as exc:
             raise StoreError(f"image {path} cannot be decoded ({exc}); remove or replace "
                              "it") from exc
-    shapes = {a.shape for a in out}
-    if len(shapes) > 1:
-        raise StoreError(f"the images have different sizes {sorted(shapes)[:3]}; pass size= "
-                         "to resize them all to one")
-    return np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    return out, tagged
 
 
 def _fitted(img, size: int | None, prep: ImagePrep):
-    """The Pillow image ``img`` upright, in RGB, stretched or resized and centre-cropped."""
+    """The Pillow image ``img`` in RGB (upright if asked), stretched or resized and
+    centre-cropped."""
     from PIL import Image, ImageOps
 
-    img = ImageOps.exif_transpose(img).convert("RGB")
+    if prep.upright:
+        img = ImageOps.exif_transpose(img)
+    img = img.convert("RGB")
     if size is None:
         return img
-    if prep.crop_fraction is None:
+    if not prep.crops:
         return img.resize((int(size), int(size)), Image.Resampling.BICUBIC)
     new_h, new_w, top, left = crop_geometry(img.height, img.width, int(size),
                                             prep.shorter_side(int(size)))
@@ -161,17 +197,17 @@ class ImageFolderArray:
         Side every image is resized to.
     block : int, default 1024
         Images read from disk at once (the slices asked for are served from that block).
-    crop_fraction : float, optional
-        As in :func:`read_images`: ``None`` stretches, a fraction resizes and centre-crops.
+    prep : ImagePrep or {"unit", "imagenet"}, optional
+        Its geometry, as in :func:`read_images` (stretch by default).
     """
 
     dtype = np.dtype(np.uint8)
     ndim = 4
 
     def __init__(self, folder: str | Path, stimulus_ids: Sequence[str], *, size: int,
-                 block: int = 1024, crop_fraction: float | None = None) -> None:
+                 block: int = 1024, prep: ImagePrep | str | None = None) -> None:
         self.folder, self.ids, self.size = Path(folder), list(stimulus_ids), int(size)
-        self.crop_fraction = crop_fraction
+        self.prep, self._tagged = ImagePrep.named(prep), 0
         self.block = max(1, int(block))
         self.shape = (len(self.ids), self.size, self.size, 3)
         self._start, self._pixels = 0, np.zeros((0, self.size, self.size, 3), np.uint8)
@@ -186,9 +222,12 @@ class ImageFolderArray:
         end = self._start + len(self._pixels)
         if not (self._start <= start and stop <= end):  # outside the block read last
             self._start = start
-            self._pixels = read_images(self.folder,
-                                       self.ids[start:max(stop, start + self.block)],
-                                       size=self.size, crop_fraction=self.crop_fraction)
+            self._pixels, tagged = _stacked(self.folder,
+                                            self.ids[start:max(stop, start + self.block)],
+                                            self.size, self.prep)
+            self._tagged += len(tagged)
+            if tagged and self._tagged == len(tagged):  # once, at the first tagged block
+                _warn_tagged(tagged, len(self._pixels), self.prep)
         return self._pixels[start - self._start:stop - self._start]
 
 

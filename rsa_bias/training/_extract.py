@@ -97,9 +97,6 @@ def batch_source(inputs, *, image_size: int | None, image_prep: ImagePrep | str 
     (uint8 images prepared slice by slice as ``image_prep`` says, so the whole set is never
     resized at once)."""
     prep = ImagePrep.named(image_prep)
-    if prep.crop_fraction is not None and image_size is None:
-        raise ValueError("a centre crop (image_prep crop_fraction) needs image_size, the side "
-                         "of the crop")
     arr = _as_input_array(inputs)
     if isinstance(arr, xr.DataArray):
         if arr.dtype == np.uint8 and set(arr.dims) == {"stimulus", "y", "x", "channel"}:
@@ -114,6 +111,9 @@ def batch_source(inputs, *, image_size: int | None, image_prep: ImagePrep | str 
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"uint8 inputs are read as images (n, y, x, 3); got shape "
                              f"{arr.shape}; pass float inputs as float arrays")
+        if prep.crops and image_size is None:
+            raise ValueError("a centre crop needs the crop's side; pass image_size= (the "
+                             "CLI's --image-size), e.g. 224 for ImageNet weights")
         return len(arr), lambda a, b: prepare_images(arr[a:b], size=image_size, prep=prep)
     if np.issubdtype(arr.dtype, np.floating):
         return len(arr), lambda a, b: torch.from_numpy(  # a copy: memory-mapped files are

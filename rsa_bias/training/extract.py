@@ -36,6 +36,7 @@ from rsa_bias.networks import ImagePrep
 from rsa_bias.training._extract import (
     REDUCTIONS,
     Reducer,
+    _as_input_array,
     batch_source,
     check_one_input,
     hooked_forward,
@@ -47,6 +48,12 @@ from rsa_bias.training._extract import (
 
 __all__ = ["module_layers", "iter_module_activations", "module_activations",
            "extraction_provenance"]
+
+
+def is_image_input(inputs: Inputs) -> bool:
+    """Whether ``inputs`` are uint8 images (fitted and normalised as ``image_size`` and
+    ``image_prep`` say) rather than values used as they are."""
+    return getattr(_as_input_array(inputs), "dtype", None) == np.uint8
 
 
 def module_layers(model: nn.Module) -> list[str]:
