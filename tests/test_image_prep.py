@@ -226,3 +226,22 @@ def test_compare_refuses_image_options_without_a_model(tmp_path, conv, capsys):
     assert "apply only when a model" in capsys.readouterr().err
     assert main(["compare", str(tmp_path), "--image-size", "32"]) == 2
     assert "apply only to a model" in capsys.readouterr().err
+
+
+def test_a_folder_warns_once_about_tagged_images(tmp_path):
+    import warnings
+
+    from rsa_bias.store.images import ImageFolderArray
+
+    imgs = RNG.integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    folder = _save(tmp_path / "f", imgs)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    for i in (1, 4):  # in the first and the third block of two
+        Image.fromarray(imgs[i]).save(folder / f"{i}.png", exif=exif)
+    arr = ImageFolderArray(folder, [f"{i}.png" for i in range(5)], size=6, block=2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        got = np.concatenate([arr[s:s + 2] for s in range(0, 5, 2)])
+    assert [str(w.message)[:40] for w in seen] == ["1 of 2 images carry an EXIF orientation "]
+    np.testing.assert_array_equal(got, imgs)

@@ -20,7 +20,10 @@ from rsa_bias.analysis._inputs import (
     ArrayLike,
     align_to,
     as_labelled,
+    as_lazy_labelled,
+    canonical_order,
     is_dask_backed,
+    labelled_pair,
     paired_values,
     stimulus_matrix,
 )
@@ -40,15 +43,36 @@ from rsa_bias.provenance import result_attrs
 # --- minibatch CKA (Nguyen, Raghu & Kornblith 2021) --------------------------------------------
 
 
-def _array_batches(x: ArrayLike, y: ArrayLike, batch_size: int, seed: int | None,
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    xv, yv = _values_in_id_order(x, y)  # batches follow the ids, not the row order
-    n = xv.shape[0]
+def _batch_rows(n: int, batch_size: int, seed: int | None) -> list[np.ndarray]:
+    """The rows of each batch: ``n // batch_size`` nearly equal parts of ``0..n-1`` (shuffled
+    first when ``seed`` is given), each in ascending order (HSIC does not depend on the order
+    of a batch's rows, and a lazily read file is then read forward)."""
     if n // batch_size < 1:
         raise ValueError(f"batch_size={batch_size} is larger than the {n} stimuli")
     order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
-    for idx in np.array_split(order, n // batch_size):
+    return [np.sort(idx) for idx in np.array_split(order, n // batch_size)]
+
+
+def _array_batches(x: ArrayLike, y: ArrayLike, batch_size: int, seed: int | None,
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    if is_dask_backed(x) or is_dask_backed(y):
+        yield from _lazy_batches(x, y, batch_size, seed)
+        return
+    xv, yv = _values_in_id_order(x, y)  # batches follow the ids, not the row order
+    for idx in _batch_rows(xv.shape[0], batch_size, seed):
         yield xv[idx], yv[idx]
+
+
+def _lazy_batches(x: ArrayLike, y: ArrayLike, batch_size: int, seed: int | None,
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The batches of Dask-backed inputs (an activation file opened with ``chunks=``), each
+    read only when its turn comes: memory holds one batch, not the whole arrays."""
+    a, b = labelled_pair(as_lazy_labelled(x, "x"), as_lazy_labelled(y, "y"))
+    a = canonical_order(a)
+    b = align_to(a, b, ("x", "y"))
+    for idx in _batch_rows(a.sizes["stimulus"], batch_size, seed):
+        yield (stimulus_matrix(a.isel(stimulus=idx), "x batch"),
+               stimulus_matrix(b.isel(stimulus=idx), "y batch"))
 
 
 _END = object()
@@ -129,7 +153,8 @@ def minibatch_cka(x: object, y: object = None, *, batch_size: int | None = None,
           (``numpy.array_split``) of at least ``batch_size`` stimuli each (in ascending
           stimulus-id order — the row order for numpy — or shuffled from that order when
           ``seed`` is given, so the result does not depend on the row order of labelled
-          inputs).
+          inputs). Dask-backed inputs (``read_activations(path, chunks={})``) are read one
+          batch at a time.
 
         Batches are ``(stimulus, unit)`` arrays or DataArrays (aligned per batch).
     batch_size : int, optional
