@@ -77,7 +77,7 @@ def test_validate_prints_resolved_config(shipped_config, capsys):
                  "--set", "model.width=32"]) == 0
     out = capsys.readouterr().out
     body, last = out.rstrip("\n").rsplit("\n", 1)
-    assert last == f"{shipped_config}: valid"
+    assert last == f"{shipped_config}: valid (run it with rsa-bias run)"
     cfg = json.loads(body)
     assert cfg["model"]["width"] == 32
     assert cfg["training"]["steps"] == 5000

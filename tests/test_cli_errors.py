@@ -115,7 +115,10 @@ def test_os_errors_are_one_line(monkeypatch, shipped_config, exc):
     def fail(*args, **kwargs):
         raise exc
 
+    import rsa_bias.config.kinds as kinds
+
     monkeypatch.setattr(cli, "load_config", fail)
+    monkeypatch.setattr(kinds, "load_any_config", fail)  # what validate reads configs with
     code, _, err = run_main(["validate", str(shipped_config)])
     assert code == 2
     one_line_error(err)

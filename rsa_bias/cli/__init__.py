@@ -1,6 +1,8 @@
 """Command line: ``rsa-bias run``, ``sweep``, ``plot``, ``show``, ``causal``, ``compare``,
-``validate``, ``demo``, ``brain``, and the simplicity-bias verbs ``redshift``, ``spectral`` and
-``init-gap`` (:mod:`rsa_bias.cli.simplicity`)."""
+``validate``, ``demo``, ``brain``, the simplicity-bias verbs ``redshift``, ``spectral`` and
+``init-gap`` (:mod:`rsa_bias.cli.simplicity`), ``extract`` (:mod:`rsa_bias.cli.own_model`),
+``searchlight`` and ``alignment`` (:mod:`rsa_bias.cli.searchlight`)."""
+
 
 from __future__ import annotations
 
@@ -30,6 +32,12 @@ from rsa_bias.cli.own_model import add_parsers as add_own_model_parsers
 from rsa_bias.cli.searchlight import add_parsers as add_searchlight_parsers
 from rsa_bias.cli.simplicity import add_parsers
 from rsa_bias.config import ConfigError, load_config
+
+#: What ``rsa-bias --help`` says first.
+DESCRIPTION = ("Train networks on controlled multi-feature tasks and measure how the biases of "
+               "learned representations distort RSA, CKA and encoding-model comparisons, "
+               "network against network and network against brain. Each verb below runs one "
+               "experiment or step; `rsa-bias VERB --help` lists its options.")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -158,9 +166,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set)
+    from rsa_bias.config.kinds import load_any_config
+
+    cfg, verb = load_any_config(args.config, args.set)
     print(json.dumps(cfg.to_dict(), indent=1))
-    print(f"{args.config}: valid")
+    print(f"{args.config}: valid (run it with rsa-bias {verb})")
+    device = str(getattr(getattr(cfg, "training", cfg), "device", "auto"))
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"note: device {device!r} needs CUDA, which this machine lacks: the run "
+                  "refuses it here (use 'auto' to run on whatever is present)",
+                  file=sys.stderr)
     return 0
 
 
@@ -198,7 +216,7 @@ def cmd_brain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rsa-bias", description=__doc__)
+    p = argparse.ArgumentParser(prog="rsa-bias", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
     overrides = {"action": "append", "default": [], "metavar": "KEY=VALUE",
                  "help": "override a config value, e.g. --set training.steps=500 (repeatable)"}

@@ -261,7 +261,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         When ``path`` is a folder, cannot be read, is not UTF-8 or not TOML, or the config
         is invalid (the message names the key).
     """
-    return config_from_dict(read_toml(path, overrides))
+    from rsa_bias.config.kinds import refuse_other_kind
+
+    data = read_toml(path, overrides)
+    refuse_other_kind(data, path)
+    return config_from_dict(data)
 
 
 def read_toml(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -223,7 +223,19 @@ def compare_to_brain(activations: xr.DataTree | str | Path, *,
 
 def brain_comparison_table(result: xr.Dataset) -> pd.DataFrame:
     """One row per layer, one column per score (the ``feature_r2`` shares as
-    ``r2_<feature>``, the ``cka_share`` attributions as ``cka_share_<feature>``)."""
+    ``r2_<feature>``, the ``cka_share`` attributions as ``cka_share_<feature>``).
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        What :func:`compare_to_brain` returns (dim ``layer``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column ``layer``, then every per-layer score, the layer-independent values (the
+        noise ceiling) repeated on every row, and the per-feature shares.
+    """
     cols = {v: result[v].values for v in result.data_vars if result[v].dims == ("layer",)}
     table = pd.DataFrame({"layer": result["layer"].values, **cols})
     for v in result.data_vars:  # the noise ceiling: one value for every layer
