@@ -72,7 +72,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
                            n_components=args.n_components, seed=args.seed,
                            channel_axis=args.channel_axis, output_index=args.output_index,
                            image_size=args.image_size, image_prep=image_prep_of(args),
-                           read_batch=args.read_batch,
+                           read_batch=args.read_batch, read_workers=args.read_workers,
                            dtype=args.dtype, compression=args.compression,
                            progress=not args.no_progress, source=args.model)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, layers "
@@ -184,6 +184,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--batch-size", type=_at_least(1), default=64)
     e.add_argument("--read-batch", type=_at_least(1), default=1024,
                    help="images of a folder read from disk at a time (default 1024)")
+    e.add_argument("--read-workers", type=_non_negative_int, default=None,
+                   help="threads decoding a folder's images, the next --read-batch read "
+                        "ahead while the model runs (default min(4, CPUs); 0: one thread, "
+                        "no reading ahead)")
     e.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="how the activations are stored (default float32)")
     e.add_argument("--image-size", type=_at_least(1), default=None,

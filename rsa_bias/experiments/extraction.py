@@ -125,8 +125,8 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
 FOLDER_IMAGE_SIZE = 224
 
 
-def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None, prep: ImagePrep
-             ) -> tuple[xr.Dataset, object, ImagePrep]:
+def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None, prep: ImagePrep,
+             read_workers: int | None = None) -> tuple[xr.Dataset, object, ImagePrep]:
     """The stimulus set to write at the root, the inputs and what is left of ``prep`` to
     apply to them (a folder's images are fitted to the square as they are read)."""
     if isinstance(stimuli, str | Path) and Path(stimuli).is_dir():
@@ -134,7 +134,7 @@ def _sources(stimuli, stimulus_ids, read_batch: int, image_size: int | None, pre
         st = image_folder_stimuli(folder)
         ids = st["stimulus"].values
         images = ImageFolderArray(folder, ids, size=image_size or FOLDER_IMAGE_SIZE,
-                                  block=read_batch, prep=prep)
+                                  block=read_batch, prep=prep, workers=read_workers)
         return st, images, prep.without_geometry()
     if isinstance(stimuli, str | Path):
         raise ValueError(f"stimuli {stimuli} is not a folder; pass a folder of images, a "
@@ -176,7 +176,8 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
                     reduction: str = "mean", n_components: int | None = None, seed: int = 0,
                     channel_axis: int | None = None, output_index: int = 0,
                     image_size: int | None = None, image_prep: ImagePrep | str | None = None,
-                    read_batch: int = 1024, dtype: str = "float32", compression: int = 0,
+                    read_batch: int = 1024, read_workers: int | None = None,
+                    dtype: str = "float32", compression: int = 0,
                     progress: bool = False, source: str | None = None) -> Path:
     """Read the named modules of ``model`` on ``stimuli`` into an activation file, batch by
     batch.
@@ -210,6 +211,10 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
         ``image_prep: null``); a folder's record holds the size its images were read at.
     read_batch : int, default 1024
         Images of a folder read from disk at a time.
+    read_workers : int, optional
+        Threads that decode a folder's images, default ``min(4, os.cpu_count())``; the next
+        ``read_batch`` images are read ahead while the model runs on these. 0: one thread,
+        no reading ahead (:class:`~rsa_bias.store.images.ImageFolderArray`).
     dtype : {"float32", "float64"}, default "float32"
         How the activations are stored.
     compression : int, default 0
@@ -229,7 +234,8 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
     """
     remove_stale_tmp(Path(path).parent)  # of extractions killed before they could clean up
     prep = ImagePrep.named(image_prep)
-    st, inputs, rest = _sources(stimuli, stimulus_ids, read_batch, image_size, prep)
+    st, inputs, rest = _sources(stimuli, stimulus_ids, read_batch, image_size, prep,
+                                read_workers)
     options = dict(layers=list(layers), batch_size=batch_size, reduction=reduction,
                    n_components=n_components, seed=seed, channel_axis=channel_axis,
                    output_index=output_index, image_size=image_size)
@@ -244,10 +250,15 @@ def extract_to_file(model: nn.Module, stimuli, path: str | Path, *, layers: Sequ
              **extraction_provenance(model, layers=list(layers), reduction=reduction,
                                      n_components=n_components, seed=seed,
                                      channel_axis=channel_axis, output_index=output_index)}
-    with ActivationWriter(path, st, attrs=attrs, dtype=dtype, compression=compression) as w:
-        for batch in iter_module_activations(model, inputs, progress=progress,
-                                             image_prep=rest, **options):
-            w.append(batch)
+    try:
+        with ActivationWriter(path, st, attrs=attrs, dtype=dtype,
+                              compression=compression) as w:
+            for batch in iter_module_activations(model, inputs, progress=progress,
+                                                 image_prep=rest, **options):
+                w.append(batch)
+    finally:
+        if isinstance(inputs, ImageFolderArray):
+            inputs.close()  # its reading threads
     return Path(path)
 
 

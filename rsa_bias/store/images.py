@@ -9,8 +9,10 @@ of any batch of those ids, so a set of any size is read without holding it all i
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +129,9 @@ def _warn_tagged(tagged: list[str], n: int, prep: ImagePrep) -> None:
                       "them upright first", stacklevel=3)
 
 
-def _stacked(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: ImagePrep
-             ) -> tuple[np.ndarray, list[str]]:
-    out, tagged = _read(folder, stimulus_ids, size, prep)
+def _stacked(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: ImagePrep,
+             pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, list[str]]:
+    out, tagged = _read(folder, stimulus_ids, size, prep, pool)
     shapes = {a.shape for a in out}
     if len(shapes) > 1:
         raise StoreError(f"the images have different sizes {sorted(shapes)[:3]}; pass size= "
@@ -137,30 +139,39 @@ def _stacked(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: 
     return (np.stack(out) if out else np.zeros((0, size or 0, size or 0, 3), np.uint8)), tagged
 
 
-def _read(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: ImagePrep
-          ) -> tuple[list[np.ndarray], list[str]]:
-    """The fitted pixels of each image, and the ids of those with an EXIF orientation tag."""
+def _read_one(path: Path, folder: Path, size: int | None, prep: ImagePrep
+              ) -> tuple[np.ndarray, bool]:
+    """The fitted pixels of one image file, and whether it has an EXIF orientation tag."""
     from PIL import Image, UnidentifiedImageError
 
-    out, tagged = [], []
-    for sid in stimulus_ids:
-        path = folder / str(sid)
-        try:
-            with Image.open(path) as img:
-                if img.mode not in EIGHT_BIT_MODES:
-                    raise StoreError(f"image {path} has mode {img.mode!r} (more than 8 bits per "
-                                     "channel, or floats); convert it to 8-bit RGB first, "
-                                     "scaling its range as your model expects")
-                if img.getexif().get(ORIENTATION, 1) != 1:
-                    tagged.append(str(sid))
-                out.append(np.asarray(_fitted(img, size, prep), dtype=np.uint8))
-        except FileNotFoundError as exc:
-            raise StoreError(f"image {path} does not exist; the stimulus ids must be paths "
-                             f"relative to {folder}") from exc
-        except (UnidentifiedImageError, OSError) as exc:
-            raise StoreError(f"image {path} cannot be decoded ({exc}); remove or replace "
-                             "it") from exc
-    return out, tagged
+    try:
+        with Image.open(path) as img:
+            if img.mode not in EIGHT_BIT_MODES:
+                raise StoreError(f"image {path} has mode {img.mode!r} (more than 8 bits per "
+                                 "channel, or floats); convert it to 8-bit RGB first, scaling "
+                                 "its range as your model expects")
+            tagged = img.getexif().get(ORIENTATION, 1) != 1
+            return np.asarray(_fitted(img, size, prep), dtype=np.uint8), tagged
+    except FileNotFoundError as exc:
+        raise StoreError(f"image {path} does not exist; the stimulus ids must be paths "
+                         f"relative to {folder}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise StoreError(f"image {path} cannot be decoded ({exc}); remove or replace it") \
+            from exc
+
+
+def _read(folder: Path, stimulus_ids: Sequence[str], size: int | None, prep: ImagePrep,
+          pool: ThreadPoolExecutor | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """The fitted pixels of each image (decoded by ``pool``'s threads when given: Pillow
+    releases the GIL while it decodes and resizes), and the ids of those with an EXIF
+    orientation tag."""
+    ids = [str(sid) for sid in stimulus_ids]
+
+    def read(sid):
+        return _read_one(folder / sid, folder, size, prep)
+
+    got = list(pool.map(read, ids) if pool is not None else map(read, ids))
+    return [pixels for pixels, _ in got], [sid for sid, (_, t) in zip(ids, got, strict=True) if t]
 
 
 def _fitted(img, size: int | None, prep: ImagePrep):
@@ -185,7 +196,9 @@ def _fitted(img, size: int | None, prep: ImagePrep):
 class ImageFolderArray:
     """The images of a folder as a read-only uint8 array ``(n, size, size, 3)`` that reads
     its pixels only when sliced, ``block`` images from disk at a time (for extraction, which
-    slices it batch by batch).
+    slices it batch by batch). Each block is decoded by ``workers`` threads, and the block
+    after it is read ahead in the background while the caller works on this one (as a
+    DataLoader's workers do), so at most two blocks are in memory.
 
     Parameters
     ----------
@@ -199,21 +212,75 @@ class ImageFolderArray:
         Images read from disk at once (the slices asked for are served from that block).
     prep : ImagePrep or {"unit", "imagenet"}, optional
         Its geometry, as in :func:`read_images` (stretch by default).
+    workers : int, optional
+        Threads that decode images; default ``min(4, os.cpu_count())``. 0 reads in the
+        calling thread, one block at a time, without reading ahead.
+
+    Notes
+    -----
+    Call :meth:`close` (or use it as a context manager) to stop the threads early; they also
+    end with the interpreter.
     """
 
     dtype = np.dtype(np.uint8)
     ndim = 4
 
     def __init__(self, folder: str | Path, stimulus_ids: Sequence[str], *, size: int,
-                 block: int = 1024, prep: ImagePrep | str | None = None) -> None:
+                 block: int = 1024, prep: ImagePrep | str | None = None,
+                 workers: int | None = None) -> None:
         self.folder, self.ids, self.size = Path(folder), list(stimulus_ids), int(size)
         self.prep, self._tagged = ImagePrep.named(prep), 0
         self.block = max(1, int(block))
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0: read in the calling thread), got "
+                             f"{workers}")
         self.shape = (len(self.ids), self.size, self.size, 3)
         self._start, self._pixels = 0, np.zeros((0, self.size, self.size, 3), np.uint8)
+        self._pool = self._ahead = None
+        self._next: tuple[int, int, Future] | None = None  # (start, stop, the read ahead)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def __enter__(self) -> ImageFolderArray:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the reading threads (a read ahead in progress is dropped)."""
+        for pool in (self._ahead, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._ahead = self._next = None
+
+    def _read(self, start: int, stop: int) -> tuple[np.ndarray, list[str]]:
+        if self.workers and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rsa_bias-images")
+        return _stacked(self.folder, self.ids[start:stop], self.size, self.prep, self._pool)
+
+    def _block(self, start: int, stop: int) -> tuple[np.ndarray, list[str]]:
+        """Images ``start:stop``: the block read ahead when it is that one, else read now;
+        then the following block is read ahead."""
+        ahead, self._next = self._next, None
+        if ahead is not None and ahead[0] == start and ahead[1] >= stop:
+            got = ahead[2].result()
+        else:
+            if ahead is not None:
+                ahead[2].cancel()
+            got = self._read(start, stop)
+        following = start + len(got[0])
+        if self.workers and following < len(self):
+            if self._pool is None:  # made here, not by the thread that reads ahead
+                self._pool = ThreadPoolExecutor(self.workers,
+                                                thread_name_prefix="rsa_bias-images")
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(1, thread_name_prefix="rsa_bias-read-ahead")
+            end = min(len(self), following + len(got[0]))
+            self._next = (following, end, self._ahead.submit(self._read, following, end))
+        return got
 
     def __getitem__(self, index: slice) -> np.ndarray:
         if not isinstance(index, slice) or index.step not in (None, 1):
@@ -222,9 +289,8 @@ class ImageFolderArray:
         end = self._start + len(self._pixels)
         if not (self._start <= start and stop <= end):  # outside the block read last
             self._start = start
-            self._pixels, tagged = _stacked(self.folder,
-                                            self.ids[start:max(stop, start + self.block)],
-                                            self.size, self.prep)
+            self._pixels, tagged = self._block(start, min(len(self),
+                                                          max(stop, start + self.block)))
             self._tagged += len(tagged)
             if tagged and self._tagged == len(tagged):  # once, at the first tagged block
                 _warn_tagged(tagged, len(self._pixels), self.prep)
