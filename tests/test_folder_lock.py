@@ -79,3 +79,22 @@ def test_a_second_sweep_on_a_busy_folder_stops_before_anything_runs(tmp_path, sh
                  "--grid", "model.width=8,12"]) == 2
     assert "another sweep is running" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [".sweep.lock"]
+
+
+def test_a_second_run_on_a_busy_folder_stops_before_anything_runs(tmp_path, shipped_config,
+                                                                 capsys) -> None:
+    (tmp_path / ".run.lock").write_text(f"{_HOST} {os.getpid()} {time.time():.3f}\n")
+    assert main(["run", str(shipped_config), "--out", str(tmp_path), "--no-figures",
+                 "--no-progress"]) == 2
+    assert f"another run is running in {tmp_path}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock"]
+    assert main(["demo", "loud-feature", "--out", str(tmp_path), "--quick"]) == 2
+    (tmp_path / ".run.lock").unlink()
+    assert main(["demo", "loud-feature", "--out", str(tmp_path), "--quick"]) == 0
+    assert not (tmp_path / ".run.lock").exists()  # released when the command ends
+
+
+def test_searchlight_holds_the_folder_too(tmp_path, capsys) -> None:
+    (tmp_path / ".run.lock").write_text(f"{_HOST} {os.getpid()} {time.time():.3f}\n")
+    assert main(["searchlight", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "another run is running" in capsys.readouterr().err

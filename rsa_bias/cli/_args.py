@@ -30,11 +30,23 @@ def _non_negative_int(text: str) -> int:
     return n
 
 
+def held(out: str):
+    """``out`` created and its ``.run.lock`` held (a context manager): a second command
+    started on the same folder while this one runs stops at once, naming this process (it
+    would train the same seeds again, or mix another config's files into this one's)."""
+    from rsa_bias._lock import folder_lock
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return folder_lock(out, "run")
+
+
 def run_verb(name: str, out: str, **options):
-    """Every verb that runs an experiment goes through the registry here."""
+    """Every verb that runs an experiment goes through the registry here, holding the
+    folder (:func:`held`)."""
     from rsa_bias.experiments import run_experiment
 
-    return run_experiment(name, out, **options)
+    with held(out):
+        return run_experiment(name, out, **options)
 
 
 def report(table, paths, elapsed_s: float | None = None, *, index: bool = True) -> None:

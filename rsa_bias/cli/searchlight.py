@@ -14,6 +14,7 @@ from rsa_bias.cli._args import (
     _image_size,
     _non_negative_int,
     _seed,
+    held,
     report,
     set_threads,
 )
@@ -42,10 +43,11 @@ def cmd_searchlight(args: argparse.Namespace) -> int:
 
     _check_folders(out=args.out)
     t0 = time.perf_counter()
-    paths = run_haxby_searchlight(args.out, radius_mm=args.radius_mm,
-                                  rdm_method=args.rdm_method,
-                                  compare_method=args.compare_method,
-                                  progress=not args.no_progress)
+    with held(args.out):
+        paths = run_haxby_searchlight(args.out, radius_mm=args.radius_mm,
+                                      rdm_method=args.rdm_method,
+                                      compare_method=args.compare_method,
+                                      progress=not args.no_progress)
     res = read_results(paths["results"])
     score = res["score"].sel(model="face_vs_house")
     best = int(np.nanargmax(score.values))
@@ -62,10 +64,11 @@ def cmd_alignment(args: argparse.Namespace) -> int:
 
     _check_folders(out=args.out)
     set_threads(args.threads)
-    table, paths, elapsed = run_alignment(args.out, seed=args.seed, image_size=args.image_size,
-                                          n_perm=args.n_perm, n_boot=args.n_boot,
-                                          n_jobs=args.jobs, trained=args.trained,
-                                          progress=not args.no_progress)
+    with held(args.out):
+        table, paths, elapsed = run_alignment(
+            args.out, seed=args.seed, image_size=args.image_size, n_perm=args.n_perm,
+            n_boot=args.n_boot, n_jobs=args.jobs, trained=args.trained,
+            progress=not args.no_progress)
     report(table, paths, elapsed, index=False)
     return 0
 
