@@ -83,3 +83,40 @@ def test_extraction_is_the_same_with_any_number_of_readers(folder, tmp_path):
         got.append(layer_activation(read_activations(path), "1").values)
     np.testing.assert_array_equal(got[0], got[1])
     np.testing.assert_array_equal(got[0], got[2])
+
+
+def _slow_reads(monkeypatch, events):
+    import time
+
+    real = images_module._stacked
+
+    def slow(f, ids, *a):
+        events.append(("start", ids[0]))
+        time.sleep(0.2)
+        try:
+            return real(f, ids, *a)
+        finally:
+            events.append(("end", ids[0]))
+    monkeypatch.setattr(images_module, "_stacked", slow)
+
+
+def test_a_read_ahead_not_wanted_ends_before_the_next_read(folder, monkeypatch):
+    """At most two blocks are held: a jump elsewhere waits for the read ahead in flight."""
+    events = []
+    _slow_reads(monkeypatch, events)
+    arr = ImageFolderArray(folder, _ids(), size=8, block=6, workers=2)
+    arr[0:2]  # reads 00..05, then 06..11 ahead, still in flight
+    arr[18:20]  # not the block read ahead
+    assert events.index(("end", "06.png")) < events.index(("start", "18.png"))
+    arr.close()
+
+
+def test_close_during_a_read_ahead_ends_every_thread(folder, monkeypatch):
+    import threading
+
+    _slow_reads(monkeypatch, [])
+    arr = ImageFolderArray(folder, _ids(), size=8, block=6, workers=2)
+    arr[0:2]
+    assert any(t.name.startswith("rsa_bias-") for t in threading.enumerate())
+    arr.close()  # while 06..11 is being read ahead
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("rsa_bias-")]

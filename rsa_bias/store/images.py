@@ -9,6 +9,7 @@ of any batch of those ids, so a set of any size is read without holding it all i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -121,9 +122,10 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
     return pixels
 
 
-def _warn_tagged(tagged: list[str], n: int, prep: ImagePrep) -> None:
+def _warn_tagged(tagged: list[str], n: int, prep: ImagePrep, what: str = "of {n} images"
+                 ) -> None:
     if tagged and not prep.upright:
-        warnings.warn(f"{len(tagged)} of {n} images carry an EXIF orientation tag (e.g. "
+        warnings.warn(f"{len(tagged)} {what.format(n=n)} carry an EXIF orientation tag (e.g. "
                       f"{tagged[0]}); they are read as stored, as torchvision's loader and "
                       "PsychoPy show them; pass ImagePrep(upright=True) (--upright) to turn "
                       "them upright first", stacklevel=3)
@@ -250,36 +252,44 @@ class ImageFolderArray:
         self.close()
 
     def close(self) -> None:
-        """Stop the reading threads (a read ahead in progress is dropped)."""
-        for pool in (self._ahead, self._pool):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the reading threads: a read ahead in progress is dropped (its queued images
+        cancelled, the ones being decoded finished) and every thread has ended on return."""
+        pool, ahead = self._pool, self._ahead
         self._pool = self._ahead = self._next = None
+        if pool is not None:  # first: a read ahead waiting on its images stops at once
+            pool.shutdown(wait=False, cancel_futures=True)
+        for executor in (ahead, pool):
+            if executor is not None:
+                executor.shutdown(wait=True)
 
-    def _read(self, start: int, stop: int) -> tuple[np.ndarray, list[str]]:
+    def _read(self, start: int, stop: int, pool: ThreadPoolExecutor | None
+              ) -> tuple[np.ndarray, list[str]]:
+        return _stacked(self.folder, self.ids[start:stop], self.size, self.prep, pool)
+
+    def _decoders(self) -> ThreadPoolExecutor | None:
         if self.workers and self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rsa_bias-images")
-        return _stacked(self.folder, self.ids[start:stop], self.size, self.prep, self._pool)
+        return self._pool
 
     def _block(self, start: int, stop: int) -> tuple[np.ndarray, list[str]]:
-        """Images ``start:stop``: the block read ahead when it is that one, else read now;
+        """Images ``start:stop``: the block read ahead when it is that one, else read now
+        (after a read ahead of another block has ended, so at most two blocks are held);
         then the following block is read ahead."""
         ahead, self._next = self._next, None
         if ahead is not None and ahead[0] == start and ahead[1] >= stop:
             got = ahead[2].result()
         else:
-            if ahead is not None:
-                ahead[2].cancel()
-            got = self._read(start, stop)
+            if ahead is not None and not ahead[2].cancel():
+                with contextlib.suppress(Exception):  # not wanted: its errors do not matter
+                    ahead[2].result()
+            got = self._read(start, stop, self._decoders())
         following = start + len(got[0])
         if self.workers and following < len(self):
-            if self._pool is None:  # made here, not by the thread that reads ahead
-                self._pool = ThreadPoolExecutor(self.workers,
-                                                thread_name_prefix="rsa_bias-images")
             if self._ahead is None:
                 self._ahead = ThreadPoolExecutor(1, thread_name_prefix="rsa_bias-read-ahead")
             end = min(len(self), following + len(got[0]))
-            self._next = (following, end, self._ahead.submit(self._read, following, end))
+            self._next = (following, end,
+                          self._ahead.submit(self._read, following, end, self._decoders()))
         return got
 
     def __getitem__(self, index: slice) -> np.ndarray:
@@ -293,7 +303,8 @@ class ImageFolderArray:
                                                           max(stop, start + self.block)))
             self._tagged += len(tagged)
             if tagged and self._tagged == len(tagged):  # once, at the first tagged block
-                _warn_tagged(tagged, len(self._pixels), self.prep)
+                _warn_tagged(tagged, start + len(self._pixels), self.prep,
+                             what="of the first {n} images read")
         return self._pixels[start - self._start:stop - self._start]
 
 
