@@ -122,6 +122,13 @@ class ImagePrep:
         """Whether the normalisation is the default 2 * pixel / 255 - 1."""
         return self.mean == (0.5, 0.5, 0.5) and self.std == (0.5, 0.5, 0.5)
 
+    def check_size(self, size: int | None) -> None:
+        """Refuse a centre crop without the crop's side (stretching may keep the size)."""
+        if self.crops and size is None:
+            raise ValueError("a centre crop needs the crop's side; pass image_size= (size= to "
+                             "prepare_images and read_images; the CLI's --image-size), e.g. "
+                             "224 for ImageNet weights")
+
     def shorter_side(self, size: int) -> int:
         """The side the shorter edge is resized to before the crop (``size`` when
         stretching)."""

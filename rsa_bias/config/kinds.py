@@ -9,15 +9,15 @@ import dataclasses
 from pathlib import Path
 
 
-def _kinds() -> dict[str, tuple[type, object, str, str]]:
-    """``{kind: (config class, loader, verb, what it is)}``."""
-    from rsa_bias.config import ExperimentConfig, load_config
-    from rsa_bias.config.redshift import RedshiftConfig, load_redshift_config
-    from rsa_bias.config.spectral import SpectralConfig, load_spectral_config
+def _kinds() -> dict[str, tuple[type, str, str]]:
+    """``{kind: (config class, verb, what it is)}``."""
+    from rsa_bias.config import ExperimentConfig
+    from rsa_bias.config.redshift import RedshiftConfig
+    from rsa_bias.config.spectral import SpectralConfig
 
-    return {"experiment": (ExperimentConfig, load_config, "run", "an experiment"),
-            "redshift": (RedshiftConfig, load_redshift_config, "redshift", "a Neural Redshift"),
-            "spectral": (SpectralConfig, load_spectral_config, "spectral", "a spectral-bias")}
+    return {"experiment": (ExperimentConfig, "run", "an experiment"),
+            "redshift": (RedshiftConfig, "redshift", "a Neural Redshift"),
+            "spectral": (SpectralConfig, "spectral", "a spectral-bias")}
 
 
 def config_kind(data: dict) -> str:
@@ -38,7 +38,7 @@ def refuse_other_kind(data: dict, path: str | Path) -> None:
 
     kind = config_kind(data)
     if kind != "experiment":
-        _, _, verb, what = _kinds()[kind]
+        _, verb, what = _kinds()[kind]
         raise ConfigError(f"{path} is {what} config: run it with `rsa-bias {verb} {path} --out "
                           "DIR`; this verb takes an experiment config ([task], [model], "
                           "[training], e.g. models/complexity_bias.toml)")
@@ -55,7 +55,8 @@ def load_any_config(path: str | Path, overrides: list[str] | None = None
     >>> verb, cfg.steps
     ('spectral', 200)
     """
-    from rsa_bias.config import read_toml
+    from rsa_bias.config import _from_dict, read_toml
 
-    _, loader, verb, _ = _kinds()[config_kind(read_toml(path, overrides))]
-    return loader(path, overrides), verb
+    data = read_toml(path, overrides)  # read once; each kind's loader would read it again
+    cls, verb, _ = _kinds()[config_kind(data)]
+    return _from_dict(cls, data).validate(), verb

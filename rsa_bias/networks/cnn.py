@@ -302,11 +302,9 @@ def _resized(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 def _fitted(x: torch.Tensor, size: int | None, prep: ImagePrep) -> torch.Tensor:
     """``x`` (n, 3, h, w) in [0, 1] stretched, or resized and centre-cropped, to ``size``."""
+    prep.check_size(size)
     if not prep.crops:
         return x if size is None else _resized(x, (size, size))
-    if size is None:
-        raise ValueError("a centre crop needs the crop's side; pass size= (image_size=, the "
-                         "CLI's --image-size), e.g. 224 for ImageNet weights")
     new_h, new_w, top, left = crop_geometry(*x.shape[-2:], size, prep.shorter_side(size))
     x = _resized(x, (new_h, new_w))
     return x[..., top:top + size, left:left + size]

@@ -114,9 +114,7 @@ def read_images(folder: str | Path, stimulus_ids: Sequence[str], *,
         as stored, as torchvision's loader and PsychoPy do).
     """
     prep = ImagePrep.named(prep)
-    if prep.crops and size is None:
-        raise ValueError("a centre crop needs the crop's side; pass size= (the CLI's "
-                         "--image-size), e.g. 224 for ImageNet weights")
+    prep.check_size(size)
     pixels, tagged = _stacked(Path(folder), stimulus_ids, size, prep)
     _warn_tagged(tagged, len(pixels), prep)
     return pixels

@@ -111,9 +111,7 @@ def batch_source(inputs, *, image_size: int | None, image_prep: ImagePrep | str 
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"uint8 inputs are read as images (n, y, x, 3); got shape "
                              f"{arr.shape}; pass float inputs as float arrays")
-        if prep.crops and image_size is None:
-            raise ValueError("a centre crop needs the crop's side; pass image_size= (the "
-                             "CLI's --image-size), e.g. 224 for ImageNet weights")
+        prep.check_size(image_size)
         return len(arr), lambda a, b: prepare_images(arr[a:b], size=image_size, prep=prep)
     if np.issubdtype(arr.dtype, np.floating):
         return len(arr), lambda a, b: torch.from_numpy(  # a copy: memory-mapped files are
